@@ -1,0 +1,118 @@
+//! The gate: the one question the shim asks before `runc create`.
+//!
+//! The shim builds a [`GateRequest`] after the rootfs is mounted and calls [`Gate::admit`]; the answer
+//! is a [`Verdict`]. Everything that decides lives behind this trait, so the shim stays a thin
+//! containerd/runc adapter and the CLI can reach the same verdict through the same code.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+/// One mount of the container's root filesystem, as containerd passed it to Create.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootfsMount {
+    pub fs_type: String,
+    pub source: String,
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+/// The image a container was created from, resolved to the digest that checks verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageIdentity {
+    /// The image name as containerd records it, e.g. `127.0.0.1:5000/team/app:v1`.
+    pub name: String,
+    /// The normalised repository, e.g. `docker.io/library/busybox`.
+    pub repository: String,
+    /// The manifest (or index) digest, `sha256:<hex>`.
+    pub digest: String,
+}
+
+impl ImageIdentity {
+    /// `<repository>@sha256:<hex>`, the form every decision names.
+    pub fn subject(&self) -> String {
+        format!("{}@{}", self.repository, self.digest)
+    }
+}
+
+/// Everything the shim knows about a container at the moment of the decision.
+#[derive(Debug, Clone, Default)]
+pub struct GateRequest {
+    pub container_id: String,
+    pub bundle: PathBuf,
+    /// The bundle's `config.json`, parsed.
+    pub spec: serde_json::Value,
+    /// `spec.annotations`, flattened for convenience.
+    pub annotations: BTreeMap<String, String>,
+    pub rootfs: Vec<RootfsMount>,
+    /// containerd's gRPC socket (the shim's `-address`).
+    pub containerd_address: String,
+    /// containerd namespace of the container (`default`, `k8s.io`, ...).
+    pub namespace: String,
+    /// The runtime option `ConfigPath`, when containerd passed one.
+    pub config_path: Option<PathBuf>,
+    /// Set when the caller already knows the image (the CLI); the shim leaves it empty and the gate
+    /// asks containerd.
+    pub image: Option<ImageIdentity>,
+}
+
+/// What the gate allowed, kept to be recorded later (attestations arrive in a later issue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    pub image: Option<ImageIdentity>,
+    /// Names of the rules that matched and allowed.
+    pub rules: Vec<String>,
+    /// Would-be denials that audit mode let through, each as its full denial line.
+    pub audited: Vec<String>,
+    /// Why no check ran (exempt image, pod sandbox), if that is why it passed.
+    pub exempt: Option<String>,
+    /// SHA-256 of the policy bytes the decision was made with.
+    pub policy_digest: Option<String>,
+}
+
+/// A refusal: which image, why, and by which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// `<repository>@sha256:<hex>`, or a description of the container when it has no image.
+    pub subject: String,
+    pub reason: String,
+    pub rule: String,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line: kubelet events and `ctr` show it as is.
+        let line = format!(
+            "vouch: denied {}: {} (rule \"{}\")",
+            self.subject, self.reason, self.rule
+        );
+        f.write_str(&line.replace(['\n', '\r'], " "))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(Evidence),
+    Deny(Denial),
+}
+
+/// The seam between the shim and the verifier.
+pub trait Gate: Send + Sync {
+    fn admit(&self, request: &GateRequest) -> Verdict;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denial_line_has_the_fixed_shape_and_stays_on_one_line() {
+        let d = Denial {
+            subject: "127.0.0.1:5000/app@sha256:ab".into(),
+            reason: "image matches a deny rule\nsecond".into(),
+            rule: "no-debug".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "vouch: denied 127.0.0.1:5000/app@sha256:ab: image matches a deny rule second (rule \"no-debug\")"
+        );
+    }
+}
