@@ -2,7 +2,23 @@
 //!
 //! The shim (`containerd-shim-vouch-v2`) calls [`gate::Gate::admit`] once per container start; the
 //! `vouch` CLI reaches the same verdict through the same code.
+//!
+//! - [`config`]: the node configuration and where to find it;
+//! - [`policy`]: the policy file and its pure evaluation;
+//! - [`reference`] and [`pattern`]: image names and the globs rules match them with;
+//! - [`identity`]: which image (repository and digest) a container was created from, per containerd;
+//! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together.
 
+pub mod config;
+pub mod error;
 pub mod gate;
+pub mod identity;
+pub mod node;
+pub mod pattern;
+pub mod policy;
+pub mod reference;
+mod tomlfile;
 
+pub use error::{Error, Result};
 pub use gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, RootfsMount, Verdict};
+pub use node::NodeGate;

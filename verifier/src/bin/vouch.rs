@@ -1,1 +1,208 @@
-fn main() {}
+//! `vouch`: the command line for the vouch verifier.
+//!
+//! `vouch policy check P` parses a policy exactly as the shim does and explains what it will do.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use vouch_verifier::policy::{
+    self, Action, DefaultAction, LoadedPolicy, Policy, Rule, SandboxPolicy,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "vouch",
+    version,
+    about = "Refuse containers that policy does not allow"
+)]
+struct Cli {
+    /// Node configuration file (default: $VOUCH_CONFIG, else /etc/vouch/config.toml).
+    #[arg(long, global = true, value_name = "C")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Parse a policy and explain what each rule does; exit 2 if it is invalid.
+    Check {
+        /// The policy file.
+        #[arg(value_name = "P")]
+        policy: PathBuf,
+    },
+}
+
+/// Exit status for an invalid input file (as opposed to a failure of vouch itself).
+const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Policy {
+            command: PolicyCommand::Check { policy },
+        } => policy_check(policy, cli.output),
+    }
+}
+
+fn policy_check(path: &Path, output: Output) -> ExitCode {
+    let loaded = match policy::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let text = match output {
+        Output::Text => describe(&loaded).join("\n"),
+        Output::Json => match serde_json::to_string_pretty(&summary(&loaded)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vouch: cannot render JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn list<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_rule(policy: &Policy, rule: &Rule) -> String {
+    let what = match rule.action {
+        Action::Allow => "allow".to_string(),
+        action => format!("{action} ({})", policy.mode_of(rule)),
+    };
+    let where_ = match &rule.namespaces {
+        Some(namespaces) => format!("in namespaces {}", list(namespaces)),
+        None => "in any namespace (and outside Kubernetes)".to_string(),
+    };
+    format!(
+        "rule \"{}\": {what} images {} {where_}",
+        rule.name,
+        list(&rule.images)
+    )
+}
+
+fn describe(loaded: &LoadedPolicy) -> Vec<String> {
+    let p = &loaded.policy;
+    let mut lines = vec![format!(
+        "policy {}: valid (version {}, sha256 {})",
+        loaded.path.display(),
+        p.version,
+        loaded.policy_digest
+    )];
+    lines.extend(p.rules.iter().map(|r| describe_rule(p, r)));
+    if p.rules.is_empty() {
+        lines.push("no rules".to_string());
+    }
+    lines.push(match p.default {
+        DefaultAction::Allow => "default: allow images no rule matches".to_string(),
+        DefaultAction::Deny => format!("default: deny ({}) images no rule matches", p.mode),
+    });
+    lines.push(format!("mode: {} unless a rule says otherwise", p.mode));
+    lines.push(if p.exempt.is_empty() {
+        "exempt: none".to_string()
+    } else {
+        format!("exempt: never checked: {}", list(&p.exempt))
+    });
+    lines.push(match p.sandbox {
+        SandboxPolicy::Exempt => "sandbox: pod sandbox containers are exempt".to_string(),
+        SandboxPolicy::Verify => {
+            "sandbox: pod sandbox containers are checked like any other".to_string()
+        }
+    });
+    lines
+}
+
+fn summary(loaded: &LoadedPolicy) -> serde_json::Value {
+    let p = &loaded.policy;
+    let rules: Vec<_> = p
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "action": r.action,
+                "mode": p.mode_of(r),
+                "images": r.images,
+                "namespaces": r.namespaces,
+                "description": describe_rule(p, r),
+            })
+        })
+        .collect();
+    json!({
+        "path": loaded.path,
+        "valid": true,
+        "policy_digest": loaded.policy_digest,
+        "version": p.version,
+        "default": p.default,
+        "mode": p.mode,
+        "exempt": p.exempt,
+        "sandbox": p.sandbox,
+        "rules": rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_read_as_one_line_each() {
+        let text = r#"version = 1
+[[rule]]
+name = "no-debug-images"
+images = ["docker.io/library/busybox", "ghcr.io/acme/debug/**"]
+namespaces = ["prod-*"]
+action = "deny"
+mode = "audit"
+[[rule]]
+name = "acme"
+images = ["ghcr.io/acme/*"]
+action = "allow"
+"#;
+        let loaded = policy::parse(Path::new("/p.toml"), text.as_bytes()).unwrap();
+        let lines = describe(&loaded);
+        assert_eq!(
+            lines[1],
+            "rule \"no-debug-images\": deny (audit) images docker.io/library/busybox, ghcr.io/acme/debug/** in namespaces prod-*"
+        );
+        assert_eq!(
+            lines[2],
+            "rule \"acme\": allow images ghcr.io/acme/* in any namespace (and outside Kubernetes)"
+        );
+        assert_eq!(lines[3], "default: deny (enforce) images no rule matches");
+        let json = summary(&loaded);
+        assert_eq!(json["rules"][0]["mode"], "audit");
+        assert_eq!(json["rules"][1]["namespaces"], serde_json::Value::Null);
+        assert_eq!(json["sandbox"], "exempt");
+    }
+}

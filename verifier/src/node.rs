@@ -1,0 +1,496 @@
+//! [`NodeGate`]: the gate the shim asks on every container start.
+//!
+//! Each call reads the configuration and the policy afresh, so a changed policy applies to the next start
+//! without restarting anything. Everything that goes wrong denies (fail closed) with a one-line reason that
+//! says what to fix.
+
+use crate::config;
+use crate::gate::{Denial, Evidence, Gate, GateRequest, Verdict};
+use crate::identity::{self, ContainerRef, ImageResolver};
+use crate::policy::{self, Decision, LoadedPolicy, RuleDenial, SandboxPolicy, Subject};
+
+/// CRI's annotation with the pod's Kubernetes namespace.
+pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+/// CRI's annotation saying whether a container is the pod `sandbox` or a `container`.
+pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+
+/// Denial rule names for failures before any policy rule could be consulted.
+pub const RULE_CONFIG: &str = "config";
+pub const RULE_POLICY: &str = "policy";
+pub const RULE_IMAGE_IDENTITY: &str = "image-identity";
+
+/// The production [`Gate`]: node config, policy file, and containerd for the image identity.
+pub struct NodeGate {
+    resolver: Box<dyn ImageResolver>,
+}
+
+impl Default for NodeGate {
+    fn default() -> Self {
+        NodeGate::new()
+    }
+}
+
+impl NodeGate {
+    /// A gate that asks containerd for image identities.
+    pub fn new() -> NodeGate {
+        NodeGate::with_resolver(Box::new(identity::Containerd::default()))
+    }
+
+    /// A gate with another source of image identities (tests, or callers that know better).
+    pub fn with_resolver(resolver: Box<dyn ImageResolver>) -> NodeGate {
+        NodeGate { resolver }
+    }
+
+    fn load_policy(request: &GateRequest) -> Result<LoadedPolicy, (&'static str, String)> {
+        let config = config::locate(request.config_path.as_deref())
+            .load()
+            .map_err(|e| (RULE_CONFIG, e.to_string()))?;
+        policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))
+    }
+}
+
+impl Gate for NodeGate {
+    fn admit(&self, request: &GateRequest) -> Verdict {
+        let annotation = |key: &str| {
+            request
+                .annotations
+                .get(key)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let refuse = |subject: String, rule: &str, reason: String| {
+            Verdict::Deny(Denial {
+                subject,
+                reason,
+                rule: rule.to_string(),
+            })
+        };
+        // Before the image is resolved, name the container as well as we can.
+        let early_subject = || match (&request.image, annotation(identity::CRI_IMAGE_NAME)) {
+            (Some(image), _) => image.subject(),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => format!("container {}", request.container_id),
+        };
+
+        let container = ContainerRef {
+            address: &request.containerd_address,
+            namespace: &request.namespace,
+            container_id: &request.container_id,
+            cri_image_name: annotation(identity::CRI_IMAGE_NAME),
+        };
+        let loaded = match NodeGate::load_policy(request) {
+            Ok(loaded) => loaded,
+            Err((rule, reason)) => {
+                // Fail closed, but still name the image digest when containerd can tell it.
+                let subject = match &request.image {
+                    Some(image) => image.subject(),
+                    None => match self.resolver.resolve(&container) {
+                        Ok(Some(image)) => image.subject(),
+                        _ => early_subject(),
+                    },
+                };
+                return refuse(subject, rule, reason);
+            }
+        };
+        let policy = &loaded.policy;
+        let namespace = annotation(SANDBOX_NAMESPACE);
+        let is_sandbox = annotation(CONTAINER_TYPE) == Some("sandbox");
+
+        // An exempt sandbox never needs its image: don't make every pod start wait on containerd.
+        let image = if is_sandbox && policy.sandbox == SandboxPolicy::Exempt {
+            request.image.clone()
+        } else if let Some(image) = &request.image {
+            Some(image.clone())
+        } else {
+            match self.resolver.resolve(&container) {
+                Ok(image) => image,
+                Err(e) => return refuse(early_subject(), RULE_IMAGE_IDENTITY, e.to_string()),
+            }
+        };
+
+        let decision = policy.evaluate(&Subject {
+            repository: image.as_ref().map(|i| i.repository.as_str()),
+            namespace,
+            is_sandbox,
+        });
+        let subject = match &image {
+            Some(image) => image.subject(),
+            None => format!("container {} (no image)", request.container_id),
+        };
+        let denial = |d: RuleDenial| Denial {
+            subject: subject.clone(),
+            reason: d.reason,
+            rule: d.rule,
+        };
+        match decision {
+            Decision::Deny(d) => Verdict::Deny(denial(d)),
+            Decision::Allow {
+                rules,
+                audited,
+                exempt,
+            } => {
+                let audited: Vec<String> =
+                    audited.into_iter().map(|d| denial(d).to_string()).collect();
+                Verdict::Allow(Evidence {
+                    image,
+                    rules,
+                    audited,
+                    exempt,
+                    policy_digest: Some(loaded.policy_digest),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::error::Error;
+    use crate::gate::ImageIdentity;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    struct Node {
+        dir: tempfile::TempDir,
+    }
+
+    impl Node {
+        /// A node whose config points at `policy.toml` beside it, holding `policy` (if any).
+        fn with_policy(policy: Option<&str>) -> Node {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("config.toml"), "policy = \"policy.toml\"\n").unwrap();
+            if let Some(policy) = policy {
+                std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+            }
+            Node { dir }
+        }
+
+        fn config(&self) -> PathBuf {
+            self.dir.path().join("config.toml")
+        }
+
+        fn policy(&self) -> PathBuf {
+            self.dir.path().join("policy.toml")
+        }
+
+        fn request(&self, image: Option<&str>, annotations: &[(&str, &str)]) -> GateRequest {
+            GateRequest {
+                container_id: "c1".into(),
+                containerd_address: "/nonexistent/containerd.sock".into(),
+                namespace: "k8s.io".into(),
+                config_path: Some(self.config()),
+                annotations: annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+                image: image.map(identity_of),
+                ..GateRequest::default()
+            }
+        }
+    }
+
+    fn identity_of(name: &str) -> ImageIdentity {
+        let reference = crate::reference::Reference::parse(name).unwrap();
+        ImageIdentity {
+            name: name.into(),
+            repository: reference.repository,
+            digest: DIGEST.into(),
+        }
+    }
+
+    /// Answers every lookup the same way and counts the calls.
+    struct Fake {
+        answer: fn() -> crate::Result<Option<ImageIdentity>>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl ImageResolver for Fake {
+        fn resolve(&self, _: &ContainerRef<'_>) -> crate::Result<Option<ImageIdentity>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            (self.answer)()
+        }
+    }
+
+    fn gate_with(
+        answer: fn() -> crate::Result<Option<ImageIdentity>>,
+    ) -> (NodeGate, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = NodeGate::with_resolver(Box::new(Fake {
+            answer,
+            calls: calls.clone(),
+        }));
+        (gate, calls)
+    }
+
+    fn denied(v: Verdict) -> Denial {
+        match v {
+            Verdict::Deny(d) => d,
+            Verdict::Allow(e) => panic!("allowed: {e:?}"),
+        }
+    }
+
+    fn allowed(v: Verdict) -> Evidence {
+        match v {
+            Verdict::Allow(e) => e,
+            Verdict::Deny(d) => panic!("denied: {d}"),
+        }
+    }
+
+    const POLICY: &str = r#"version = 1
+default = "deny"
+exempt = ["registry.k8s.io/pause"]
+
+[[rule]]
+name = "acme"
+images = ["ghcr.io/acme/**"]
+action = "allow"
+
+[[rule]]
+name = "no-debug"
+images = ["ghcr.io/acme/debug/**"]
+action = "deny"
+
+[[rule]]
+name = "busybox-in-prod"
+images = ["busybox"]
+namespaces = ["prod-*"]
+action = "deny"
+mode = "audit"
+
+[[rule]]
+name = "busybox"
+images = ["busybox"]
+action = "allow"
+"#;
+
+    #[test]
+    fn broken_policy_denies_naming_file_and_line() {
+        let node = Node::with_policy(Some(
+            "version = 1\n\n[[rule]]\nname = \"x\"\nimages = [\"busybox\"]\naction = \"alow\"\n",
+        ));
+        let d = denied(NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(d.rule, "policy");
+        assert_eq!(d.subject, format!("ghcr.io/acme/app@{DIGEST}"));
+        assert!(
+            d.reason.starts_with(&format!(
+                "{}: line 6, column 10: unknown variant `alow`",
+                node.policy().display()
+            )),
+            "{}",
+            d.reason
+        );
+        assert!(!d.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn missing_policy_denies() {
+        let node = Node::with_policy(None);
+        let d = denied(
+            NodeGate::new().admit(&node.request(None, &[(identity::CRI_IMAGE_NAME, "busybox:1")])),
+        );
+        assert_eq!(d.rule, "policy");
+        assert_eq!(d.subject, "busybox:1");
+        assert_eq!(
+            d.reason,
+            format!("{}: file not found", node.policy().display())
+        );
+    }
+
+    #[test]
+    fn broken_or_missing_config_denies_with_rule_config() {
+        let node = Node::with_policy(Some(POLICY));
+        std::fs::write(node.config(), "polcy = \"policy.toml\"\n").unwrap();
+        let d = denied(NodeGate::new().admit(&node.request(None, &[])));
+        assert_eq!(d.rule, "config");
+        assert_eq!(d.subject, "container c1");
+        assert!(
+            d.reason
+                .contains("config.toml: line 1, column 1: unknown field `polcy`"),
+            "{}",
+            d.reason
+        );
+
+        let mut request = node.request(None, &[]);
+        request.config_path = Some(Path::new("/nonexistent/vouch.toml").into());
+        let d = denied(NodeGate::new().admit(&request));
+        assert_eq!(d.rule, "config");
+        assert_eq!(
+            d.reason,
+            "/nonexistent/vouch.toml: file not found (from the runtime option ConfigPath)"
+        );
+    }
+
+    #[test]
+    fn allowed_image_carries_rules_and_policy_digest() {
+        let node = Node::with_policy(Some(POLICY));
+        let e = allowed(NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(e.rules, vec!["acme".to_string()]);
+        assert!(e.audited.is_empty());
+        assert_eq!(e.exempt, None);
+        assert_eq!(e.image, Some(identity_of("ghcr.io/acme/app:1")));
+        let bytes = std::fs::read(node.policy()).unwrap();
+        assert_eq!(
+            e.policy_digest,
+            policy::parse(&node.policy(), &bytes)
+                .ok()
+                .map(|p| p.policy_digest)
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let node = Node::with_policy(Some(POLICY));
+        let d = denied(NodeGate::new().admit(&node.request(Some("ghcr.io/acme/debug/sh:1"), &[])));
+        assert_eq!(
+            d.to_string(),
+            format!("vouch: denied ghcr.io/acme/debug/sh@{DIGEST}: image matches a deny rule (rule \"no-debug\")")
+        );
+    }
+
+    #[test]
+    fn audit_rule_allows_and_records_the_would_be_denial() {
+        let node = Node::with_policy(Some(POLICY));
+        let request = node.request(Some("busybox:1.36"), &[(SANDBOX_NAMESPACE, "prod-eu")]);
+        let e = allowed(NodeGate::new().admit(&request));
+        assert_eq!(e.rules, vec!["busybox".to_string()]);
+        assert_eq!(
+            e.audited,
+            vec![format!(
+                "vouch: denied docker.io/library/busybox@{DIGEST}: image matches a deny rule (rule \"busybox-in-prod\")"
+            )]
+        );
+    }
+
+    #[test]
+    fn namespaces_select_rules() {
+        let node = Node::with_policy(Some(POLICY));
+        // Outside prod the audit rule does not match.
+        let e = allowed(
+            NodeGate::new().admit(&node.request(Some("busybox"), &[(SANDBOX_NAMESPACE, "dev")])),
+        );
+        assert!(e.audited.is_empty());
+        // A `ctr` container (no pod namespace) is not in prod either.
+        let e = allowed(NodeGate::new().admit(&node.request(Some("busybox"), &[])));
+        assert!(e.audited.is_empty());
+    }
+
+    #[test]
+    fn unmatched_image_falls_to_default_deny() {
+        let node = Node::with_policy(Some(POLICY));
+        let d = denied(NodeGate::new().admit(&node.request(Some("quay.io/x/y:1"), &[])));
+        assert_eq!(d.rule, "default");
+        assert_eq!(d.reason, "no policy rule matches and the default is deny");
+        assert_eq!(d.subject, format!("quay.io/x/y@{DIGEST}"));
+    }
+
+    #[test]
+    fn exempt_image_passes_with_reason() {
+        let node = Node::with_policy(Some(POLICY));
+        let e =
+            allowed(NodeGate::new().admit(&node.request(Some("registry.k8s.io/pause:3.9"), &[])));
+        assert_eq!(
+            e.exempt.as_deref(),
+            Some("image matches exempt pattern \"registry.k8s.io/pause\"")
+        );
+        assert!(e.rules.is_empty());
+    }
+
+    #[test]
+    fn exempt_sandbox_passes_without_asking_containerd() {
+        let node = Node::with_policy(Some(POLICY));
+        let (gate, calls) = gate_with(|| {
+            Err(Error::ContainerdUnreachable {
+                address: "x".into(),
+                reason: "down".into(),
+            })
+        });
+        let request = node.request(
+            None,
+            &[(CONTAINER_TYPE, "sandbox"), (SANDBOX_NAMESPACE, "prod")],
+        );
+        let e = allowed(gate.admit(&request));
+        assert_eq!(e.exempt.as_deref(), Some("pod sandbox"));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn verified_sandbox_without_image_falls_to_default() {
+        let node = Node::with_policy(Some(&POLICY.replace(
+            "default = \"deny\"",
+            "default = \"deny\"\nsandbox = \"verify\"",
+        )));
+        let (gate, calls) = gate_with(|| Ok(None));
+        let request = node.request(None, &[(CONTAINER_TYPE, "sandbox")]);
+        let d = denied(gate.admit(&request));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(d.rule, "default");
+        assert_eq!(d.subject, "container c1 (no image)");
+    }
+
+    #[test]
+    fn no_image_container_falls_to_default() {
+        let node = Node::with_policy(Some(
+            &POLICY.replace("default = \"deny\"", "default = \"allow\""),
+        ));
+        let (gate, _) = gate_with(|| Ok(None));
+        let e = allowed(gate.admit(&node.request(None, &[])));
+        assert_eq!(e.rules, vec!["default".to_string()]);
+        assert_eq!(e.image, None);
+    }
+
+    #[test]
+    fn resolved_image_is_evaluated() {
+        let node = Node::with_policy(Some(POLICY));
+        let (gate, calls) = gate_with(|| Ok(Some(identity_of("ghcr.io/acme/debug/x:1"))));
+        let d = denied(gate.admit(&node.request(None, &[])));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(d.rule, "no-debug");
+    }
+
+    #[test]
+    fn image_lookup_failure_denies_with_rule_image_identity() {
+        let node = Node::with_policy(Some(POLICY));
+        let (gate, _) = gate_with(|| {
+            Err(Error::ImageNotFound {
+                name: "busybox:1".into(),
+                namespace: "k8s.io".into(),
+            })
+        });
+        let d = denied(gate.admit(&node.request(None, &[(identity::CRI_IMAGE_NAME, "busybox:1")])));
+        assert_eq!(d.rule, "image-identity");
+        assert_eq!(d.subject, "busybox:1");
+        assert_eq!(
+            d.reason,
+            "image busybox:1 not found in containerd namespace k8s.io"
+        );
+    }
+
+    #[test]
+    fn real_containerd_resolver_fails_closed_when_unreachable() {
+        let node = Node::with_policy(Some(POLICY));
+        let d = denied(NodeGate::new().admit(&node.request(None, &[])));
+        assert_eq!(d.rule, "image-identity");
+        assert!(
+            d.reason
+                .starts_with("containerd unreachable at /nonexistent/containerd.sock: "),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn policy_changes_apply_to_the_next_start() {
+        let node = Node::with_policy(Some(POLICY));
+        let gate = NodeGate::new();
+        let request = node.request(Some("quay.io/x/y:1"), &[]);
+        denied(gate.admit(&request));
+        std::fs::write(node.policy(), "version = 1\ndefault = \"allow\"\n").unwrap();
+        allowed(gate.admit(&request));
+    }
+}

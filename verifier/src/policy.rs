@@ -1,0 +1,739 @@
+//! The node policy: which images may start where, and how strictly.
+//!
+//! ```toml
+//! version = 1
+//! default = "deny"          # images no rule matches: "deny" | "allow"
+//! mode = "enforce"          # default for rules: "enforce" | "audit"
+//! exempt = ["registry.k8s.io/pause"]
+//! sandbox = "exempt"        # pod sandbox (pause) containers: "exempt" | "verify"
+//! [[rule]]
+//! name = "no-debug-images"
+//! images = ["docker.io/library/busybox", "ghcr.io/acme/debug/**"]
+//! namespaces = ["prod-*"]
+//! action = "deny"           # "allow" | "deny" | "verify"
+//! mode = "audit"
+//! ```
+//!
+//! Every matching rule applies and a deny wins. [`Policy::evaluate`] is pure: it sees only the repository,
+//! the pod namespace and whether the container is a pod sandbox.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::pattern::{ImagePattern, NamespacePattern};
+use crate::tomlfile;
+
+/// The only policy format version this build understands.
+pub const VERSION: u32 = 1;
+/// The rule name decisions carry when no rule matched and `default` decided.
+pub const DEFAULT_RULE: &str = "default";
+pub const REASON_DENY_RULE: &str = "image matches a deny rule";
+pub const REASON_VERIFY_UNSUPPORTED: &str =
+    "action \"verify\" requires signature verification, which this build does not implement yet";
+pub const REASON_DEFAULT_DENY: &str = "no policy rule matches and the default is deny";
+pub const EXEMPT_SANDBOX: &str = "pod sandbox";
+
+/// What happens to images no rule matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// Whether a denial stops the container (`enforce`) or is only recorded (`audit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+/// How pod sandbox (pause) containers are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxPolicy {
+    #[default]
+    Exempt,
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+    /// Signature verification; until it exists, a matching `verify` rule fails closed.
+    Verify,
+}
+
+macro_rules! lowercase_display {
+    ($($ty:ty),*) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // The serde names are the policy's words; show the same ones.
+                let word = serde_json::to_value(self)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                f.write_str(&word)
+            }
+        }
+    )*};
+}
+lowercase_display!(DefaultAction, Mode, SandboxPolicy, Action);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub name: String,
+    pub images: Vec<ImagePattern>,
+    /// `None`: any namespace, and containers outside Kubernetes (`ctr`).
+    pub namespaces: Option<Vec<NamespacePattern>>,
+    pub action: Action,
+    /// `None`: the policy's `mode`.
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub version: u32,
+    pub default: DefaultAction,
+    pub mode: Mode,
+    pub exempt: Vec<ImagePattern>,
+    pub sandbox: SandboxPolicy,
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+/// A policy as read from disk, with the digest decisions are recorded against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedPolicy {
+    pub path: PathBuf,
+    pub policy: Policy,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub policy_digest: String,
+}
+
+// What the file holds; names carry their span so a duplicate can be reported at its line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: Version,
+    #[serde(default)]
+    default: DefaultAction,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    exempt: Vec<Spanned<String>>,
+    #[serde(default)]
+    sandbox: SandboxPolicy,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<RuleName>,
+    images: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    namespaces: Option<Spanned<Vec<Spanned<String>>>>,
+    action: Action,
+    #[serde(default)]
+    mode: Option<Mode>,
+}
+
+struct Version;
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if v == i64::from(VERSION) {
+            Ok(Version)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "unsupported policy version {v}; this vouch understands version {VERSION}"
+            )))
+        }
+    }
+}
+
+struct RuleName(String);
+
+impl<'de> Deserialize<'de> for RuleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.trim().is_empty() {
+            return Err(serde::de::Error::custom("rule name must not be empty"));
+        }
+        // Names are quoted inside one-line denial messages.
+        if name.chars().any(|c| c.is_control() || c == '"') {
+            return Err(serde::de::Error::custom(
+                "rule name must not contain quotes or control characters",
+            ));
+        }
+        Ok(RuleName(name))
+    }
+}
+
+/// Locates post-parse errors (patterns, duplicates) in the policy text by their spans.
+struct Locator<'a> {
+    path: &'a Path,
+    text: std::borrow::Cow<'a, str>,
+}
+
+impl Locator<'_> {
+    fn error(&self, offset: usize, reason: &str) -> Error {
+        tomlfile::located(self.path, &self.text, Some(offset), reason)
+    }
+
+    /// Builds each pattern, reporting an invalid one at its own position in the list.
+    fn patterns<T>(
+        &self,
+        list: Vec<Spanned<String>>,
+        new: fn(&str) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        list.into_iter()
+            .map(|p| new(p.get_ref()).map_err(|e| self.error(p.span().start, &e.to_string())))
+            .collect()
+    }
+
+    /// Like [`Locator::patterns`], refusing an empty list, which would never match anything.
+    fn non_empty_patterns<T>(
+        &self,
+        list: Spanned<Vec<Spanned<String>>>,
+        new: fn(&str) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if list.get_ref().is_empty() {
+            return Err(self.error(
+                list.span().start,
+                "must list at least one pattern (an empty list would never match)",
+            ));
+        }
+        self.patterns(list.into_inner(), new)
+    }
+}
+
+/// Reads and parses the policy at `path`. A missing file is an error naming the path.
+pub fn load(path: &Path) -> Result<LoadedPolicy> {
+    let bytes = tomlfile::read(path, None)?;
+    parse(path, &bytes)
+}
+
+/// Parses policy `bytes`; `path` is only used to name the file in errors.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
+    let raw: RawPolicy = tomlfile::parse(path, bytes)?;
+    let at = Locator {
+        path,
+        text: String::from_utf8_lossy(bytes),
+    };
+    let exempt = at.patterns(raw.exempt, ImagePattern::new)?;
+    let mut seen = HashSet::new();
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    for rule in raw.rules {
+        let span = rule.name.span();
+        let RuleName(name) = rule.name.into_inner();
+        if !seen.insert(name.clone()) {
+            return Err(at.error(span.start, &format!("duplicate rule name \"{name}\"")));
+        }
+        let images = at.non_empty_patterns(rule.images, ImagePattern::new)?;
+        let namespaces = match rule.namespaces {
+            Some(list) => Some(at.non_empty_patterns(list, NamespacePattern::new)?),
+            None => None,
+        };
+        rules.push(Rule {
+            name,
+            images,
+            namespaces,
+            action: rule.action,
+            mode: rule.mode,
+        });
+    }
+    let Version = raw.version;
+    Ok(LoadedPolicy {
+        path: path.to_path_buf(),
+        policy: Policy {
+            version: VERSION,
+            default: raw.default,
+            mode: raw.mode,
+            exempt,
+            sandbox: raw.sandbox,
+            rules,
+        },
+        policy_digest: hex::encode(Sha256::digest(bytes)),
+    })
+}
+
+/// What evaluation looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Subject<'a> {
+    /// The normalised repository; `None` for a container without an image.
+    pub repository: Option<&'a str>,
+    /// The Kubernetes pod namespace; `None` outside Kubernetes (`ctr`).
+    pub namespace: Option<&'a str>,
+    /// A pod sandbox (pause) container.
+    pub is_sandbox: bool,
+}
+
+/// A rule's refusal, before it is tied to an image digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDenial {
+    pub rule: String,
+    pub reason: String,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow {
+        /// The matching rules that allowed (or `default` when it allowed).
+        rules: Vec<String>,
+        /// Denials that audit mode let through, in rule order.
+        audited: Vec<RuleDenial>,
+        /// Why no rule was consulted, if that is why it passed.
+        exempt: Option<String>,
+    },
+    /// The first enforce-mode denial in rule order.
+    Deny(RuleDenial),
+}
+
+impl Rule {
+    /// Whether this rule applies to `subject` (a container without image or namespace matches no
+    /// rule that asks about one).
+    pub fn matches(&self, subject: &Subject<'_>) -> bool {
+        let Some(repository) = subject.repository else {
+            return false;
+        };
+        if !self.images.iter().any(|p| p.matches(repository)) {
+            return false;
+        }
+        match (&self.namespaces, subject.namespace) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(patterns), Some(ns)) => patterns.iter().any(|p| p.matches(ns)),
+        }
+    }
+}
+
+impl Policy {
+    /// The mode a rule's denials take.
+    pub fn mode_of(&self, rule: &Rule) -> Mode {
+        rule.mode.unwrap_or(self.mode)
+    }
+
+    pub fn evaluate(&self, subject: &Subject<'_>) -> Decision {
+        let exempt = |why: String| Decision::Allow {
+            rules: Vec::new(),
+            audited: Vec::new(),
+            exempt: Some(why),
+        };
+        if subject.is_sandbox && self.sandbox == SandboxPolicy::Exempt {
+            return exempt(EXEMPT_SANDBOX.to_string());
+        }
+        if let Some(repository) = subject.repository {
+            if let Some(p) = self.exempt.iter().find(|p| p.matches(repository)) {
+                return exempt(format!("image matches exempt pattern \"{p}\""));
+            }
+        }
+
+        let mut allowed = Vec::new();
+        let mut denials = Vec::new();
+        let mut matched = false;
+        for rule in self.rules.iter().filter(|r| r.matches(subject)) {
+            matched = true;
+            let reason = match rule.action {
+                Action::Allow => {
+                    allowed.push(rule.name.clone());
+                    continue;
+                }
+                Action::Deny => REASON_DENY_RULE,
+                Action::Verify => REASON_VERIFY_UNSUPPORTED,
+            };
+            denials.push(RuleDenial {
+                rule: rule.name.clone(),
+                reason: reason.to_string(),
+                mode: self.mode_of(rule),
+            });
+        }
+        if !matched {
+            match self.default {
+                DefaultAction::Allow => allowed.push(DEFAULT_RULE.to_string()),
+                DefaultAction::Deny => denials.push(RuleDenial {
+                    rule: DEFAULT_RULE.to_string(),
+                    reason: REASON_DEFAULT_DENY.to_string(),
+                    mode: self.mode,
+                }),
+            }
+        }
+
+        if let Some(i) = denials.iter().position(|d| d.mode == Mode::Enforce) {
+            return Decision::Deny(denials.swap_remove(i));
+        }
+        Decision::Allow {
+            rules: allowed,
+            audited: denials,
+            exempt: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        match parse(Path::new("/etc/vouch/policy.toml"), text.as_bytes()) {
+            Ok(p) => p.policy,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> String {
+        match parse(Path::new("/etc/vouch/policy.toml"), text.as_bytes()) {
+            Ok(p) => panic!("accepted: {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn image(repository: &str) -> Subject<'_> {
+        Subject {
+            repository: Some(repository),
+            ..Subject::default()
+        }
+    }
+
+    fn in_ns<'a>(repository: &'a str, ns: &'a str) -> Subject<'a> {
+        Subject {
+            repository: Some(repository),
+            namespace: Some(ns),
+            is_sandbox: false,
+        }
+    }
+
+    fn denial(rule: &str, reason: &str, mode: Mode) -> RuleDenial {
+        RuleDenial {
+            rule: rule.into(),
+            reason: reason.into(),
+            mode,
+        }
+    }
+
+    fn allow(rules: &[&str], audited: Vec<RuleDenial>) -> Decision {
+        Decision::Allow {
+            rules: rules.iter().map(|s| s.to_string()).collect(),
+            audited,
+            exempt: None,
+        }
+    }
+
+    const EXAMPLE: &str = r#"
+version = 1
+default = "deny"
+mode = "enforce"
+exempt = ["registry.k8s.io/pause"]
+sandbox = "exempt"
+[[rule]]
+name = "no-debug-images"
+images = ["docker.io/library/busybox", "ghcr.io/acme/debug/**"]
+namespaces = ["prod-*"]
+action = "deny"
+mode = "audit"
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let loaded = parse(Path::new("/p.toml"), EXAMPLE.as_bytes()).unwrap();
+        let p = &loaded.policy;
+        assert_eq!(p.default, DefaultAction::Deny);
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.sandbox, SandboxPolicy::Exempt);
+        assert_eq!(p.exempt[0].as_str(), "registry.k8s.io/pause");
+        let r = &p.rules[0];
+        assert_eq!(r.name, "no-debug-images");
+        assert_eq!(r.images.len(), 2);
+        assert_eq!(r.namespaces.as_ref().map(Vec::len), Some(1));
+        assert_eq!(r.action, Action::Deny);
+        assert_eq!(r.mode, Some(Mode::Audit));
+        assert_eq!(
+            loaded.policy_digest,
+            hex::encode(Sha256::digest(EXAMPLE.as_bytes()))
+        );
+        assert_eq!(loaded.policy_digest.len(), 64);
+    }
+
+    #[test]
+    fn defaults_apply_when_keys_are_absent() {
+        let p = policy("version = 1\n");
+        assert_eq!(p.default, DefaultAction::Deny);
+        assert_eq!(p.mode, Mode::Enforce);
+        assert!(p.exempt.is_empty());
+        assert_eq!(p.sandbox, SandboxPolicy::Exempt);
+        assert!(p.rules.is_empty());
+    }
+
+    #[test]
+    fn version_is_required_and_must_be_one() {
+        assert!(parse_err("default = \"allow\"\n").contains("missing field `version`"));
+        assert_eq!(
+            parse_err("\nversion = 2\n"),
+            "/etc/vouch/policy.toml: line 2, column 11: unsupported policy version 2; this vouch understands version 1"
+        );
+        assert!(parse_err("version = \"1\"\n").contains("line 1, column 11"));
+    }
+
+    #[test]
+    fn schema_errors_name_file_line_column_and_reason_on_one_line() {
+        let e = parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\naction = \"deny\"\nmdoe = \"audit\"\n");
+        assert!(
+            e.starts_with("/etc/vouch/policy.toml: line 6, column 1: unknown field `mdoe`"),
+            "{e}"
+        );
+        let e = parse_err("version = 1\ndefault = \"maybe\"\n");
+        assert!(
+            e.starts_with("/etc/vouch/policy.toml: line 2, column 11: unknown variant `maybe`"),
+            "{e}"
+        );
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\naction = \"permit\"\n",
+        );
+        assert!(
+            e.contains("line 5, column 10: unknown variant `permit`"),
+            "{e}"
+        );
+        let e = parse_err("version = 1\nsandbox = \"skip\"\n");
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse_err("version = 1\nsurprise = true\n");
+        assert!(
+            e.contains("line 2, column 1: unknown field `surprise`"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn rule_fields_are_required_and_validated() {
+        assert!(
+            parse_err("version = 1\n[[rule]]\nimages = [\"x\"]\naction = \"deny\"\n")
+                .contains("missing field `name`")
+        );
+        assert!(
+            parse_err("version = 1\n[[rule]]\nname = \"a\"\naction = \"deny\"\n")
+                .contains("missing field `images`")
+        );
+        assert!(
+            parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\n")
+                .contains("missing field `action`")
+        );
+        let e =
+            parse_err("version = 1\n[[rule]]\nname = \"\"\nimages = [\"x\"]\naction = \"deny\"\n");
+        assert!(
+            e.contains("line 3, column 8: rule name must not be empty"),
+            "{e}"
+        );
+        let e = parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = []\naction = \"deny\"\n");
+        assert!(
+            e.contains("line 4, column 10: must list at least one pattern"),
+            "{e}"
+        );
+        let e = parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\nnamespaces = []\naction = \"deny\"\n");
+        assert!(e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn invalid_patterns_are_located() {
+        let e = parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = [\"ok\", \"busybox:latest\"]\naction = \"deny\"\n");
+        assert!(
+            e.contains("line 4, column 17: invalid pattern \"busybox:latest\": a pattern names repositories; remove the ':tag'"),
+            "{e}"
+        );
+        let e = parse_err("version = 1\nexempt = [\"a//b\"]\n");
+        assert!(e.contains("line 2, column 11: invalid pattern"), "{e}");
+        let e = parse_err("version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\nnamespaces = [\"Prod\"]\naction = \"deny\"\n");
+        assert!(
+            e.contains("line 5, column 15: invalid pattern \"Prod\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rule_names_are_unique() {
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"x\"]\naction = \"deny\"\n[[rule]]\nname = \"a\"\nimages = [\"y\"]\naction = \"allow\"\n",
+        );
+        assert_eq!(
+            e,
+            "/etc/vouch/policy.toml: line 7, column 8: duplicate rule name \"a\""
+        );
+    }
+
+    #[test]
+    fn missing_policy_file_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        let e = load(&path).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: file not found", path.display()));
+    }
+
+    #[test]
+    fn sandbox_is_exempt_or_evaluated() {
+        let sandbox = Subject {
+            repository: None,
+            namespace: Some("prod"),
+            is_sandbox: true,
+        };
+        let p = policy("version = 1\n");
+        assert_eq!(
+            p.evaluate(&sandbox),
+            Decision::Allow {
+                rules: vec![],
+                audited: vec![],
+                exempt: Some("pod sandbox".into())
+            }
+        );
+        let p = policy("version = 1\nsandbox = \"verify\"\n");
+        assert_eq!(
+            p.evaluate(&sandbox),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+    }
+
+    #[test]
+    fn exempt_patterns_pass_before_any_rule() {
+        let p = policy("version = 1\nexempt = [\"registry.k8s.io/*\"]\n[[rule]]\nname = \"all\"\nimages = [\"**\"]\naction = \"deny\"\n");
+        assert_eq!(
+            p.evaluate(&image("registry.k8s.io/pause")),
+            Decision::Allow {
+                rules: vec![],
+                audited: vec![],
+                exempt: Some("image matches exempt pattern \"registry.k8s.io/*\"".into())
+            }
+        );
+        assert_eq!(
+            p.evaluate(&image("registry.k8s.io/x/pause")),
+            Decision::Deny(denial("all", REASON_DENY_RULE, Mode::Enforce))
+        );
+    }
+
+    #[test]
+    fn no_matching_rule_falls_to_the_default() {
+        let p = policy("version = 1\n[[rule]]\nname = \"busybox\"\nimages = [\"busybox\"]\naction = \"allow\"\n");
+        assert_eq!(
+            p.evaluate(&image("docker.io/library/busybox")),
+            allow(&["busybox"], vec![])
+        );
+        assert_eq!(
+            p.evaluate(&image("docker.io/library/busybox2")),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+        // No image: no rule can match.
+        assert_eq!(
+            p.evaluate(&Subject::default()),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+        let p = policy("version = 1\ndefault = \"allow\"\n");
+        assert_eq!(p.evaluate(&Subject::default()), allow(&["default"], vec![]));
+        let p = policy("version = 1\nmode = \"audit\"\n");
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/x")),
+            allow(
+                &[],
+                vec![denial("default", REASON_DEFAULT_DENY, Mode::Audit)]
+            )
+        );
+    }
+
+    #[test]
+    fn a_deny_wins_over_any_allow() {
+        let p = policy(
+            "version = 1\n[[rule]]\nname = \"ok\"\nimages = [\"ghcr.io/acme/**\"]\naction = \"allow\"\n[[rule]]\nname = \"no-debug\"\nimages = [\"ghcr.io/acme/debug/**\"]\naction = \"deny\"\n",
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/acme/app")),
+            allow(&["ok"], vec![])
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/acme/debug/shell")),
+            Decision::Deny(denial("no-debug", REASON_DENY_RULE, Mode::Enforce))
+        );
+    }
+
+    #[test]
+    fn verify_fails_closed_until_signatures_exist() {
+        let p = policy(
+            "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n",
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/x")),
+            Decision::Deny(denial("signed", REASON_VERIFY_UNSUPPORTED, Mode::Enforce))
+        );
+    }
+
+    #[test]
+    fn audit_denials_allow_and_are_listed_while_enforce_denials_deny() {
+        let p = policy(
+            "version = 1\n[[rule]]\nname = \"a1\"\nimages = [\"**\"]\naction = \"deny\"\nmode = \"audit\"\n[[rule]]\nname = \"ok\"\nimages = [\"**\"]\naction = \"allow\"\n[[rule]]\nname = \"a2\"\nimages = [\"ghcr.io/**\"]\naction = \"verify\"\nmode = \"audit\"\n",
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/x")),
+            allow(
+                &["ok"],
+                vec![
+                    denial("a1", REASON_DENY_RULE, Mode::Audit),
+                    denial("a2", REASON_VERIFY_UNSUPPORTED, Mode::Audit)
+                ]
+            )
+        );
+        // A policy-wide audit mode with a rule overriding back to enforce.
+        let p = policy(
+            "version = 1\nmode = \"audit\"\n[[rule]]\nname = \"soft\"\nimages = [\"**\"]\naction = \"deny\"\n[[rule]]\nname = \"hard1\"\nimages = [\"**\"]\naction = \"deny\"\nmode = \"enforce\"\n[[rule]]\nname = \"hard2\"\nimages = [\"**\"]\naction = \"deny\"\nmode = \"enforce\"\n",
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/x")),
+            Decision::Deny(denial("hard1", REASON_DENY_RULE, Mode::Enforce))
+        );
+    }
+
+    #[test]
+    fn namespaces_restrict_rules_to_pods_in_them() {
+        let p = policy(EXAMPLE);
+        let busybox = "docker.io/library/busybox";
+        assert_eq!(
+            p.evaluate(&in_ns(busybox, "prod-eu")),
+            allow(
+                &[],
+                vec![denial("no-debug-images", REASON_DENY_RULE, Mode::Audit)]
+            )
+        );
+        // Outside prod the rule does not match, so the default (deny, enforce) decides.
+        assert_eq!(
+            p.evaluate(&in_ns(busybox, "dev")),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+        // A `ctr` container has no pod namespace: a namespaced rule does not match it.
+        assert_eq!(
+            p.evaluate(&image(busybox)),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+        let any = policy(
+            "version = 1\n[[rule]]\nname = \"r\"\nimages = [\"busybox\"]\naction = \"allow\"\n",
+        );
+        assert_eq!(any.evaluate(&image(busybox)), allow(&["r"], vec![]));
+        assert_eq!(any.evaluate(&in_ns(busybox, "x")), allow(&["r"], vec![]));
+    }
+
+    #[test]
+    fn words_display_as_the_policy_writes_them() {
+        assert_eq!(Action::Verify.to_string(), "verify");
+        assert_eq!(Mode::Audit.to_string(), "audit");
+        assert_eq!(DefaultAction::Allow.to_string(), "allow");
+        assert_eq!(SandboxPolicy::Exempt.to_string(), "exempt");
+    }
+}
