@@ -254,6 +254,10 @@ impl Container {
             }
             std::mem::take(&mut st.exit_deferred)
         };
+        if result.is_err() && !exec_id.is_empty() {
+            // An exec that never ran: release anyone waiting on it (ctr waits before it starts).
+            process.abandon();
+        }
         result?;
         let pid = process.pid();
         if exec_id.is_empty() {
@@ -442,6 +446,7 @@ impl Container {
         if let Some(mut pio) = lock(&process.inner).io.take() {
             pio.drain(DRAIN_LIMIT);
         }
+        process.abandon();
         lock(&self.execs).remove(exec_id);
         Ok((process.pid(), process.exit()))
     }
@@ -475,11 +480,13 @@ impl Container {
         if let Some(mut pio) = lock(&init.inner).io.take() {
             pio.drain(DRAIN_LIMIT);
         }
-        for exec in lock(&self.execs).drain() {
-            if let Some(mut pio) = lock(&exec.1.inner).io.take() {
+        for (_, exec) in lock(&self.execs).drain() {
+            if let Some(mut pio) = lock(&exec.inner).io.take() {
                 pio.drain(Duration::from_millis(100));
             }
+            exec.abandon();
         }
+        init.abandon();
         self.unmount();
         Ok((init.pid(), init.exit()))
     }

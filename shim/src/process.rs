@@ -99,6 +99,20 @@ impl Process {
         }
     }
 
+    /// Marks a process that will never report an exit (never started, or deleted without one) as
+    /// ended with 255, waking its waiters. No TaskExit is sent for it.
+    pub fn abandon(&self) {
+        let mut st = lock(&self.inner);
+        if st.exit.is_none() {
+            st.exit = Some(Exit {
+                code: 255,
+                at: SystemTime::now(),
+            });
+            st.state = State::Stopped;
+            self.exited.notify_all();
+        }
+    }
+
     /// Blocks until the process has exited.
     pub fn wait(&self) -> Exit {
         let mut st = lock(&self.inner);

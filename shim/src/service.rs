@@ -136,6 +136,13 @@ impl containerd_shim::Shim for Service {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The server stops after this returns and waits for its handler threads; a request still
+        // blocked on a container that is gone (a Wait whose client went away) must not keep the
+        // shim alive once containerd asked it to shut down.
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            std::process::exit(0);
+        });
         // containerd 1.6 removes the bundle (and with it the `address` file the framework reads)
         // as soon as Shutdown returns, so the socket is removed here, from what we know ourselves.
         let path = socket_path(&self.socket);

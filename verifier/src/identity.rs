@@ -138,13 +138,40 @@ async fn resolve_async(c: &ContainerRef<'_>) -> Result<Option<ImageIdentity>> {
             _ => call_failed(&format!("get container {}", c.container_id), status),
         })?
         .into_inner()
-        .container
-        .map(|container| container.image)
-        .unwrap_or_default();
+        .container;
+    let requested = record.as_ref().and_then(|r| {
+        r.extensions
+            .get(CRI_METADATA_EXTENSION)
+            .and_then(|any| cri_requested_image(&any.value))
+    });
+    let record = record.map(|r| r.image).unwrap_or_default();
 
-    let Some(names) = candidates(&record, c.cri_image_name, c.container_id)? else {
+    let Some(mut names) = candidates(&record, c.cri_image_name, c.container_id)? else {
         return Ok(None);
     };
+    // containerd 1.6's CRI plugin records the image by id and names it by the *first* reference of
+    // that id, which is another repository whenever two repositories hold the same content. The
+    // name the kubelet asked for survives only in CRI's container metadata: try it first.
+    if let Some(name) = requested.filter(|n| !is_image_id(n)) {
+        names.retain(|n| n != &name);
+        names.insert(0, name);
+    }
+    // A short name (`busybox`) is stored under its normalised form.
+    let mut expanded = Vec::new();
+    for name in names {
+        let full = Reference::parse(&name).ok().map(|r| {
+            if r.tag.is_none() && r.digest.is_none() {
+                format!("{r}:latest")
+            } else {
+                r.to_string()
+            }
+        });
+        expanded.push(name);
+        if let Some(full) = full.filter(|f| !expanded.contains(f)) {
+            expanded.push(full);
+        }
+    }
+    let names = expanded;
     let mut images = ImagesClient::new(channel);
     for name in &names {
         let reference = Reference::parse(name)?;
@@ -194,6 +221,24 @@ impl ImageIdentity {
             digest,
         }))
     }
+}
+
+/// The container-record extension where containerd's CRI plugin keeps the CreateContainer request.
+pub const CRI_METADATA_EXTENSION: &str = "io.cri-containerd.container.metadata";
+
+/// The image the CRI client asked for, from CRI's container metadata (JSON, as containerd's typeurl
+/// encodes Go structs): `user_specified_image` (Kubernetes 1.30+) when set, else `image`.
+pub fn cri_requested_image(metadata: &[u8]) -> Option<String> {
+    if metadata.len() > 4 * 1024 * 1024 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(metadata).ok()?;
+    let image = v.pointer("/Metadata/Config/image")?;
+    ["user_specified_image", "image"]
+        .iter()
+        .filter_map(|k| image.get(k).and_then(|x| x.as_str()))
+        .find(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// containerd scopes every call by the `containerd-namespace` header.
@@ -301,6 +346,19 @@ mod tests {
         let e = candidates(ID, None, "c1").unwrap_err().to_string();
         assert!(e.contains("container c1 names its image only by id"), "{e}");
         assert!(candidates("", Some(ID), "c1").is_err());
+    }
+
+    #[test]
+    fn cri_metadata_gives_the_requested_image() {
+        let meta = br#"{"Version":"v1","Metadata":{"ID":"c","Config":{"metadata":{"name":"good"},"image":{"image":"127.0.0.1:5000/team/app:v1"}},"ImageRef":"sha256:7a0f"}}"#;
+        assert_eq!(
+            cri_requested_image(meta).as_deref(),
+            Some("127.0.0.1:5000/team/app:v1")
+        );
+        let newer = br#"{"Metadata":{"Config":{"image":{"image":"sha256:7a0f","user_specified_image":"ghcr.io/a/b:1"}}}}"#;
+        assert_eq!(cri_requested_image(newer).as_deref(), Some("ghcr.io/a/b:1"));
+        assert_eq!(cri_requested_image(b"not json"), None);
+        assert_eq!(cri_requested_image(br#"{"Metadata":{}}"#), None);
     }
 
     #[test]
