@@ -4,6 +4,7 @@
 mod container;
 mod error;
 mod events;
+mod gate;
 mod io;
 mod metrics;
 mod mount;

@@ -160,7 +160,7 @@ impl containerd_shim::Shim for Service {
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
         reaper::global();
         let events = Events::start(publisher, self.namespace.clone());
-        let gate: Arc<dyn Gate> = Arc::new(vouch_verifier::NodeGate::default());
+        let gate: Arc<dyn Gate> = Arc::new(crate::gate::ProcessGate);
         TaskService::new(
             &self.namespace,
             &self.address,

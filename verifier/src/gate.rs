@@ -6,8 +6,10 @@
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 /// One mount of the container's root filesystem, as containerd passed it to Create.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootfsMount {
     pub fs_type: String,
     pub source: String,
@@ -16,7 +18,7 @@ pub struct RootfsMount {
 }
 
 /// The image a container was created from, resolved to the digest that checks verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageIdentity {
     /// The image name as containerd records it, e.g. `127.0.0.1:5000/team/app:v1`.
     pub name: String,
@@ -34,7 +36,7 @@ impl ImageIdentity {
 }
 
 /// Everything the shim knows about a container at the moment of the decision.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GateRequest {
     pub container_id: String,
     pub bundle: PathBuf,
@@ -55,7 +57,7 @@ pub struct GateRequest {
 }
 
 /// What the gate allowed, kept to be recorded later (attestations arrive in a later issue).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub image: Option<ImageIdentity>,
     /// Names of the rules that matched and allowed.
@@ -69,7 +71,7 @@ pub struct Evidence {
 }
 
 /// A refusal: which image, why, and by which rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
     /// `<repository>@sha256:<hex>`, or a description of the container when it has no image.
     pub subject: String,
@@ -88,7 +90,8 @@ impl fmt::Display for Denial {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
 pub enum Verdict {
     Allow(Evidence),
     Deny(Denial),

@@ -41,6 +41,10 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Decide one container start for the shim: a gate request (JSON) on stdin, the verdict (JSON)
+    /// on stdout. The shim runs this for every start, so the CLI and the shim share one code path.
+    #[command(hide = true)]
+    Gate,
 }
 
 #[derive(Subcommand)]
@@ -62,7 +66,41 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { policy },
         } => policy_check(policy, cli.output),
+        Command::Gate => gate(),
     }
+}
+
+fn gate() -> ExitCode {
+    use std::io::{Read, Write};
+    use vouch_verifier::{Gate, GateRequest, NodeGate};
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin()
+        .take(64 * 1024 * 1024)
+        .read_to_end(&mut input)
+    {
+        eprintln!("vouch gate: cannot read the request: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let request: GateRequest = match serde_json::from_slice(&input) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vouch gate: malformed request: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let verdict = NodeGate::default().admit(&request);
+    let bytes = match serde_json::to_vec(&verdict) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("vouch gate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 fn policy_check(path: &Path, output: Output) -> ExitCode {

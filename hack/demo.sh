@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A tour of vouch on this machine: a private containerd and registry on loopback, a container that
+# policy allows running through containerd-shim-vouch-v2, and images the gate refuses, with reasons.
+# Run as root on Debian 12. Everything it starts is stopped (by PID) and removed at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+. "$here/lib.sh"
+
+"$here/setup.sh"
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+root=$(mktemp -d /tmp/vouch-demo.XXXXXX)
+sock=$root/c.sock
+ns=demo
+REGISTRY_PID=
+cleanup() {
+	set +e
+	for t in $(ctr -a "$sock" -n $ns tasks ls -q 2>/dev/null); do
+		ctr -a "$sock" -n $ns tasks kill -s SIGKILL "$t" >/dev/null 2>&1
+		sleep 0.2
+		ctr -a "$sock" -n $ns tasks rm -f "$t" >/dev/null 2>&1
+	done
+	stop_pid "${CONTAINERD_PID:-}"
+	stop_shims_of "$sock"
+	stop_pid "$REGISTRY_PID"
+	unmount_under "$root"
+	rm -rf "$root"
+}
+trap cleanup EXIT
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+say "A private registry on loopback"
+port=$(free_port)
+mkdir -p "$root/registry"
+cat >"$root/registry.yml" <<EOT
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $root/registry
+http:
+  addr: 127.0.0.1:$port
+log:
+  level: error
+EOT
+docker-registry serve "$root/registry.yml" >"$root/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+reg=127.0.0.1:$port
+echo "registry at $reg"
+
+say "Busybox images built offline and pushed"
+build_busybox_layout "$root/layout" latest /bin/sh
+for repo_name in team/app debug/busybox; do
+	skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:latest" "docker://$reg/$repo_name:v1"
+	echo "pushed $reg/$repo_name:v1"
+done
+
+say "A private containerd with the vouch runtime"
+mkdir -p "$root/bin" "$root/vouch"
+cp "$target/debug/containerd-shim-vouch-v2" "$target/debug/vouch" "$root/bin/"
+cat >"$root/config.toml" <<EOT
+version = 2
+root = "$root/root"
+state = "$root/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$root/opt"
+EOT
+cat >"$root/vouch/config.toml" <<EOT
+policy = "$root/vouch/policy.toml"
+state_dir = "$root/vouch/state"
+EOT
+export VOUCH_CONFIG=$root/vouch/config.toml
+start_containerd "$root" "$root/bin"
+for repo_name in team/app debug/busybox; do
+	ctr -a "$sock" -n $ns images pull --plain-http "$reg/$repo_name:v1" >/dev/null
+done
+ctr -a "$sock" -n $ns images ls
+
+say "The node policy ($root/vouch/policy.toml)"
+cat >"$root/vouch/policy.toml" <<EOT
+version = 1
+default = "deny"
+mode = "enforce"
+sandbox = "exempt"
+
+[[rule]]
+name = "team-images"
+images = ["$reg/team/**"]
+action = "allow"
+
+[[rule]]
+name = "no-debug-images"
+images = ["$reg/debug/**"]
+action = "deny"
+EOT
+cat "$root/vouch/policy.toml"
+
+run() { timeout -k 5 30 ctr -a "$sock" -n $ns run --rm --runtime io.containerd.vouch.v2 "$@"; }
+
+say "An allowed image runs"
+show run "$reg/team/app:v1" demo-ok echo "hello from a container vouch allowed"
+
+say "A denied image is refused before runc ever sees it"
+show run "$reg/debug/busybox:v1" demo-denied echo never || echo "(exit code $?)"
+
+say "An image no rule matches falls to the default (deny)"
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:latest" "docker://$reg/other/tool:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$reg/other/tool:v1" >/dev/null
+show run "$reg/other/tool:v1" demo-default echo never || echo "(exit code $?)"
+
+say "Audit mode: the same denial is logged, and the container runs"
+sed -i 's/^mode = "enforce"/mode = "audit"/' "$root/vouch/policy.toml"
+show run "$reg/debug/busybox:v1" demo-audit echo "ran under audit"
+grep -o 'audit: vouch: denied[^"]*' "$root/containerd.log" | tail -1
+
+say "A broken policy refuses every start, naming the file and line"
+printf 'version = 1\ndefault = "maybe"\n' >"$root/vouch/policy.toml"
+show run "$reg/team/app:v1" demo-broken echo never || echo "(exit code $?)"
+
+say "Nothing is left behind"
+echo "tasks: $(ctr -a "$sock" -n $ns tasks ls -q | wc -l), containers: $(ctr -a "$sock" -n $ns containers ls -q | wc -l), mounts under $root: $(awk -v r="$root" 'index($5, r "/") == 1' /proc/self/mountinfo | wc -l)"

@@ -1,0 +1,77 @@
+# Shared helpers for the hack/ scripts: a private containerd and registry on loopback and unix sockets
+# under a temporary directory, stopped by PID. Source it; do not run it.
+
+# Builds a small busybox image as an OCI layout, offline (umoci + Debian's busybox-static).
+# usage: build_busybox_layout DIR TAG [CMD...]
+build_busybox_layout() {
+	local dir=$1 tag=$2
+	shift 2
+	local work
+	work=$(mktemp -d "${TMPDIR:-/tmp}/vouch-img.XXXXXX")
+	[ -d "$dir" ] || umoci init --layout "$dir"
+	umoci new --image "$dir:$tag"
+	umoci unpack --image "$dir:$tag" "$work/bundle" >/dev/null
+	mkdir -p "$work/bundle/rootfs/bin"
+	cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+	local a
+	for a in sh echo cat sleep true false head ls id env ps kill yes tty; do
+		ln -sf busybox "$work/bundle/rootfs/bin/$a"
+	done
+	umoci repack --image "$dir:$tag" "$work/bundle"
+	umoci config --image "$dir:$tag" --config.env PATH=/bin --config.cmd "${1:-/bin/sh}" >/dev/null
+	rm -rf "$work"
+}
+
+# Picks a free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts a private containerd with ROOT/config.toml (written by the caller). Sets CONTAINERD_PID.
+start_containerd() {
+	local root=$1 shim_dir=$2
+	PATH="$shim_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		containerd --config "$root/config.toml" >"$root/containerd.log" 2>&1 &
+	CONTAINERD_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		if ctr -a "$root/c.sock" version >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "containerd did not start; log:" >&2
+	tail -20 "$root/containerd.log" >&2
+	return 1
+}
+
+# Stops a process by PID: TERM, then KILL after a grace period.
+stop_pid() {
+	local pid=$1
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	local i
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Kills the shims a private containerd started (they outlive it), found by its socket in their
+# command line, by PID.
+stop_shims_of() {
+	local sock=$1 p
+	for p in /proc/[0-9]*; do
+		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $sock "; then
+			kill -KILL "${p#/proc/}" 2>/dev/null || true
+		fi
+	done
+}
+
+# Unmounts everything under a directory, deepest first.
+unmount_under() {
+	local root=$1
+	awk -v r="$root" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}

@@ -1,0 +1,122 @@
+//! Helpers shared by the integration test files (each file is its own test binary).
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, Instant},
+};
+
+use vouch_integration::{mounts_under, Rig};
+
+pub const VOUCH: &str = "io.containerd.vouch.v2";
+
+/// One rig shared by the tests of a binary that run at the same time; torn down (and checked)
+/// when the last of them lets go, so a test failure still cleans up.
+pub fn shared_rig() -> Arc<Rig> {
+    static SHARED: Mutex<Weak<Rig>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rig) = slot.upgrade() {
+        return rig;
+    }
+    let rig = Arc::new(Rig::start().expect("start a private containerd and registry"));
+    rig.push_busybox("busybox", "busybox:latest")
+        .expect("push busybox");
+    *slot = Arc::downgrade(&rig);
+    rig
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A namespace with busybox pulled into it.
+pub fn namespace_with_busybox(rig: &Rig) -> (String, String) {
+    let ns = rig.namespace();
+    let image = rig.image("busybox:latest");
+    rig.pull(&ns, &image).expect("pull busybox");
+    (ns, image)
+}
+
+/// `containerd-shim-vouch-v2` processes of this rig serving namespace `ns`.
+pub fn shims_in_namespace(rig: &Rig, ns: &str) -> Vec<u32> {
+    rig.shim_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    args.windows(2)
+                        .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Asserts that nothing of namespace `ns` is left: no shim process (given a moment to exit), no
+/// rootfs mount, no runc state.
+pub fn assert_nothing_left(rig: &Rig, ns: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shims = shims_in_namespace(rig, ns);
+        if shims.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vouch shims still running for namespace {ns}: {shims:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let marker = format!("/{ns}/");
+    let mounts: Vec<String> = mounts_under(rig.root())
+        .into_iter()
+        .filter(|m| m.contains(&marker))
+        .collect();
+    assert!(
+        mounts.is_empty(),
+        "mounts left in namespace {ns}: {mounts:?}"
+    );
+    let runc_state = Path::new("/run/containerd/runc").join(ns);
+    let left: Vec<PathBuf> = std::fs::read_dir(&runc_state)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runc state left: {left:?}");
+    let tasks = rig.ctr(ns, &["tasks", "ls", "-q"]).expect("ctr tasks ls");
+    assert_eq!(stdout(&tasks).trim(), "", "tasks left in {ns}");
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Writes a vouch node config and policy into `dir`, for `ctr run --runtime-config-path`.
+pub fn write_vouch_config(dir: &Path, policy: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("config dir");
+    let config = dir.join("config.toml");
+    std::fs::write(dir.join("policy.toml"), policy).expect("write policy");
+    std::fs::write(
+        &config,
+        format!(
+            "policy = \"{}\"\nstate_dir = \"{}\"\n",
+            dir.join("policy.toml").display(),
+            dir.join("state").display()
+        ),
+    )
+    .expect("write config");
+    config
+}

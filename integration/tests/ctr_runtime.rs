@@ -1,0 +1,404 @@
+//! The vouch shim as a runtime, driven by `ctr` (containerd's own Go client) against a private
+//! containerd 1.6 and runc: it must behave as `io.containerd.runc.v2` does.
+
+mod common;
+
+use std::{thread, time::Duration};
+
+use common::*;
+
+#[test]
+fn stdout_stderr_and_exit_code_seven_reach_ctr() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                &image,
+                "exit7",
+                "sh",
+                "-c",
+                "echo to-stdout; echo to-stderr >&2; exit 7",
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "to-stdout");
+    assert!(stderr(&out).contains("to-stderr"), "{}", stderr(&out));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn container_that_exits_before_start_returns_reports_exit_zero() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    for i in 0..3 {
+        let id = format!("quick{i}");
+        let out = rig
+            .ctr(
+                &ns,
+                &["run", "--rm", "--runtime", VOUCH, &image, &id, "true"],
+            )
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    }
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn stdin_is_piped_into_the_container() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let out = rig
+        .ctr_with_stdin(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                &image,
+                "stdin",
+                "head",
+                "-n",
+                "1",
+            ],
+            b"a line through stdin\nsecond\n",
+            30,
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "a line through stdin");
+    assert_nothing_left(&rig, &ns);
+}
+
+/// `ctr run -t` needs a terminal of its own: `script` gives it one.
+fn in_terminal(rig: &vouch_integration::Rig, ns: &str, ctr_args: &str) -> std::process::Output {
+    let cmd = format!("ctr -a {} -n {ns} {ctr_args}", rig.socket().display());
+    std::process::Command::new("timeout")
+        .args(["-k", "5", "30", "script", "-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tty_container_gets_a_terminal() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let out = in_terminal(
+        &rig,
+        &ns,
+        &format!("run --rm -t --runtime {VOUCH} {image} tty1 sh -c 'tty; echo tty-done; exit 4'"),
+    );
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("tty-done"), "{text}");
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn exec_into_a_running_container_with_and_without_tty() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let run = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                VOUCH,
+                &image,
+                "execme",
+                "sleep",
+                "1000",
+            ],
+        )
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let plain = rig
+        .ctr(
+            &ns,
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "plain",
+                "execme",
+                "sh",
+                "-c",
+                "echo from-exec; exit 5",
+            ],
+        )
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(5), "{}", stderr(&plain));
+    assert_eq!(stdout(&plain).trim(), "from-exec");
+
+    let tty = in_terminal(&rig, &ns, "task exec -t --exec-id withtty execme tty");
+    assert!(stdout(&tty).contains("/dev/pts/"), "{}", stdout(&tty));
+    assert_eq!(tty.status.code(), Some(0));
+
+    let missing = rig
+        .ctr(
+            &ns,
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "nope",
+                "execme",
+                "/no/such/binary",
+            ],
+        )
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no such file") || stderr(&missing).contains("not found"),
+        "{}",
+        stderr(&missing)
+    );
+
+    rig.ctr(&ns, &["task", "kill", "-s", "SIGKILL", "execme"])
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
+    }));
+    rig.ctr(&ns, &["task", "rm", "execme"]).unwrap();
+    rig.ctr(&ns, &["containers", "rm", "execme"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn sigkill_ends_init_with_137_and_sigterm_ends_an_exec_with_143() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let run = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                VOUCH,
+                &image,
+                "sig",
+                "sleep",
+                "1000",
+            ],
+        )
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    // An exec is not PID 1, so SIGTERM's default action ends it: 128 + 15.
+    let rig2 = rig.clone();
+    let ns2 = ns.clone();
+    let exec = thread::spawn(move || {
+        rig2.ctr(
+            &ns2,
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "sleeper",
+                "sig",
+                "sleep",
+                "1000",
+            ],
+        )
+        .unwrap()
+    });
+    assert!(eventually(Duration::from_secs(10), || {
+        stdout(&rig.ctr(&ns, &["task", "ps", "sig"]).unwrap()).contains("sleeper")
+    }));
+    let term = rig
+        .ctr(
+            &ns,
+            &[
+                "task",
+                "kill",
+                "--exec-id",
+                "sleeper",
+                "-s",
+                "SIGTERM",
+                "sig",
+            ],
+        )
+        .unwrap();
+    assert!(term.status.success(), "{}", stderr(&term));
+    let exec = exec.join().unwrap();
+    assert_eq!(exec.status.code(), Some(143), "{}", stderr(&exec));
+
+    let kill = rig
+        .ctr(&ns, &["task", "kill", "-s", "SIGKILL", "sig"])
+        .unwrap();
+    assert!(kill.status.success(), "{}", stderr(&kill));
+    assert!(eventually(Duration::from_secs(10), || {
+        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
+    }));
+    let rm = rig.ctr(&ns, &["task", "rm", "sig"]).unwrap();
+    assert!(stderr(&rm).contains("exit code 137"), "{}", stderr(&rm));
+    rig.ctr(&ns, &["containers", "rm", "sig"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn task_ps_lists_init_and_exec_processes() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    rig.ctr(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--runtime",
+            VOUCH,
+            &image,
+            "ps1",
+            "sleep",
+            "1000",
+        ],
+    )
+    .unwrap();
+    let rig2 = rig.clone();
+    let ns2 = ns.clone();
+    let exec = thread::spawn(move || {
+        rig2.ctr(
+            &ns2,
+            &["task", "exec", "--exec-id", "extra", "ps1", "sleep", "30"],
+        )
+        .unwrap()
+    });
+    assert!(eventually(Duration::from_secs(10), || {
+        let ps = stdout(&rig.ctr(&ns, &["task", "ps", "ps1"]).unwrap());
+        ps.lines().count() == 3 && ps.contains("extra")
+    }));
+    rig.ctr(&ns, &["task", "kill", "-a", "-s", "SIGKILL", "ps1"])
+        .unwrap();
+    let _ = exec.join();
+    assert!(eventually(Duration::from_secs(10), || {
+        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
+    }));
+    rig.ctr(&ns, &["task", "rm", "ps1"]).unwrap();
+    rig.ctr(&ns, &["containers", "rm", "ps1"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn force_delete_of_a_running_task_leaves_nothing() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    rig.ctr(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--runtime",
+            VOUCH,
+            &image,
+            "force",
+            "sleep",
+            "1000",
+        ],
+    )
+    .unwrap();
+    let plain = rig.ctr(&ns, &["task", "rm", "force"]).unwrap();
+    assert!(!plain.status.success(), "deleting a running task must fail");
+    let forced = rig.ctr(&ns, &["task", "rm", "-f", "force"]).unwrap();
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    rig.ctr(&ns, &["containers", "rm", "force"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn pause_resume_and_metrics_of_a_running_task() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    rig.ctr(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--runtime",
+            VOUCH,
+            &image,
+            "pm",
+            "sleep",
+            "1000",
+        ],
+    )
+    .unwrap();
+    let metrics = rig.ctr(&ns, &["task", "metrics", "pm"]).unwrap();
+    let text = stdout(&metrics);
+    assert!(metrics.status.success(), "{}", stderr(&metrics));
+    assert!(
+        text.contains("memory.usage_in_bytes") || text.contains("memory.usage"),
+        "{text}"
+    );
+    assert!(text.contains("pids.current"), "{text}");
+
+    assert!(rig
+        .ctr(&ns, &["task", "pause", "pm"])
+        .unwrap()
+        .status
+        .success());
+    assert!(stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("PAUSED"));
+    assert!(rig
+        .ctr(&ns, &["task", "resume", "pm"])
+        .unwrap()
+        .status
+        .success());
+    assert!(stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("RUNNING"));
+
+    rig.ctr(&ns, &["task", "rm", "-f", "pm"]).unwrap();
+    rig.ctr(&ns, &["containers", "rm", "pm"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn ten_containers_started_in_parallel_all_run() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            let rig = rig.clone();
+            let ns = ns.clone();
+            let image = image.clone();
+            thread::spawn(move || {
+                let id = format!("par{i}");
+                let msg = format!("hello-{i}");
+                let out = rig
+                    .ctr(
+                        &ns,
+                        &["run", "--rm", "--runtime", VOUCH, &image, &id, "echo", &msg],
+                    )
+                    .unwrap();
+                (out.status.code(), stdout(&out), stderr(&out), msg)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (code, out, err, msg) = h.join().unwrap();
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out.trim(), msg);
+    }
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn shim_answers_version_flag() {
+    let bin = vouch_integration::Rig::shim_binary().unwrap();
+    let out = std::process::Command::new(bin).arg("-v").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("containerd-shim-vouch-v2"),
+        "{}",
+        stdout(&out)
+    );
+}

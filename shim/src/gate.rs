@@ -1,0 +1,161 @@
+//! Running the gate in a short-lived `vouch gate` process.
+//!
+//! The shim lives as long as its containers; the verifier's work (containerd lookups today,
+//! registry fetches, signature and SBOM checks later) is bursty, allocates, and needs a large body
+//! of code (gRPC, TLS, parsers). Running it in the `vouch` binary keeps the long-lived shim small
+//! (its resident memory is what a node pays per pod), isolates a verifier crash from the running
+//! containers, returns the verifier's memory to the system at once, and makes `vouch verify` and a
+//! container start one code path. The child gets the request as JSON on stdin and answers with the
+//! verdict as JSON on stdout; any failure of that exchange is a denial.
+
+use std::{
+    io::{Read, Write},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use std::path::{Path, PathBuf};
+
+use vouch_verifier::{Denial, Gate, GateRequest, Verdict};
+
+use crate::reaper;
+
+/// The verifier binary, installed next to the shim.
+const VERIFIER: &str = "vouch";
+/// A verdict is small; anything larger is not one.
+const MAX_VERDICT: u64 = 1024 * 1024;
+/// A gate that has not answered by then is killed and the start refused.
+const GATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct ProcessGate;
+
+fn refuse(request: &GateRequest, reason: String) -> Verdict {
+    Verdict::Deny(Denial {
+        subject: request
+            .image
+            .as_ref()
+            .map(|i| i.subject())
+            .unwrap_or_else(|| format!("container {}", request.container_id)),
+        reason,
+        rule: "gate".into(),
+    })
+}
+
+impl Gate for ProcessGate {
+    fn admit(&self, request: &GateRequest) -> Verdict {
+        match run_child(request) {
+            Ok(v) => v,
+            Err(reason) => refuse(request, format!("the verifier process failed: {reason}")),
+        }
+    }
+}
+
+/// `vouch` next to the shim's own binary, else on `PATH`.
+fn verifier_binary() -> Result<PathBuf, String> {
+    let beside = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(VERIFIER)));
+    if let Some(p) = beside.filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(VERIFIER))
+                .find(|p| Path::new(p).is_file())
+        })
+        .ok_or_else(|| {
+            "the vouch binary is neither next to containerd-shim-vouch-v2 nor on PATH".to_string()
+        })
+}
+
+fn run_child(request: &GateRequest) -> Result<Verdict, String> {
+    let input = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+    let binary = verifier_binary()?;
+    let since = Instant::now();
+    let mut child = Command::new(&binary)
+        .arg("gate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    let pid = child.id() as i32;
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    thread::Builder::new()
+        .name("gate-timer".into())
+        .stack_size(32 * 1024)
+        .spawn(move || {
+            if done_rx.recv_timeout(GATE_TIMEOUT).is_err() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let errors = child.stderr.take().map(|e| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = e.take(64 * 1024).read_to_string(&mut text);
+            text
+        })
+    });
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let writer = thread::spawn(move || stdin.write_all(&input));
+    let mut output = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        out.take(MAX_VERDICT)
+            .read_to_end(&mut output)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(child);
+    let code = reaper::global().wait(pid, since);
+    let _ = done_tx.send(());
+    let _ = writer.join();
+    let errors = errors.and_then(|t| t.join().ok()).unwrap_or_default();
+    if code != 0 {
+        let last = errors.trim().lines().last().unwrap_or("").to_string();
+        return Err(format!(
+            "{} exited with status {code}: {last}",
+            binary.display()
+        ));
+    }
+    serde_json::from_slice(&output).map_err(|e| format!("unreadable verdict: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_survive_the_json_round_trip() {
+        let deny = Verdict::Deny(Denial {
+            subject: "r@sha256:00".into(),
+            reason: "why".into(),
+            rule: "x".into(),
+        });
+        let text = serde_json::to_string(&deny).unwrap();
+        assert_eq!(serde_json::from_str::<Verdict>(&text).unwrap(), deny);
+        let allow = Verdict::Allow(Default::default());
+        let text = serde_json::to_string(&allow).unwrap();
+        assert_eq!(serde_json::from_str::<Verdict>(&text).unwrap(), allow);
+    }
+
+    #[test]
+    fn a_failed_exchange_is_a_denial_naming_the_container() {
+        let req = GateRequest {
+            container_id: "c9".into(),
+            ..Default::default()
+        };
+        match refuse(&req, "boom".into()) {
+            Verdict::Deny(d) => {
+                assert_eq!(d.subject, "container c9");
+                assert_eq!(d.rule, "gate");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
