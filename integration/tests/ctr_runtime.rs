@@ -402,3 +402,44 @@ fn shim_answers_version_flag() {
         stdout(&out)
     );
 }
+
+#[test]
+fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let run = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                VOUCH,
+                &image,
+                "orphan",
+                "sleep",
+                "1000",
+            ],
+        )
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let shims = shims_in_namespace(&rig, &ns);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shims[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // containerd sees the shim go, runs `containerd-shim-vouch-v2 delete` in the bundle (runc
+    // delete --force, unmount), and forgets the task.
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            stdout(&rig.ctr(&ns, &["task", "ls", "-q"]).unwrap())
+                .trim()
+                .is_empty()
+        }),
+        "task still listed after its shim was killed"
+    );
+    rig.ctr(&ns, &["containers", "rm", "orphan"]).unwrap();
+    assert_nothing_left(&rig, &ns);
+}

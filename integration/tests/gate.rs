@@ -343,3 +343,63 @@ fn cri_sandbox_in_verify_mode_is_decided_like_any_container() {
         err.message()
     );
 }
+
+/// `ctr run --no-pivot` makes containerd send task options (the legacy `CreateOptions`) to the
+/// shim instead of the container's runtime options: the `ConfigPath` must still be honoured.
+#[test]
+fn legacy_create_options_keep_the_runtime_config_path() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let (image, _) = image_in(&rig, &ns, "debug/nopivot");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
+    let cfg = config.display().to_string();
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--no-pivot",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                &image,
+                "nopivot",
+                "echo",
+                "ran",
+            ],
+        )
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the rig's own config allows everything"
+    );
+    assert!(
+        stderr(&out).contains("(rule \"no-debug\")"),
+        "{}",
+        stderr(&out)
+    );
+    let (team, _) = image_in(&rig, &ns, "team/nopivot");
+    let ok = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--no-pivot",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                &team,
+                "nopivot-ok",
+                "echo",
+                "ran",
+            ],
+        )
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_nothing_left(&rig, &ns);
+}

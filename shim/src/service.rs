@@ -20,7 +20,7 @@ use crate::{events::Events, mount, options, process::timestamp, reaper, task::Ta
 /// Pod sandbox id annotation set by containerd's CRI plugin: containers of one pod share a shim.
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 /// Runtime options saved in the bundle at `start`, for a later `delete` to find runc's state.
-const SAVED_OPTIONS: &str = "vouch-options.pb";
+pub const SAVED_OPTIONS: &str = "vouch-options.pb";
 
 pub struct Service {
     namespace: String,

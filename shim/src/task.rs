@@ -92,6 +92,14 @@ impl TaskService {
                 req.id
             )));
         }
+        log::debug!(
+            "create {}: runtime options of type {:?}",
+            req.id,
+            req.options
+                .as_ref()
+                .map(|a| a.type_url.as_str())
+                .unwrap_or("")
+        );
         let opts = match req.options.as_ref() {
             Some(any) => options::decode(&any.type_url, &any.value)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?,

@@ -4,7 +4,7 @@
 //! name it resolved, e.g. `127.0.0.1:5000/busybox:latest`), and the image record pins that name to a
 //! manifest or index digest. Both lookups go over containerd's gRPC socket.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use containerd_client::services::v1::{
     containers_client::ContainersClient, images_client::ImagesClient, GetContainerRequest,
@@ -40,6 +40,13 @@ pub struct ContainerRef<'a> {
 pub trait ImageResolver: Send + Sync {
     /// `Ok(None)`: the container has no image (a CRI sandbox record may have none).
     fn resolve(&self, container: &ContainerRef<'_>) -> Result<Option<ImageIdentity>>;
+
+    /// `ConfigPath` from the runtime options in the container's record, when the shim did not get
+    /// them: containerd sends task options (the legacy `CreateOptions` of `ctr run --no-pivot`, or of
+    /// CRI with `NoPivot`) to the shim *instead of* the container's runtime options.
+    fn runtime_config_path(&self, _container: &ContainerRef<'_>) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Resolves through containerd's API, blocking the caller for at most `timeout`.
@@ -58,6 +65,63 @@ impl ImageResolver for Containerd {
     fn resolve(&self, container: &ContainerRef<'_>) -> Result<Option<ImageIdentity>> {
         resolve(container, self.timeout)
     }
+
+    fn runtime_config_path(&self, container: &ContainerRef<'_>) -> Option<PathBuf> {
+        let run = || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                tokio::time::timeout(self.timeout, record_config_path(container))
+                    .await
+                    .ok()
+                    .flatten()
+            })
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| s.spawn(run).join().ok().flatten())
+        } else {
+            run()
+        }
+    }
+}
+
+/// CRI's `runtimeoptions.v1.Options`, as containerd stores it in the container record.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CriRuntimeOptions {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(string, tag = "2")]
+    config_path: String,
+}
+
+/// `ConfigPath` from an `Any` holding CRI runtime options; `None` for any other type.
+pub fn config_path_from_runtime_options(type_url: &str, value: &[u8]) -> Option<PathBuf> {
+    if !type_url.ends_with("runtimeoptions.v1.Options") {
+        return None;
+    }
+    let opts = <CriRuntimeOptions as prost::Message>::decode(value).ok()?;
+    (!opts.config_path.is_empty()).then(|| PathBuf::from(opts.config_path))
+}
+
+async fn record_config_path(c: &ContainerRef<'_>) -> Option<PathBuf> {
+    let path = c.address.strip_prefix("unix://").unwrap_or(c.address);
+    let channel = containerd_client::connect(path).await.ok()?;
+    let namespace = MetadataValue::try_from(c.namespace).ok()?;
+    let record = ContainersClient::new(channel)
+        .get(in_namespace(
+            GetContainerRequest {
+                id: c.container_id.to_string(),
+            },
+            &namespace,
+        ))
+        .await
+        .ok()?
+        .into_inner()
+        .container?;
+    let options = record.runtime?.options?;
+    config_path_from_runtime_options(&options.type_url, &options.value)
 }
 
 /// Blocking lookup of `container`'s image identity, bounded by `timeout`.
@@ -346,6 +410,27 @@ mod tests {
         let e = candidates(ID, None, "c1").unwrap_err().to_string();
         assert!(e.contains("container c1 names its image only by id"), "{e}");
         assert!(candidates("", Some(ID), "c1").is_err());
+    }
+
+    #[test]
+    fn cri_runtime_options_in_the_record_give_the_config_path() {
+        let opts = CriRuntimeOptions {
+            type_url: "io.containerd.vouch.v2".into(),
+            config_path: "/etc/vouch/strict.toml".into(),
+        };
+        let bytes = prost::Message::encode_to_vec(&opts);
+        assert_eq!(
+            config_path_from_runtime_options("runtimeoptions.v1.Options", &bytes),
+            Some(PathBuf::from("/etc/vouch/strict.toml"))
+        );
+        assert_eq!(
+            config_path_from_runtime_options("containerd.linux.runc.CreateOptions", &bytes),
+            None
+        );
+        assert_eq!(
+            config_path_from_runtime_options("runtimeoptions.v1.Options", &[0xff, 0xff]),
+            None
+        );
     }
 
     #[test]

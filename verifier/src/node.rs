@@ -41,8 +41,17 @@ impl NodeGate {
         NodeGate { resolver }
     }
 
-    fn load_policy(request: &GateRequest) -> Result<LoadedPolicy, (&'static str, String)> {
-        let config = config::locate(request.config_path.as_deref())
+    fn load_policy(
+        &self,
+        request: &GateRequest,
+        container: &ContainerRef<'_>,
+    ) -> Result<LoadedPolicy, (&'static str, String)> {
+        let from_record = match (&request.config_path, request.containerd_address.is_empty()) {
+            (None, false) => self.resolver.runtime_config_path(container),
+            _ => None,
+        };
+        let option = request.config_path.as_deref().or(from_record.as_deref());
+        let config = config::locate(option)
             .load()
             .map_err(|e| (RULE_CONFIG, e.to_string()))?;
         policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))
@@ -78,7 +87,7 @@ impl Gate for NodeGate {
             container_id: &request.container_id,
             cri_image_name: annotation(identity::CRI_IMAGE_NAME),
         };
-        let loaded = match NodeGate::load_policy(request) {
+        let loaded = match self.load_policy(request, &container) {
             Ok(loaded) => loaded,
             Err((rule, reason)) => {
                 // Fail closed, but still name the image digest when containerd can tell it.
