@@ -443,3 +443,70 @@ fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
     rig.ctr(&ns, &["containers", "rm", "orphan"]).unwrap();
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn failed_create_reports_runc_error_and_leaves_nothing() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                &image,
+                "nobinary",
+                "/no/such/binary",
+            ],
+        )
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("/no/such/binary") && err.contains("no such file or directory"),
+        "{err}"
+    );
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn out_of_memory_kill_is_published_as_a_task_oom_event() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let events = {
+        let rig = rig.clone();
+        let ns = ns.clone();
+        thread::spawn(move || rig.ctr_with_timeout(&ns, &["events"], 8).unwrap())
+    };
+    thread::sleep(Duration::from_millis(500));
+    // `tail` keeps a newline-free stream in memory: far past a 16 MiB limit.
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                "--memory-limit",
+                "16777216",
+                &image,
+                "oom",
+                "sh",
+                "-c",
+                "head -c 200000000 /dev/zero | tail",
+            ],
+        )
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events = events.join().unwrap();
+    let text = stdout(&events);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains("oom")),
+        "no /tasks/oom event in: {text}"
+    );
+    assert_nothing_left(&rig, &ns);
+}

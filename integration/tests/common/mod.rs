@@ -88,6 +88,17 @@ pub fn assert_nothing_left(rig: &Rig, ns: &str) {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "runc state left: {left:?}");
+    let bundles = rig
+        .root()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(ns);
+    assert!(
+        eventually(Duration::from_secs(5), || std::fs::read_dir(&bundles)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)),
+        "bundle directories left in {}",
+        bundles.display()
+    );
     let tasks = rig.ctr(ns, &["tasks", "ls", "-q"]).expect("ctr tasks ls");
     assert_eq!(stdout(&tasks).trim(), "", "tasks left in {ns}");
 }
