@@ -34,24 +34,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$root/bin" "$root/vouch"
+mkdir -p "$root/bin"
 cp "$target/release/containerd-shim-vouch-v2" "$target/release/vouch" "$root/bin/"
-cat >"$root/config.toml" <<EOT
-version = 2
-root = "$root/root"
-state = "$root/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$root/opt"
-EOT
-cat >"$root/vouch/config.toml" <<EOT
-policy = "$root/vouch/policy.toml"
-state_dir = "$root/vouch/state"
-EOT
+write_configs "$root"
 cat >"$root/vouch/policy.toml" <<EOT
 version = 1
 default = "deny"

@@ -58,24 +58,9 @@ for repo_name in team/app debug/busybox; do
 done
 
 say "A private containerd with the vouch runtime"
-mkdir -p "$root/bin" "$root/vouch"
+mkdir -p "$root/bin"
 cp "$target/debug/containerd-shim-vouch-v2" "$target/debug/vouch" "$root/bin/"
-cat >"$root/config.toml" <<EOT
-version = 2
-root = "$root/root"
-state = "$root/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$root/opt"
-EOT
-cat >"$root/vouch/config.toml" <<EOT
-policy = "$root/vouch/policy.toml"
-state_dir = "$root/vouch/state"
-EOT
+write_configs "$root"
 export VOUCH_CONFIG=$root/vouch/config.toml
 start_containerd "$root" "$root/bin"
 for repo_name in team/app debug/busybox; do

@@ -27,6 +27,29 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Writes ROOT/config.toml for a private containerd (no CRI) serving ROOT/c.sock, and a vouch node
+# config ROOT/vouch/config.toml naming ROOT/vouch/policy.toml.
+write_configs() {
+	local root=$1
+	mkdir -p "$root/vouch"
+	cat >"$root/config.toml" <<EOT
+version = 2
+root = "$root/root"
+state = "$root/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$root/c.sock"
+[ttrpc]
+  address = "$root/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$root/opt"
+EOT
+	cat >"$root/vouch/config.toml" <<EOT
+policy = "$root/vouch/policy.toml"
+state_dir = "$root/vouch/state"
+EOT
+}
+
 # Starts a private containerd with ROOT/config.toml (written by the caller). Sets CONTAINERD_PID.
 start_containerd() {
 	local root=$1 shim_dir=$2

@@ -36,18 +36,7 @@ fn memory_limit_of(pid: u32) -> Option<u64> {
 }
 
 fn shims_for(rig: &Rig, id: &str) -> usize {
-    rig.shim_pids()
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                    args.windows(2)
-                        .any(|w| w[0] == b"-id" && w[1] == id.as_bytes())
-                })
-                .unwrap_or(false)
-        })
-        .count()
+    shims_with(rig, "-id", id).len()
 }
 
 #[test]

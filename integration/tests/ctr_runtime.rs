@@ -11,22 +11,8 @@ use common::*;
 fn stdout_stderr_and_exit_code_seven_reach_ctr() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    let out = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "--rm",
-                "--runtime",
-                VOUCH,
-                &image,
-                "exit7",
-                "sh",
-                "-c",
-                "echo to-stdout; echo to-stderr >&2; exit 7",
-            ],
-        )
-        .unwrap();
+    let script = "echo to-stdout; echo to-stderr >&2; exit 7";
+    let out = run_rm(&rig, &ns, &[], &image, "exit7", &["sh", "-c", script]);
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "to-stdout");
     assert!(stderr(&out).contains("to-stderr"), "{}", stderr(&out));
@@ -38,13 +24,7 @@ fn container_that_exits_before_start_returns_reports_exit_zero() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
     for i in 0..3 {
-        let id = format!("quick{i}");
-        let out = rig
-            .ctr(
-                &ns,
-                &["run", "--rm", "--runtime", VOUCH, &image, &id, "true"],
-            )
-            .unwrap();
+        let out = run_rm(&rig, &ns, &[], &image, &format!("quick{i}"), &["true"]);
         assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     }
     assert_nothing_left(&rig, &ns);
@@ -54,23 +34,19 @@ fn container_that_exits_before_start_returns_reports_exit_zero() {
 fn stdin_is_piped_into_the_container() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
+    let args = [
+        "run",
+        "--rm",
+        "--runtime",
+        VOUCH,
+        &image,
+        "stdin",
+        "head",
+        "-n",
+        "1",
+    ];
     let out = rig
-        .ctr_with_stdin(
-            &ns,
-            &[
-                "run",
-                "--rm",
-                "--runtime",
-                VOUCH,
-                &image,
-                "stdin",
-                "head",
-                "-n",
-                "1",
-            ],
-            b"a line through stdin\nsecond\n",
-            30,
-        )
+        .ctr_with_stdin(&ns, &args, b"a line through stdin\nsecond\n", 30)
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "a line through stdin");
@@ -106,23 +82,9 @@ fn tty_container_gets_a_terminal() {
 fn exec_into_a_running_container_with_and_without_tty() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    let run = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                VOUCH,
-                &image,
-                "execme",
-                "sleep",
-                "1000",
-            ],
-        )
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
+    run_detached(&rig, &ns, &image, "execme", &["sleep", "1000"]);
 
+    let script = "echo from-exec; exit 5";
     let plain = rig
         .ctr(
             &ns,
@@ -134,7 +96,7 @@ fn exec_into_a_running_container_with_and_without_tty() {
                 "execme",
                 "sh",
                 "-c",
-                "echo from-exec; exit 5",
+                script,
             ],
         )
         .unwrap();
@@ -159,19 +121,13 @@ fn exec_into_a_running_container_with_and_without_tty() {
         )
         .unwrap();
     assert!(!missing.status.success());
+    let err = stderr(&missing);
     assert!(
-        stderr(&missing).contains("no such file") || stderr(&missing).contains("not found"),
-        "{}",
-        stderr(&missing)
+        err.contains("no such file") || err.contains("not found"),
+        "{err}"
     );
 
-    rig.ctr(&ns, &["task", "kill", "-s", "SIGKILL", "execme"])
-        .unwrap();
-    assert!(eventually(Duration::from_secs(10), || {
-        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
-    }));
-    rig.ctr(&ns, &["task", "rm", "execme"]).unwrap();
-    rig.ctr(&ns, &["containers", "rm", "execme"]).unwrap();
+    kill_and_remove(&rig, &ns, "execme");
     assert_nothing_left(&rig, &ns);
 }
 
@@ -179,41 +135,27 @@ fn exec_into_a_running_container_with_and_without_tty() {
 fn sigkill_ends_init_with_137_and_sigterm_ends_an_exec_with_143() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    let run = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                VOUCH,
-                &image,
-                "sig",
-                "sleep",
-                "1000",
-            ],
-        )
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
+    run_detached(&rig, &ns, &image, "sig", &["sleep", "1000"]);
 
     // An exec is not PID 1, so SIGTERM's default action ends it: 128 + 15.
-    let rig2 = rig.clone();
-    let ns2 = ns.clone();
-    let exec = thread::spawn(move || {
-        rig2.ctr(
-            &ns2,
-            &[
-                "task",
-                "exec",
-                "--exec-id",
-                "sleeper",
-                "sig",
-                "sleep",
-                "1000",
-            ],
-        )
-        .unwrap()
-    });
+    let exec = {
+        let (rig, ns) = (rig.clone(), ns.clone());
+        thread::spawn(move || {
+            rig.ctr(
+                &ns,
+                &[
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "sleeper",
+                    "sig",
+                    "sleep",
+                    "1000",
+                ],
+            )
+            .unwrap()
+        })
+    };
     assert!(eventually(Duration::from_secs(10), || {
         stdout(&rig.ctr(&ns, &["task", "ps", "sig"]).unwrap()).contains("sleeper")
     }));
@@ -235,16 +177,8 @@ fn sigkill_ends_init_with_137_and_sigterm_ends_an_exec_with_143() {
     let exec = exec.join().unwrap();
     assert_eq!(exec.status.code(), Some(143), "{}", stderr(&exec));
 
-    let kill = rig
-        .ctr(&ns, &["task", "kill", "-s", "SIGKILL", "sig"])
-        .unwrap();
-    assert!(kill.status.success(), "{}", stderr(&kill));
-    assert!(eventually(Duration::from_secs(10), || {
-        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
-    }));
-    let rm = rig.ctr(&ns, &["task", "rm", "sig"]).unwrap();
+    let rm = kill_and_remove(&rig, &ns, "sig");
     assert!(stderr(&rm).contains("exit code 137"), "{}", stderr(&rm));
-    rig.ctr(&ns, &["containers", "rm", "sig"]).unwrap();
     assert_nothing_left(&rig, &ns);
 }
 
@@ -252,29 +186,17 @@ fn sigkill_ends_init_with_137_and_sigterm_ends_an_exec_with_143() {
 fn task_ps_lists_init_and_exec_processes() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    rig.ctr(
-        &ns,
-        &[
-            "run",
-            "-d",
-            "--runtime",
-            VOUCH,
-            &image,
-            "ps1",
-            "sleep",
-            "1000",
-        ],
-    )
-    .unwrap();
-    let rig2 = rig.clone();
-    let ns2 = ns.clone();
-    let exec = thread::spawn(move || {
-        rig2.ctr(
-            &ns2,
-            &["task", "exec", "--exec-id", "extra", "ps1", "sleep", "30"],
-        )
-        .unwrap()
-    });
+    run_detached(&rig, &ns, &image, "ps1", &["sleep", "1000"]);
+    let exec = {
+        let (rig, ns) = (rig.clone(), ns.clone());
+        thread::spawn(move || {
+            rig.ctr(
+                &ns,
+                &["task", "exec", "--exec-id", "extra", "ps1", "sleep", "30"],
+            )
+            .unwrap()
+        })
+    };
     assert!(eventually(Duration::from_secs(10), || {
         let ps = stdout(&rig.ctr(&ns, &["task", "ps", "ps1"]).unwrap());
         ps.lines().count() == 3 && ps.contains("extra")
@@ -282,9 +204,7 @@ fn task_ps_lists_init_and_exec_processes() {
     rig.ctr(&ns, &["task", "kill", "-a", "-s", "SIGKILL", "ps1"])
         .unwrap();
     let _ = exec.join();
-    assert!(eventually(Duration::from_secs(10), || {
-        stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("STOPPED")
-    }));
+    assert!(wait_stopped(&rig, &ns, "ps1"));
     rig.ctr(&ns, &["task", "rm", "ps1"]).unwrap();
     rig.ctr(&ns, &["containers", "rm", "ps1"]).unwrap();
     assert_nothing_left(&rig, &ns);
@@ -294,20 +214,7 @@ fn task_ps_lists_init_and_exec_processes() {
 fn force_delete_of_a_running_task_leaves_nothing() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    rig.ctr(
-        &ns,
-        &[
-            "run",
-            "-d",
-            "--runtime",
-            VOUCH,
-            &image,
-            "force",
-            "sleep",
-            "1000",
-        ],
-    )
-    .unwrap();
+    run_detached(&rig, &ns, &image, "force", &["sleep", "1000"]);
     let plain = rig.ctr(&ns, &["task", "rm", "force"]).unwrap();
     assert!(!plain.status.success(), "deleting a running task must fail");
     let forced = rig.ctr(&ns, &["task", "rm", "-f", "force"]).unwrap();
@@ -320,44 +227,28 @@ fn force_delete_of_a_running_task_leaves_nothing() {
 fn pause_resume_and_metrics_of_a_running_task() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    rig.ctr(
-        &ns,
-        &[
-            "run",
-            "-d",
-            "--runtime",
-            VOUCH,
-            &image,
-            "pm",
-            "sleep",
-            "1000",
-        ],
-    )
-    .unwrap();
+    run_detached(&rig, &ns, &image, "pm", &["sleep", "1000"]);
     let metrics = rig.ctr(&ns, &["task", "metrics", "pm"]).unwrap();
     let text = stdout(&metrics);
     assert!(metrics.status.success(), "{}", stderr(&metrics));
-    assert!(
-        text.contains("memory.usage_in_bytes") || text.contains("memory.usage"),
-        "{text}"
-    );
+    assert!(text.contains("memory.usage"), "{text}");
     assert!(text.contains("pids.current"), "{text}");
 
+    let status = || stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap());
     assert!(rig
         .ctr(&ns, &["task", "pause", "pm"])
         .unwrap()
         .status
         .success());
-    assert!(stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("PAUSED"));
+    assert!(status().contains("PAUSED"));
     assert!(rig
         .ctr(&ns, &["task", "resume", "pm"])
         .unwrap()
         .status
         .success());
-    assert!(stdout(&rig.ctr(&ns, &["task", "ls"]).unwrap()).contains("RUNNING"));
+    assert!(status().contains("RUNNING"));
 
-    rig.ctr(&ns, &["task", "rm", "-f", "pm"]).unwrap();
-    rig.ctr(&ns, &["containers", "rm", "pm"]).unwrap();
+    kill_and_remove(&rig, &ns, "pm");
     assert_nothing_left(&rig, &ns);
 }
 
@@ -367,18 +258,10 @@ fn ten_containers_started_in_parallel_all_run() {
     let (ns, image) = namespace_with_busybox(&rig);
     let handles: Vec<_> = (0..10)
         .map(|i| {
-            let rig = rig.clone();
-            let ns = ns.clone();
-            let image = image.clone();
+            let (rig, ns, image) = (rig.clone(), ns.clone(), image.clone());
             thread::spawn(move || {
-                let id = format!("par{i}");
                 let msg = format!("hello-{i}");
-                let out = rig
-                    .ctr(
-                        &ns,
-                        &["run", "--rm", "--runtime", VOUCH, &image, &id, "echo", &msg],
-                    )
-                    .unwrap();
+                let out = run_rm(&rig, &ns, &[], &image, &format!("par{i}"), &["echo", &msg]);
                 (out.status.code(), stdout(&out), stderr(&out), msg)
             })
         })
@@ -407,22 +290,7 @@ fn shim_answers_version_flag() {
 fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    let run = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "-d",
-                "--runtime",
-                VOUCH,
-                &image,
-                "orphan",
-                "sleep",
-                "1000",
-            ],
-        )
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
+    run_detached(&rig, &ns, &image, "orphan", &["sleep", "1000"]);
     let shims = shims_in_namespace(&rig, &ns);
     assert_eq!(shims.len(), 1, "{shims:?}");
     nix::sys::signal::kill(
@@ -448,20 +316,7 @@ fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
 fn failed_create_reports_runc_error_and_leaves_nothing() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
-    let out = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "--rm",
-                "--runtime",
-                VOUCH,
-                &image,
-                "nobinary",
-                "/no/such/binary",
-            ],
-        )
-        .unwrap();
+    let out = run_rm(&rig, &ns, &[], &image, "nobinary", &["/no/such/binary"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -476,36 +331,24 @@ fn out_of_memory_kill_is_published_as_a_task_oom_event() {
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
     let events = {
-        let rig = rig.clone();
-        let ns = ns.clone();
+        let (rig, ns) = (rig.clone(), ns.clone());
         thread::spawn(move || rig.ctr_with_timeout(&ns, &["events"], 8).unwrap())
     };
     thread::sleep(Duration::from_millis(500));
     // `tail` keeps a newline-free stream in memory: far past a 16 MiB limit.
-    let out = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "--rm",
-                "--runtime",
-                VOUCH,
-                "--memory-limit",
-                "16777216",
-                &image,
-                "oom",
-                "sh",
-                "-c",
-                "head -c 200000000 /dev/zero | tail",
-            ],
-        )
-        .unwrap();
+    let hog = ["sh", "-c", "head -c 200000000 /dev/zero | tail"];
+    let out = run_rm(
+        &rig,
+        &ns,
+        &["--memory-limit", "16777216"],
+        &image,
+        "oom",
+        &hog,
+    );
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
-    let events = events.join().unwrap();
-    let text = stdout(&events);
+    let text = stdout(&events.join().unwrap());
     assert!(
-        text.lines()
-            .any(|l| l.contains("/tasks/oom") && l.contains("oom")),
+        text.lines().any(|l| l.contains("/tasks/oom")),
         "no /tasks/oom event in: {text}"
     );
     assert_nothing_left(&rig, &ns);

@@ -43,8 +43,8 @@ pub fn namespace_with_busybox(rig: &Rig) -> (String, String) {
     (ns, image)
 }
 
-/// `containerd-shim-vouch-v2` processes of this rig serving namespace `ns`.
-pub fn shims_in_namespace(rig: &Rig, ns: &str) -> Vec<u32> {
+/// `containerd-shim-vouch-v2` processes of this rig whose command line has `flag value`.
+pub fn shims_with(rig: &Rig, flag: &str, value: &str) -> Vec<u32> {
     rig.shim_pids()
         .into_iter()
         .filter(|pid| {
@@ -52,11 +52,56 @@ pub fn shims_in_namespace(rig: &Rig, ns: &str) -> Vec<u32> {
                 .map(|c| {
                     let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
                     args.windows(2)
-                        .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())
+                        .any(|w| w[0] == flag.as_bytes() && w[1] == value.as_bytes())
                 })
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// `containerd-shim-vouch-v2` processes of this rig serving namespace `ns`.
+pub fn shims_in_namespace(rig: &Rig, ns: &str) -> Vec<u32> {
+    shims_with(rig, "-namespace", ns)
+}
+
+/// `ctr run --rm --runtime io.containerd.vouch.v2 [extra...] IMAGE ID ARGS...`.
+pub fn run_rm(rig: &Rig, ns: &str, extra: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
+    let mut argv = vec!["run", "--rm", "--runtime", VOUCH];
+    argv.extend_from_slice(extra);
+    argv.extend_from_slice(&[image, id]);
+    argv.extend_from_slice(args);
+    rig.ctr(ns, &argv).expect("ctr run")
+}
+
+/// `ctr run -d --runtime io.containerd.vouch.v2 IMAGE ID ARGS...`, which must succeed.
+pub fn run_detached(rig: &Rig, ns: &str, image: &str, id: &str, args: &[&str]) {
+    let mut argv = vec!["run", "-d", "--runtime", VOUCH, image, id];
+    argv.extend_from_slice(args);
+    let out = rig.ctr(ns, &argv).expect("ctr run -d");
+    assert!(out.status.success(), "ctr run -d {id}: {}", stderr(&out));
+}
+
+/// True once `ctr task ls` shows the task STOPPED (within 10 s).
+pub fn wait_stopped(rig: &Rig, ns: &str, id: &str) -> bool {
+    eventually(Duration::from_secs(10), || {
+        stdout(&rig.ctr(ns, &["task", "ls"]).expect("ctr task ls"))
+            .lines()
+            .any(|l| l.starts_with(id) && l.contains("STOPPED"))
+    })
+}
+
+/// Kills a task with SIGKILL, waits for it to stop, and removes task and container. Returns the
+/// output of `ctr task rm` (which reports a non-zero exit status).
+pub fn kill_and_remove(rig: &Rig, ns: &str, id: &str) -> Output {
+    let kill = rig
+        .ctr(ns, &["task", "kill", "-s", "SIGKILL", id])
+        .expect("ctr task kill");
+    assert!(kill.status.success(), "{}", stderr(&kill));
+    assert!(wait_stopped(rig, ns, id), "task {id} did not stop");
+    let rm = rig.ctr(ns, &["task", "rm", id]).expect("ctr task rm");
+    rig.ctr(ns, &["containers", "rm", id])
+        .expect("ctr containers rm");
+    rm
 }
 
 /// Asserts that nothing of namespace `ns` is left: no shim process (given a moment to exit), no
