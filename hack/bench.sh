@@ -30,6 +30,7 @@ cleanup() {
 	stop_pid "${CONTAINERD_PID:-}"
 	stop_shims_of "$sock"
 	unmount_under "$root"
+	rmdir "/run/containerd/runc/$ns" 2>/dev/null
 	rm -rf "$root"
 }
 trap cleanup EXIT

@@ -25,6 +25,7 @@ cleanup() {
 	stop_shims_of "$sock"
 	stop_pid "$REGISTRY_PID"
 	unmount_under "$root"
+	rmdir "/run/containerd/runc/$ns" 2>/dev/null
 	rm -rf "$root"
 }
 trap cleanup EXIT

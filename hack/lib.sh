@@ -82,13 +82,19 @@ stop_pid() {
 }
 
 # Kills the shims a private containerd started (they outlive it), found by its socket in their
-# command line, by PID.
+# command line, by PID; removes the ttrpc socket each of them served.
 stop_shims_of() {
-	local sock=$1 p
+	local sock=$1 p args
 	for p in /proc/[0-9]*; do
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $sock "; then
+		args=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		case "$args" in
+		*"-address $sock "*)
 			kill -KILL "${p#/proc/}" 2>/dev/null || true
-		fi
+			local s=${args##*-socket unix://}
+			s=${s%% *}
+			[ -S "$s" ] && rm -f "$s"
+			;;
+		esac
 	done
 }
 
