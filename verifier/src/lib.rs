@@ -10,13 +10,18 @@
 //! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together.
 
 pub mod config;
+pub mod cosign_key;
 pub mod error;
 pub mod gate;
 pub mod identity;
+pub mod keys;
+pub mod material;
 pub mod node;
 pub mod pattern;
 pub mod policy;
 pub mod reference;
+pub mod registry;
+pub mod signature;
 mod tomlfile;
 
 pub use error::{Error, Result};

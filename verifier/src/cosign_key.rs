@@ -1,0 +1,1 @@
+//! cosign's encrypted private key format (`ENCRYPTED SIGSTORE PRIVATE KEY`), key generation and signing.

@@ -1,0 +1,1 @@
+//! The OCI distribution client: manifests, blobs, tags, referrers, signature discovery.
