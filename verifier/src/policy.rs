@@ -12,6 +12,21 @@
 //! namespaces = ["prod-*"]
 //! action = "deny"           # "allow" | "deny" | "verify"
 //! mode = "audit"
+//!
+//! [[rule]]
+//! name = "prod"
+//! images = ["registry.example.com/prod/**"]
+//! action = "verify"
+//! threshold = 1                    # how many authorities must verify (default 1)
+//! signature_repository = "registry.example.com/signatures"   # optional, like COSIGN_REPOSITORY
+//! require_identity_match = true    # payload docker-reference must name the image's repository
+//! [[rule.authority]]
+//! name = "release-2026"
+//! key = "/etc/vouch/keys/release.pub"
+//! valid_until = "2027-01-01T00:00:00Z"
+//! [[rule.authority]]
+//! name = "ci"
+//! keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://token.actions.githubusercontent.com", subject_regex = "^https://github.com/acme/.*" }
 //! ```
 //!
 //! Every matching rule applies and a deny wins. [`Policy::evaluate`] is pure: it sees only the repository,
@@ -23,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use toml::Spanned;
 
 use crate::error::{Error, Result};
@@ -100,6 +116,74 @@ pub struct Rule {
     pub action: Action,
     /// `None`: the policy's `mode`.
     pub mode: Option<Mode>,
+    /// What a `verify` rule requires; `None` for other actions.
+    pub verify: Option<Verification>,
+}
+
+/// The signature requirements of a `verify` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// How many distinct authorities must verify (1 ..= number of authorities).
+    pub threshold: usize,
+    /// Where `.sig` signatures live when not beside the image (like `COSIGN_REPOSITORY`).
+    pub signature_repository: Option<String>,
+    /// The signed payload's `docker-reference` must name the image's repository.
+    pub require_identity_match: bool,
+    pub authorities: Vec<Authority>,
+}
+
+/// One party whose signature counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Authority {
+    pub name: String,
+    pub trust: Trust,
+    /// Signatures count only inside this window (key rotation). For key-based signatures without a
+    /// transparency-log time the window is checked against the time of the decision.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// A public key file (PEM).
+    Key(PathBuf),
+    Keyless(Keyless),
+}
+
+/// A Fulcio certificate identity, checked offline against a Sigstore trusted root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Keyless {
+    pub trusted_root: PathBuf,
+    pub issuer: Match,
+    pub subject: Match,
+}
+
+/// An exact value or a fully anchored regular expression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Match {
+    Exact(String),
+    Regex(String),
+}
+
+impl Match {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Match::Exact(e) => e == value,
+            Match::Regex(r) => regex::Regex::new(&anchored(r))
+                .map(|re| re.is_match(value))
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// Anchors a pattern at both ends, so `subject_regex = "https://github.com/acme/.*"` cannot match
+/// a value that merely contains it.
+fn anchored(pattern: &str) -> String {
+    format!("^(?:{})$", pattern.trim_start_matches('^').trim_end_matches('$'))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,6 +233,42 @@ struct RawRule {
     action: Action,
     #[serde(default)]
     mode: Option<Mode>,
+    #[serde(default)]
+    threshold: Option<Spanned<i64>>,
+    #[serde(default)]
+    signature_repository: Option<Spanned<String>>,
+    #[serde(default)]
+    require_identity_match: Option<bool>,
+    #[serde(default, rename = "authority")]
+    authorities: Option<Spanned<Vec<RawAuthority>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthority {
+    name: Spanned<RuleName>,
+    #[serde(default)]
+    key: Option<Spanned<String>>,
+    #[serde(default)]
+    keyless: Option<Spanned<RawKeyless>>,
+    #[serde(default)]
+    valid_from: Option<Spanned<String>>,
+    #[serde(default)]
+    valid_until: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyless {
+    trusted_root: String,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    issuer_regex: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_regex: Option<String>,
 }
 
 struct Version;
@@ -222,6 +342,161 @@ impl Locator<'_> {
     }
 }
 
+struct RawVerification {
+    threshold: Option<Spanned<i64>>,
+    signature_repository: Option<Spanned<String>>,
+    require_identity_match: Option<bool>,
+    authorities: Option<Spanned<Vec<RawAuthority>>>,
+}
+
+impl Locator<'_> {
+    /// Checks and builds the `verify` part of a rule; any of it on another action is an error.
+    fn verification(
+        &self,
+        policy_path: &Path,
+        rule_at: usize,
+        action: Action,
+        raw: RawVerification,
+    ) -> Result<Option<Verification>> {
+        if action != Action::Verify {
+            let stray = raw.threshold.as_ref().map(|t| t.span().start).or(raw
+                .signature_repository
+                .as_ref()
+                .map(|r| r.span().start))
+                .or(raw.authorities.as_ref().map(|a| a.span().start))
+                .or(raw.require_identity_match.map(|_| rule_at));
+            if let Some(at) = stray {
+                return Err(self.error(
+                    at,
+                    "threshold, signature_repository, require_identity_match and authorities \
+                     belong to rules with action = \"verify\"",
+                ));
+            }
+            return Ok(None);
+        }
+        let Some(list) = raw.authorities else {
+            return Err(self.error(
+                rule_at,
+                "a verify rule needs at least one [[rule.authority]]",
+            ));
+        };
+        let list_at = list.span().start;
+        let mut names = HashSet::new();
+        let mut authorities = Vec::new();
+        for a in list.into_inner() {
+            let name_at = a.name.span().start;
+            let RuleName(name) = a.name.into_inner();
+            if !names.insert(name.clone()) {
+                return Err(self.error(name_at, &format!("duplicate authority name \"{name}\"")));
+            }
+            let base = policy_path.parent().unwrap_or(Path::new("/"));
+            let trust = match (a.key, a.keyless) {
+                (Some(key), None) => Trust::Key(base.join(key.get_ref())),
+                (None, Some(k)) => {
+                    let k_at = k.span().start;
+                    let k = k.into_inner();
+                    let pick = |exact: Option<String>, re: Option<String>, what: &str| {
+                        match (exact, re) {
+                            (Some(e), None) => Ok(Match::Exact(e)),
+                            (None, Some(r)) => match regex::Regex::new(&anchored(&r)) {
+                                Ok(_) => Ok(Match::Regex(r)),
+                                Err(e) => Err(self.error(
+                                    k_at,
+                                    &format!("invalid {what}_regex: {}", one_line(&e.to_string())),
+                                )),
+                            },
+                            _ => Err(self.error(
+                                k_at,
+                                &format!("keyless needs exactly one of {what} and {what}_regex"),
+                            )),
+                        }
+                    };
+                    Trust::Keyless(Keyless {
+                        trusted_root: base.join(&k.trusted_root),
+                        issuer: pick(k.issuer, k.issuer_regex, "issuer")?,
+                        subject: pick(k.subject, k.subject_regex, "subject")?,
+                    })
+                }
+                _ => {
+                    return Err(self.error(
+                        name_at,
+                        &format!("authority \"{name}\" needs exactly one of key and keyless"),
+                    ))
+                }
+            };
+            let when = |v: Option<Spanned<String>>| -> Result<Option<OffsetDateTime>> {
+                match v {
+                    None => Ok(None),
+                    Some(t) => OffsetDateTime::parse(t.get_ref(), &Rfc3339)
+                        .map(Some)
+                        .map_err(|e| {
+                            self.error(
+                                t.span().start,
+                                &format!("not an RFC 3339 time ({e}), e.g. 2027-01-01T00:00:00Z"),
+                            )
+                        }),
+                }
+            };
+            let valid_from = when(a.valid_from)?;
+            let valid_until = when(a.valid_until)?;
+            if let (Some(f), Some(u)) = (valid_from, valid_until) {
+                if f >= u {
+                    return Err(self.error(name_at, "valid_from must be before valid_until"));
+                }
+            }
+            authorities.push(Authority {
+                name,
+                trust,
+                valid_from,
+                valid_until,
+            });
+        }
+        if authorities.is_empty() {
+            return Err(self.error(list_at, "a verify rule needs at least one authority"));
+        }
+        let threshold = match raw.threshold {
+            None => 1,
+            Some(t) => {
+                let n = *t.get_ref();
+                if n < 1 || n as usize > authorities.len() {
+                    return Err(self.error(
+                        t.span().start,
+                        &format!(
+                            "threshold must be between 1 and the number of authorities ({})",
+                            authorities.len()
+                        ),
+                    ));
+                }
+                n as usize
+            }
+        };
+        let signature_repository = match raw.signature_repository {
+            None => None,
+            Some(r) => {
+                let parsed = crate::reference::Reference::parse(r.get_ref())
+                    .map_err(|e| self.error(r.span().start, &e.to_string()))?;
+                if parsed.tag.is_some() || parsed.digest.is_some() {
+                    return Err(self.error(
+                        r.span().start,
+                        "signature_repository names a repository, without tag or digest",
+                    ));
+                }
+                Some(parsed.repository)
+            }
+        };
+        Ok(Some(Verification {
+            threshold,
+            signature_repository,
+            require_identity_match: raw.require_identity_match.unwrap_or(true),
+            authorities,
+        }))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Reads and parses the policy at `path`. A missing file is an error naming the path.
 pub fn load(path: &Path) -> Result<LoadedPolicy> {
     let bytes = tomlfile::read(path, None)?;
@@ -249,12 +524,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             Some(list) => Some(at.non_empty_patterns(list, NamespacePattern::new)?),
             None => None,
         };
+        let verify = at.verification(path, span.start, rule.action, RawVerification {
+            threshold: rule.threshold,
+            signature_repository: rule.signature_repository,
+            require_identity_match: rule.require_identity_match,
+            authorities: rule.authorities,
+        })?;
         rules.push(Rule {
             name,
             images,
             namespaces,
             action: rule.action,
             mode: rule.mode,
+            verify,
         });
     }
     let Version = raw.version;
@@ -401,6 +683,85 @@ mod tests {
             Ok(p) => panic!("accepted: {p:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    const VERIFY_EXAMPLE: &str = r#"version = 1
+[[rule]]
+name = "prod"
+images = ["registry.example.com/prod/**"]
+action = "verify"
+threshold = 2
+signature_repository = "registry.example.com/signatures"
+require_identity_match = false
+[[rule.authority]]
+name = "release-2026"
+key = "keys/release.pub"
+valid_until = "2027-01-01T00:00:00Z"
+[[rule.authority]]
+name = "ci"
+keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://token.actions.githubusercontent.com", subject_regex = "^https://github.com/acme/.*" }
+"#;
+
+    #[test]
+    fn verify_rule_from_the_issue_parses_with_every_field() {
+        let p = policy(VERIFY_EXAMPLE);
+        let v = p.rules[0].verify.as_ref().unwrap();
+        assert_eq!(v.threshold, 2);
+        assert_eq!(v.signature_repository.as_deref(), Some("registry.example.com/signatures"));
+        assert!(!v.require_identity_match);
+        assert_eq!(v.authorities[0].name, "release-2026");
+        assert_eq!(
+            v.authorities[0].trust,
+            Trust::Key(PathBuf::from("/etc/vouch/keys/release.pub"))
+        );
+        assert_eq!(
+            v.authorities[0].valid_until.map(|t| t.unix_timestamp()),
+            Some(1798761600)
+        );
+        match &v.authorities[1].trust {
+            Trust::Keyless(k) => {
+                assert_eq!(k.trusted_root, PathBuf::from("/etc/vouch/trusted_root.json"));
+                assert!(k.issuer.matches("https://token.actions.githubusercontent.com"));
+                assert!(k.subject.matches("https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v1"));
+                assert!(!k.subject.matches("https://github.com/evil/x"));
+                assert!(!k.subject.matches("prefix https://github.com/acme/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn verify_rule_defaults_to_threshold_one_and_identity_match() {
+        let p = policy(
+            "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n",
+        );
+        let v = p.rules[0].verify.as_ref().unwrap();
+        assert_eq!(v.threshold, 1);
+        assert!(v.require_identity_match);
+        assert_eq!(v.signature_repository, None);
+    }
+
+    #[test]
+    fn verify_rule_errors_name_the_line() {
+        let head = "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n";
+        let e = parse_err(head);
+        assert!(e.contains("line 3") && e.contains("at least one [[rule.authority]]"), "{e}");
+        let e = parse_err(&format!("{head}threshold = 3\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n"));
+        assert!(e.contains("line 6") && e.contains("threshold must be between 1 and"), "{e}");
+        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\n"));
+        assert!(e.contains("needs exactly one of key and keyless"), "{e}");
+        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\nvalid_until = \"next year\"\n"));
+        assert!(e.contains("line 9") && e.contains("RFC 3339"), "{e}");
+        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkeyless = {{ trusted_root = \"/r.json\", issuer = \"i\", subject_regex = \"(\" }}\n"));
+        assert!(e.contains("invalid subject_regex"), "{e}");
+        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkeyless = {{ trusted_root = \"/r.json\", subject = \"s\" }}\n"));
+        assert!(e.contains("exactly one of issuer and issuer_regex"), "{e}");
+        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkey = \"/a\"\nfingerprint = \"x\"\n"));
+        assert!(e.contains("unknown field"), "{e}");
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"a.io/x\"]\naction = \"allow\"\nthreshold = 1\n",
+        );
+        assert!(e.contains("line 6") && e.contains("belong to rules with action = \"verify\""), "{e}");
     }
 
     fn image(repository: &str) -> Subject<'_> {
@@ -668,7 +1029,7 @@ mode = "audit"
     #[test]
     fn verify_fails_closed_until_signatures_exist() {
         let p = policy(
-            "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n",
+            "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n",
         );
         assert_eq!(
             p.evaluate(&image("ghcr.io/x")),
@@ -679,7 +1040,7 @@ mode = "audit"
     #[test]
     fn audit_denials_allow_and_are_listed_while_enforce_denials_deny() {
         let p = policy(
-            "version = 1\n[[rule]]\nname = \"a1\"\nimages = [\"**\"]\naction = \"deny\"\nmode = \"audit\"\n[[rule]]\nname = \"ok\"\nimages = [\"**\"]\naction = \"allow\"\n[[rule]]\nname = \"a2\"\nimages = [\"ghcr.io/**\"]\naction = \"verify\"\nmode = \"audit\"\n",
+            "version = 1\n[[rule]]\nname = \"a1\"\nimages = [\"**\"]\naction = \"deny\"\nmode = \"audit\"\n[[rule]]\nname = \"ok\"\nimages = [\"**\"]\naction = \"allow\"\n[[rule]]\nname = \"a2\"\nimages = [\"ghcr.io/**\"]\naction = \"verify\"\nmode = \"audit\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n",
         );
         assert_eq!(
             p.evaluate(&image("ghcr.io/x")),
