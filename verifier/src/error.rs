@@ -48,4 +48,7 @@ pub enum Error {
     /// containerd answered, but not with what we need.
     #[error("containerd at {address}: {reason}")]
     Containerd { address: String, reason: String },
+
+    #[error("verdict cache {}: {reason}", path.display())]
+    Cache { path: PathBuf, reason: String },
 }

@@ -9,6 +9,7 @@
 //! - [`identity`]: which image (repository and digest) a container was created from, per containerd;
 //! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together.
 
+pub mod cache;
 pub mod config;
 pub mod cosign_key;
 pub mod error;

@@ -183,7 +183,10 @@ impl Match {
 /// Anchors a pattern at both ends, so `subject_regex = "https://github.com/acme/.*"` cannot match
 /// a value that merely contains it.
 fn anchored(pattern: &str) -> String {
-    format!("^(?:{})$", pattern.trim_start_matches('^').trim_end_matches('$'))
+    format!(
+        "^(?:{})$",
+        pattern.trim_start_matches('^').trim_end_matches('$')
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -359,10 +362,11 @@ impl Locator<'_> {
         raw: RawVerification,
     ) -> Result<Option<Verification>> {
         if action != Action::Verify {
-            let stray = raw.threshold.as_ref().map(|t| t.span().start).or(raw
-                .signature_repository
+            let stray = raw
+                .threshold
                 .as_ref()
-                .map(|r| r.span().start))
+                .map(|t| t.span().start)
+                .or(raw.signature_repository.as_ref().map(|r| r.span().start))
                 .or(raw.authorities.as_ref().map(|a| a.span().start))
                 .or(raw.require_identity_match.map(|_| rule_at));
             if let Some(at) = stray {
@@ -395,8 +399,8 @@ impl Locator<'_> {
                 (None, Some(k)) => {
                     let k_at = k.span().start;
                     let k = k.into_inner();
-                    let pick = |exact: Option<String>, re: Option<String>, what: &str| {
-                        match (exact, re) {
+                    let pick =
+                        |exact: Option<String>, re: Option<String>, what: &str| match (exact, re) {
                             (Some(e), None) => Ok(Match::Exact(e)),
                             (None, Some(r)) => match regex::Regex::new(&anchored(&r)) {
                                 Ok(_) => Ok(Match::Regex(r)),
@@ -409,8 +413,7 @@ impl Locator<'_> {
                                 k_at,
                                 &format!("keyless needs exactly one of {what} and {what}_regex"),
                             )),
-                        }
-                    };
+                        };
                     Trust::Keyless(Keyless {
                         trusted_root: base.join(&k.trusted_root),
                         issuer: pick(k.issuer, k.issuer_regex, "issuer")?,
@@ -524,12 +527,17 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             Some(list) => Some(at.non_empty_patterns(list, NamespacePattern::new)?),
             None => None,
         };
-        let verify = at.verification(path, span.start, rule.action, RawVerification {
-            threshold: rule.threshold,
-            signature_repository: rule.signature_repository,
-            require_identity_match: rule.require_identity_match,
-            authorities: rule.authorities,
-        })?;
+        let verify = at.verification(
+            path,
+            span.start,
+            rule.action,
+            RawVerification {
+                threshold: rule.threshold,
+                signature_repository: rule.signature_repository,
+                require_identity_match: rule.require_identity_match,
+                authorities: rule.authorities,
+            },
+        )?;
         rules.push(Rule {
             name,
             images,
@@ -707,7 +715,10 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         let p = policy(VERIFY_EXAMPLE);
         let v = p.rules[0].verify.as_ref().unwrap();
         assert_eq!(v.threshold, 2);
-        assert_eq!(v.signature_repository.as_deref(), Some("registry.example.com/signatures"));
+        assert_eq!(
+            v.signature_repository.as_deref(),
+            Some("registry.example.com/signatures")
+        );
         assert!(!v.require_identity_match);
         assert_eq!(v.authorities[0].name, "release-2026");
         assert_eq!(
@@ -720,9 +731,16 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         );
         match &v.authorities[1].trust {
             Trust::Keyless(k) => {
-                assert_eq!(k.trusted_root, PathBuf::from("/etc/vouch/trusted_root.json"));
-                assert!(k.issuer.matches("https://token.actions.githubusercontent.com"));
-                assert!(k.subject.matches("https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v1"));
+                assert_eq!(
+                    k.trusted_root,
+                    PathBuf::from("/etc/vouch/trusted_root.json")
+                );
+                assert!(k
+                    .issuer
+                    .matches("https://token.actions.githubusercontent.com"));
+                assert!(k
+                    .subject
+                    .matches("https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v1"));
                 assert!(!k.subject.matches("https://github.com/evil/x"));
                 assert!(!k.subject.matches("prefix https://github.com/acme/x"));
             }
@@ -743,11 +761,20 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
 
     #[test]
     fn verify_rule_errors_name_the_line() {
-        let head = "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n";
+        let head =
+            "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n";
         let e = parse_err(head);
-        assert!(e.contains("line 3") && e.contains("at least one [[rule.authority]]"), "{e}");
-        let e = parse_err(&format!("{head}threshold = 3\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n"));
-        assert!(e.contains("line 6") && e.contains("threshold must be between 1 and"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("at least one [[rule.authority]]"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{head}threshold = 3\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n"
+        ));
+        assert!(
+            e.contains("line 6") && e.contains("threshold must be between 1 and"),
+            "{e}"
+        );
         let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\n"));
         assert!(e.contains("needs exactly one of key and keyless"), "{e}");
         let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\nvalid_until = \"next year\"\n"));
@@ -756,12 +783,17 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         assert!(e.contains("invalid subject_regex"), "{e}");
         let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkeyless = {{ trusted_root = \"/r.json\", subject = \"s\" }}\n"));
         assert!(e.contains("exactly one of issuer and issuer_regex"), "{e}");
-        let e = parse_err(&format!("{head}[[rule.authority]]\nname = \"k\"\nkey = \"/a\"\nfingerprint = \"x\"\n"));
+        let e = parse_err(&format!(
+            "{head}[[rule.authority]]\nname = \"k\"\nkey = \"/a\"\nfingerprint = \"x\"\n"
+        ));
         assert!(e.contains("unknown field"), "{e}");
         let e = parse_err(
             "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"a.io/x\"]\naction = \"allow\"\nthreshold = 1\n",
         );
-        assert!(e.contains("line 6") && e.contains("belong to rules with action = \"verify\""), "{e}");
+        assert!(
+            e.contains("line 6") && e.contains("belong to rules with action = \"verify\""),
+            "{e}"
+        );
     }
 
     fn image(repository: &str) -> Subject<'_> {

@@ -1,1 +1,0 @@
-//! The OCI distribution client: manifests, blobs, tags, referrers, signature discovery.
