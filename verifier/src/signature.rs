@@ -1,1 +1,0 @@
-//! Verification of cosign signatures: simple signing payloads, Rekor bundles, keyless certificates, Sigstore bundles.

@@ -1,0 +1,378 @@
+//! Rekor: the signed entry timestamp (SET), the entry body's binding to the signature it vouches for,
+//! and (for Sigstore bundles) the inclusion proof and its signed checkpoint. All offline.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::trust_root::TrustedRoot;
+use super::{json, malformed, untrusted, Result};
+use crate::keys::{pem_decode, PublicKey};
+
+/// Largest Rekor entry body accepted (a hashedrekord with a certificate is about 3 KiB).
+pub(crate) const MAX_BODY_LEN: usize = 64 * 1024;
+/// Largest cosign `dev.sigstore.cosign/bundle` annotation accepted.
+pub(crate) const MAX_REKOR_BUNDLE_LEN: usize = 128 * 1024;
+/// Integrated times this far past the verification time are refused (clock skew allowance).
+const MAX_FUTURE_SKEW_S: i64 = 300;
+
+/// A Rekor entry whose SET verified with a trusted log key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RekorEntry {
+    /// Hex SHA-256 of the log's key.
+    pub log_id: String,
+    pub log_index: i64,
+    /// Seconds since the epoch at which the log integrated the entry (signed by the SET).
+    pub integrated_time: i64,
+    /// Whether an inclusion proof and its checkpoint were verified too.
+    pub inclusion_proof_verified: bool,
+}
+
+/// An entry as carried by a signature, before anything about it is trusted.
+pub(crate) struct UntrustedEntry {
+    pub body: Vec<u8>,
+    pub integrated_time: i64,
+    pub log_index: i64,
+    pub log_id: Vec<u8>,
+    pub set: Vec<u8>,
+}
+
+/// Who made the signature an entry must name.
+#[derive(Clone, Copy)]
+pub(crate) enum Signer<'a> {
+    Key(&'a PublicKey),
+    /// A DER certificate.
+    Certificate(&'a [u8]),
+}
+
+#[derive(Deserialize)]
+struct CosignBundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    set: String,
+    #[serde(rename = "Payload")]
+    payload: CosignBundlePayload,
+}
+
+#[derive(Deserialize)]
+struct CosignBundlePayload {
+    body: String,
+    #[serde(rename = "integratedTime")]
+    integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// Parses cosign's `dev.sigstore.cosign/bundle` annotation.
+pub(crate) fn parse_cosign_bundle(text: &str) -> Result<UntrustedEntry> {
+    let b: CosignBundle = json::parse(text.as_bytes(), MAX_REKOR_BUNDLE_LEN, "Rekor bundle")?;
+    let log_id =
+        hex::decode(&b.payload.log_id).map_err(|_| malformed("Rekor bundle logID is not hex"))?;
+    Ok(UntrustedEntry {
+        body: json::b64(&b.payload.body, MAX_BODY_LEN, "Rekor entry body")?,
+        integrated_time: b.payload.integrated_time,
+        log_index: b.payload.log_index,
+        log_id,
+        set: json::b64(&b.set, 1024, "Rekor signed entry timestamp")?,
+    })
+}
+
+/// The bytes the SET signs: the canonical JSON of the entry (keys sorted, no spaces).
+pub(crate) fn set_message(e: &UntrustedEntry) -> Vec<u8> {
+    format!(
+        r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
+        json::b64_encode(&e.body),
+        e.integrated_time,
+        hex::encode(&e.log_id),
+        e.log_index
+    )
+    .into_bytes()
+}
+
+/// Verifies the SET with the key of the trusted log the entry names; returns the trusted entry.
+pub(crate) fn verify_set(e: &UntrustedEntry, root: &TrustedRoot, now: i64) -> Result<RekorEntry> {
+    let log_id = hex::encode(&e.log_id);
+    let short = log_id.get(..16).unwrap_or(&log_id);
+    let log = root
+        .tlog(&e.log_id)
+        .ok_or_else(|| untrusted(format!("Rekor log {short}… is not in the trusted root")))?;
+    if e.log_index < 0 || e.integrated_time < 0 {
+        return Err(malformed("Rekor entry has a negative log index or time"));
+    }
+    log.key.verify(&set_message(e), &e.set).map_err(|_| {
+        untrusted(format!(
+            "Rekor signed entry timestamp does not verify with the key of log {short}…"
+        ))
+    })?;
+    if !log.valid_for.contains(e.integrated_time) {
+        return Err(untrusted(format!(
+            "Rekor log {short}… was not trusted at the entry's integrated time {}",
+            json::format_unix(e.integrated_time)
+        )));
+    }
+    if e.integrated_time > now + MAX_FUTURE_SKEW_S {
+        return Err(untrusted(format!(
+            "Rekor integrated time {} is in the future",
+            json::format_unix(e.integrated_time)
+        )));
+    }
+    Ok(RekorEntry {
+        log_id,
+        log_index: e.log_index,
+        integrated_time: e.integrated_time,
+        inclusion_proof_verified: false,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    api_version: String,
+    kind: String,
+    spec: serde_json::Value,
+}
+
+/// Checks that an entry body (`hashedrekord` or `dsse`, v0.0.1) is about this signature: the same
+/// signature bytes, the same signer, and the same payload hash (`payload_sha256`: the hash of the
+/// signed payload for hashedrekord, of the DSSE payload for dsse).
+pub(crate) fn check_body(
+    body: &[u8],
+    signature: &[u8],
+    payload_sha256: &[u8],
+    signer: Signer<'_>,
+) -> Result<()> {
+    let b: Body = json::parse(body, MAX_BODY_LEN, "Rekor entry body")?;
+    if b.api_version != "0.0.1" {
+        return Err(malformed(format!(
+            "Rekor entry is {} version {}, only 0.0.1 is supported",
+            b.kind, b.api_version
+        )));
+    }
+    let s = &b.spec;
+    let text = |v: &serde_json::Value, what: &str| -> Result<String> {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| malformed(format!("Rekor entry has no {what}")))
+    };
+    match b.kind.as_str() {
+        "hashedrekord" => {
+            let alg = text(&s["data"]["hash"]["algorithm"], "data hash algorithm")?;
+            if alg != "sha256" {
+                return Err(malformed(format!(
+                    "Rekor entry hash algorithm {alg:?} is not sha256"
+                )));
+            }
+            let hash = text(&s["data"]["hash"]["value"], "data hash")?;
+            if !hash.eq_ignore_ascii_case(&hex::encode(payload_sha256)) {
+                return Err(untrusted(
+                    "Rekor entry is for another payload (its hash differs)",
+                ));
+            }
+            let sig = json::b64(
+                &text(&s["signature"]["content"], "signature")?,
+                4096,
+                "Rekor entry signature",
+            )?;
+            if sig != signature {
+                return Err(untrusted("Rekor entry is for another signature"));
+            }
+            let verifier = text(&s["signature"]["publicKey"]["content"], "public key")?;
+            check_verifier(&verifier, signer)
+        }
+        "dsse" => {
+            let alg = text(&s["payloadHash"]["algorithm"], "payload hash algorithm")?;
+            let hash = text(&s["payloadHash"]["value"], "payload hash")?;
+            if alg != "sha256" || !hash.eq_ignore_ascii_case(&hex::encode(payload_sha256)) {
+                return Err(untrusted(
+                    "Rekor entry is for another DSSE payload (its hash differs)",
+                ));
+            }
+            let sigs = s["signatures"]
+                .as_array()
+                .ok_or_else(|| malformed("Rekor dsse entry has no signatures"))?;
+            for entry in sigs.iter().take(16) {
+                let Some(content) = entry["signature"].as_str() else {
+                    continue;
+                };
+                if json::b64(content, 4096, "Rekor entry signature")? != signature {
+                    continue;
+                }
+                let verifier = text(&entry["verifier"], "verifier")?;
+                return check_verifier(&verifier, signer);
+            }
+            Err(untrusted("Rekor entry is for another signature"))
+        }
+        other => Err(malformed(format!(
+            "Rekor entry kind {other:?} is not supported (hashedrekord, dsse)"
+        ))),
+    }
+}
+
+/// The entry's verifier (base64 of a PEM key or certificate) must be the signer.
+fn check_verifier(b64_pem: &str, signer: Signer<'_>) -> Result<()> {
+    let pem = json::b64(b64_pem, 64 * 1024, "Rekor entry verifier")?;
+    let pem = String::from_utf8(pem).map_err(|_| malformed("Rekor entry verifier is not PEM"))?;
+    let (label, der) =
+        pem_decode(&pem).map_err(|e| malformed(format!("Rekor entry verifier: {e}")))?;
+    let same = match (label.as_str(), signer) {
+        ("PUBLIC KEY", Signer::Key(k)) => der == k.spki_der(),
+        ("CERTIFICATE", Signer::Certificate(c)) => der == c,
+        // An entry made with a certificate for a key-based check: the key must be the same.
+        ("CERTIFICATE", Signer::Key(k)) => PublicKey::from_certificate(&der).is_ok_and(|c| c == *k),
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(untrusted(
+            "Rekor entry names another signer (key or certificate)",
+        ))
+    }
+}
+
+/// An inclusion proof as a Sigstore bundle carries it.
+pub(crate) struct InclusionProof {
+    pub log_index: u64,
+    pub tree_size: u64,
+    pub root_hash: Vec<u8>,
+    pub hashes: Vec<Vec<u8>>,
+    pub checkpoint: String,
+}
+
+fn node_hash(left: &[u8], right: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().to_vec()
+}
+
+/// RFC 9162 §2.1.3.2: the root the audit path leads to from leaf `index` of a tree of `size`.
+fn root_from_path(index: u64, size: u64, leaf: Vec<u8>, path: &[Vec<u8>]) -> Option<Vec<u8>> {
+    if index >= size {
+        return None;
+    }
+    let (mut fnode, mut snode, mut r) = (index, size - 1, leaf);
+    for p in path {
+        if snode == 0 {
+            return None;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            r = node_hash(p, &r);
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    (snode == 0).then_some(r)
+}
+
+/// Verifies that `body` is in the log: the audit path leads to the root hash, and the checkpoint
+/// (a signed note) naming that root and tree size is signed by the log's key.
+pub(crate) fn verify_inclusion(
+    body: &[u8],
+    proof: &InclusionProof,
+    log_id: &[u8],
+    root: &TrustedRoot,
+) -> Result<()> {
+    let log = root
+        .tlog(log_id)
+        .ok_or_else(|| untrusted("Rekor log of the inclusion proof is not in the trusted root"))?;
+    if proof.hashes.len() > 64 || proof.hashes.iter().any(|h| h.len() != 32) {
+        return Err(malformed("Rekor inclusion proof has malformed hashes"));
+    }
+    let mut leaf = Sha256::new();
+    leaf.update([0u8]);
+    leaf.update(body);
+    let computed = root_from_path(
+        proof.log_index,
+        proof.tree_size,
+        leaf.finalize().to_vec(),
+        &proof.hashes,
+    );
+    if computed.as_deref() != Some(proof.root_hash.as_slice()) {
+        return Err(untrusted(
+            "Rekor inclusion proof does not lead to its root hash",
+        ));
+    }
+    // Signed note: text lines, a blank line, then `— <name> <base64(keyhash[4] || signature)>`.
+    let note = &proof.checkpoint;
+    if note.len() > 16 * 1024 {
+        return Err(malformed("Rekor checkpoint too large"));
+    }
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or_else(|| malformed("Rekor checkpoint is not a signed note"))?;
+    let text = format!("{text}\n");
+    let mut lines = text.lines();
+    let (_origin, size, root_hash) = (lines.next(), lines.next(), lines.next());
+    if size.and_then(|s| s.parse::<u64>().ok()) != Some(proof.tree_size)
+        || root_hash
+            .and_then(|h| json::b64(h, 64, "checkpoint root").ok())
+            .as_deref()
+            != Some(proof.root_hash.as_slice())
+    {
+        return Err(untrusted(
+            "Rekor checkpoint is for another tree than the inclusion proof",
+        ));
+    }
+    let hint = log_id.get(..4).unwrap_or_default();
+    for line in sigs.lines().take(16) {
+        let Some(rest) = line.strip_prefix("\u{2014} ") else {
+            continue;
+        };
+        let Some((_name, sig)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(sig) = json::b64(sig, 1024, "checkpoint signature") else {
+            continue;
+        };
+        if sig.len() > 4 && &sig[..4] == hint && log.key.verify(text.as_bytes(), &sig[4..]).is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(untrusted(
+        "Rekor checkpoint is not signed by the trusted log key",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(i: u8) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update([0u8, i]);
+        h.finalize().to_vec()
+    }
+
+    #[test]
+    fn audit_paths_lead_to_the_root() {
+        // A tree of 5 leaves: root = H(H(H(0,1),H(2,3)), 4).
+        let (l0, l1, l2, l3, l4) = (leaf(0), leaf(1), leaf(2), leaf(3), leaf(4));
+        let n01 = node_hash(&l0, &l1);
+        let n23 = node_hash(&l2, &l3);
+        let n0123 = node_hash(&n01, &n23);
+        let root = node_hash(&n0123, &l4);
+        assert_eq!(
+            root_from_path(4, 5, l4.clone(), std::slice::from_ref(&n0123)),
+            Some(root.clone())
+        );
+        assert_eq!(
+            root_from_path(2, 5, l2.clone(), &[l3.clone(), n01.clone(), l4.clone()]),
+            Some(root.clone())
+        );
+        assert_ne!(
+            root_from_path(3, 5, l2, &[l3, n01, l4.clone()]),
+            Some(root.clone())
+        );
+        assert_eq!(root_from_path(5, 5, l4.clone(), &[]), None);
+        assert_eq!(root_from_path(4, 5, l4, &[n0123.clone(), n0123]), None);
+    }
+}
