@@ -94,7 +94,7 @@ fn denied_image_fails_at_create_with_digest_and_rule_named_and_leaves_nothing() 
 fn allowed_image_runs_and_unmatched_image_falls_to_the_default() {
     let rig = shared_rig();
     let ns = rig.namespace();
-    let (team, _) = image_in(&rig, &ns, "team/app");
+    let (team, _) = image_in(&rig, &ns, "team/allowed");
     let (other, other_digest) = image_in(&rig, &ns, "other/tool");
     let dir = tempfile::tempdir().unwrap();
     let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
@@ -161,7 +161,7 @@ fn audit_mode_runs_a_denied_image_and_logs_the_would_be_denial() {
 fn broken_policy_refuses_every_start_naming_file_and_line() {
     let rig = shared_rig();
     let ns = rig.namespace();
-    let (image, _) = image_in(&rig, &ns, "team/app");
+    let (image, _) = image_in(&rig, &ns, "team/broken");
     let dir = tempfile::tempdir().unwrap();
     let config = write_vouch_config(dir.path(), "version = 1\ndefault = \"maybe\"\n");
     let out = run_with(&rig, &ns, &config, &image, "broken");

@@ -24,6 +24,7 @@ pub mod reference;
 pub mod registry;
 pub mod signature;
 mod tomlfile;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, RootfsMount, Verdict};

@@ -4,10 +4,15 @@
 //! without restarting anything. Everything that goes wrong denies (fail closed) with a one-line reason that
 //! says what to fix.
 
-use crate::config;
-use crate::gate::{Denial, Evidence, Gate, GateRequest, Verdict};
+use std::time::SystemTime;
+
+use crate::cache::VerdictCache;
+use crate::config::{self, Config};
+use crate::gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, Verdict};
 use crate::identity::{self, ContainerRef, ImageResolver};
-use crate::policy::{self, Decision, LoadedPolicy, RuleDenial, SandboxPolicy, Subject};
+use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, SandboxPolicy, Subject};
+use crate::registry::Registry;
+use crate::verify::{self, Outcome, SignatureSource};
 
 /// CRI's annotation with the pod's Kubernetes namespace.
 pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
@@ -19,9 +24,14 @@ pub const RULE_CONFIG: &str = "config";
 pub const RULE_POLICY: &str = "policy";
 pub const RULE_IMAGE_IDENTITY: &str = "image-identity";
 
+/// Builds the source of signatures from the node's `[registry]` configuration.
+pub type SourceFactory =
+    Box<dyn Fn(&Config) -> Result<Box<dyn SignatureSource>, String> + Send + Sync>;
+
 /// The production [`Gate`]: node config, policy file, and containerd for the image identity.
 pub struct NodeGate {
     resolver: Box<dyn ImageResolver>,
+    sources: SourceFactory,
 }
 
 impl Default for NodeGate {
@@ -38,14 +48,98 @@ impl NodeGate {
 
     /// A gate with another source of image identities (tests, or callers that know better).
     pub fn with_resolver(resolver: Box<dyn ImageResolver>) -> NodeGate {
-        NodeGate { resolver }
+        NodeGate {
+            resolver,
+            sources: Box::new(|config: &Config| {
+                Registry::new(&config.registry)
+                    .map(|r| Box::new(r) as Box<dyn SignatureSource>)
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+
+    /// Replaces where signatures come from (tests).
+    pub fn with_sources(mut self, sources: SourceFactory) -> NodeGate {
+        self.sources = sources;
+        self
+    }
+
+    /// Runs the signature checks of the matching verify rules; each failure becomes a denial of
+    /// its rule in the rule's mode.
+    fn verify_rules(
+        &self,
+        config: &Config,
+        loaded: &LoadedPolicy,
+        names: &[String],
+        image: &ImageIdentity,
+    ) -> Vec<(RuleDenial, Option<Vec<String>>)> {
+        let rules: Vec<&Rule> = names.iter().filter_map(|n| loaded.policy.rule(n)).collect();
+        let mode = |rule: &str| {
+            loaded
+                .policy
+                .rule(rule)
+                .map(|r| loaded.policy.mode_of(r))
+                .unwrap_or(Mode::Enforce)
+        };
+        let source = match (self.sources)(config) {
+            Ok(s) => s,
+            Err(e) => {
+                return rules
+                    .iter()
+                    .map(|r| {
+                        let d = RuleDenial {
+                            rule: r.name.clone(),
+                            reason: format!("cannot reach registries: {e}"),
+                            mode: mode(&r.name),
+                        };
+                        (d, None)
+                    })
+                    .collect()
+            }
+        };
+        let cache = VerdictCache::new(
+            &config.state_dir,
+            config.cache.allow_ttl_s,
+            config.cache.deny_ttl_s,
+        );
+        verify::check_rules(
+            &rules,
+            image,
+            &loaded.policy_digest,
+            &cache,
+            source.as_ref(),
+            SystemTime::now(),
+        )
+        .into_iter()
+        .map(|(name, outcome)| {
+            let m = mode(&name);
+            match outcome {
+                Outcome::Verified(v) => (
+                    RuleDenial {
+                        rule: name,
+                        reason: String::new(),
+                        mode: m,
+                    },
+                    Some(v),
+                ),
+                Outcome::Failed(reason) | Outcome::Unreachable(reason) => (
+                    RuleDenial {
+                        rule: name,
+                        reason,
+                        mode: m,
+                    },
+                    None,
+                ),
+            }
+        })
+        .collect()
     }
 
     fn load_policy(
         &self,
         request: &GateRequest,
         container: &ContainerRef<'_>,
-    ) -> Result<LoadedPolicy, (&'static str, String)> {
+    ) -> Result<(Config, LoadedPolicy), (&'static str, String)> {
         let from_record = match (&request.config_path, request.containerd_address.is_empty()) {
             (None, false) => self.resolver.runtime_config_path(container),
             _ => None,
@@ -54,7 +148,8 @@ impl NodeGate {
         let config = config::locate(option)
             .load()
             .map_err(|e| (RULE_CONFIG, e.to_string()))?;
-        policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))
+        let loaded = policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))?;
+        Ok((config, loaded))
     }
 }
 
@@ -87,7 +182,7 @@ impl Gate for NodeGate {
             container_id: &request.container_id,
             cri_image_name: annotation(identity::CRI_IMAGE_NAME),
         };
-        let loaded = match self.load_policy(request, &container) {
+        let (config, loaded) = match self.load_policy(request, &container) {
             Ok(loaded) => loaded,
             Err((rule, reason)) => {
                 // Fail closed, but still name the image digest when containerd can tell it.
@@ -134,12 +229,25 @@ impl Gate for NodeGate {
         match decision {
             Decision::Deny(d) => Verdict::Deny(denial(d)),
             Decision::Allow {
-                rules,
+                mut rules,
                 audited,
                 exempt,
+                verify,
             } => {
-                let audited: Vec<String> =
+                let mut audited: Vec<String> =
                     audited.into_iter().map(|d| denial(d).to_string()).collect();
+                if let (false, Some(img)) = (verify.is_empty(), image.as_ref()) {
+                    for (d, verified) in self.verify_rules(&config, &loaded, &verify, img) {
+                        match verified {
+                            Some(v) => {
+                                log::info!("rule \"{}\": verified {}", d.rule, v.join(", "));
+                                rules.push(d.rule);
+                            }
+                            None if d.mode == Mode::Enforce => return Verdict::Deny(denial(d)),
+                            None => audited.push(denial(d).to_string()),
+                        }
+                    }
+                }
                 Verdict::Allow(Evidence {
                     image,
                     rules,
@@ -148,6 +256,223 @@ impl Gate for NodeGate {
                     policy_digest: Some(loaded.policy_digest),
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    //! The gate with a verify rule, on the real cosign fixture from containers/image, with the
+    //! registry replaced by a stand-in that counts its calls.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::material::{Origin, SignatureMaterial, SimpleSigning};
+    use crate::registry::{Discovery, RegistryError};
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/signatures"
+    );
+    const DIGEST: &str = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
+    const REPO: &str = "192.168.64.2:5000/cosign-signed-single-sample";
+
+    fn fixture_signature() -> SimpleSigning {
+        let bytes = std::fs::read(format!(
+            "{FIXTURES}/containers-image/dir-img-cosign-valid/signature-1"
+        ))
+        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(bytes.strip_prefix(b"\x00sigstore-json\n").unwrap()).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(json["payload"].as_str().unwrap())
+            .unwrap();
+        SimpleSigning {
+            payload,
+            signature_b64: json["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            certificate_pem: None,
+            chain_pem: None,
+            rekor_bundle_json: None,
+            origin: Origin {
+                manifest: format!("{REPO}@sha256:sig"),
+                layer: Some(0),
+            },
+        }
+    }
+
+    #[derive(Clone)]
+    enum Answer {
+        Signed,
+        Unsigned,
+        Down,
+    }
+
+    struct Stand {
+        answer: Answer,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl SignatureSource for Stand {
+        fn discover(
+            &self,
+            repository: &str,
+            digest: &str,
+            _sig_repo: Option<&str>,
+        ) -> Result<Discovery, RegistryError> {
+            assert_eq!((repository, digest), (REPO, DIGEST));
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.answer {
+                Answer::Signed => Ok(Discovery {
+                    material: vec![SignatureMaterial::Simple(fixture_signature())],
+                    skipped: vec![],
+                }),
+                Answer::Unsigned => Ok(Discovery {
+                    material: vec![],
+                    skipped: vec![],
+                }),
+                Answer::Down => Err(RegistryError::Unreachable {
+                    registry: "192.168.64.2:5000".into(),
+                    reason: "tcp connect error: Connection refused".into(),
+                }),
+            }
+        }
+    }
+
+    struct Node {
+        dir: tempfile::TempDir,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Node {
+        fn new(key: &str, extra: &str) -> Node {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("config.toml"),
+                "policy = \"policy.toml\"\nstate_dir = \"state\"\n[cache]\nallow_ttl_s = 3600\ndeny_ttl_s = 0\n",
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join("policy.toml"),
+                format!(
+                    "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"{REPO}\"]\naction = \"verify\"\n{extra}[[rule.authority]]\nname = \"release\"\nkey = \"{FIXTURES}/containers-image/{key}\"\n"
+                ),
+            )
+            .unwrap();
+            Node {
+                dir,
+                calls: Arc::new(AtomicUsize::new(0)),
+            }
+        }
+
+        fn admit(&self, answer: Answer) -> Verdict {
+            let calls = Arc::clone(&self.calls);
+            let gate = NodeGate::new().with_sources(Box::new(move |_: &Config| {
+                Ok(Box::new(Stand {
+                    answer: answer.clone(),
+                    calls: Arc::clone(&calls),
+                }) as Box<dyn SignatureSource>)
+            }));
+            gate.admit(&GateRequest {
+                container_id: "c1".into(),
+                config_path: Some(self.dir.path().join("config.toml")),
+                image: Some(ImageIdentity {
+                    name: format!("{REPO}:latest"),
+                    repository: REPO.into(),
+                    digest: DIGEST.into(),
+                }),
+                ..Default::default()
+            })
+        }
+    }
+
+    fn denial(v: Verdict) -> String {
+        match v {
+            Verdict::Deny(d) => d.to_string(),
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn image_signed_by_the_trusted_key_is_allowed_and_the_verdict_cached() {
+        let node = Node::new("cosign.pub", "");
+        for _ in 0..3 {
+            match node.admit(Answer::Signed) {
+                Verdict::Allow(e) => assert_eq!(e.rules, vec!["signed".to_string()]),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            node.calls.load(Ordering::SeqCst),
+            1,
+            "later starts use the cache"
+        );
+        // The cached allow is used even while the registry is down.
+        assert!(matches!(node.admit(Answer::Down), Verdict::Allow(_)));
+    }
+
+    #[test]
+    fn signature_by_another_key_is_refused_naming_rule_and_digest() {
+        let line = denial(Node::new("cosign2.pub", "").admit(Answer::Signed));
+        assert!(
+            line.starts_with(&format!(
+                "vouch: denied {REPO}@{DIGEST}: no signature by a trusted authority"
+            )),
+            "{line}"
+        );
+        assert!(line.ends_with("(rule \"signed\")"), "{line}");
+    }
+
+    #[test]
+    fn unsigned_image_is_refused() {
+        let line = denial(Node::new("cosign.pub", "").admit(Answer::Unsigned));
+        assert!(
+            line.contains(&format!("no signature found for {DIGEST}")),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn unreachable_registry_without_a_cached_verdict_is_refused_as_unreachable_not_unsigned() {
+        let node = Node::new("cosign.pub", "");
+        let line = denial(node.admit(Answer::Down));
+        assert!(line.contains("registry unreachable"), "{line}");
+        assert!(!line.contains("no signature"), "{line}");
+        // Nothing was cached: once the registry is back, the image is verified and runs.
+        assert!(matches!(node.admit(Answer::Signed), Verdict::Allow(_)));
+    }
+
+    #[test]
+    fn rotated_out_key_is_refused() {
+        let node = Node::new("cosign.pub", "");
+        let policy = std::fs::read_to_string(node.dir.path().join("policy.toml")).unwrap();
+        std::fs::write(
+            node.dir.path().join("policy.toml"),
+            format!("{policy}valid_until = \"2020-01-01T00:00:00Z\"\n"),
+        )
+        .unwrap();
+        let line = denial(node.admit(Answer::Signed));
+        assert!(line.contains("expired at"), "{line}");
+    }
+
+    #[test]
+    fn audit_mode_lets_an_unsigned_image_run_with_the_would_be_denial() {
+        let node = Node::new("cosign.pub", "mode = \"audit\"\n");
+        match node.admit(Answer::Unsigned) {
+            Verdict::Allow(e) => {
+                assert_eq!(e.audited.len(), 1);
+                assert!(
+                    e.audited[0].contains("no signature found"),
+                    "{:?}",
+                    e.audited
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -50,8 +50,6 @@ pub const VERSION: u32 = 1;
 /// The rule name decisions carry when no rule matched and `default` decided.
 pub const DEFAULT_RULE: &str = "default";
 pub const REASON_DENY_RULE: &str = "image matches a deny rule";
-pub const REASON_VERIFY_UNSUPPORTED: &str =
-    "action \"verify\" requires signature verification, which this build does not implement yet";
 pub const REASON_DEFAULT_DENY: &str = "no policy rule matches and the default is deny";
 pub const EXEMPT_SANDBOX: &str = "pod sandbox";
 
@@ -590,6 +588,9 @@ pub enum Decision {
         audited: Vec<RuleDenial>,
         /// Why no rule was consulted, if that is why it passed.
         exempt: Option<String>,
+        /// Matching `verify` rules: the image passes only if their signature checks pass too
+        /// (each failure then counts as a denial of that rule, in its mode).
+        verify: Vec<String>,
     },
     /// The first enforce-mode denial in rule order.
     Deny(RuleDenial),
@@ -624,6 +625,7 @@ impl Policy {
             rules: Vec::new(),
             audited: Vec::new(),
             exempt: Some(why),
+            verify: Vec::new(),
         };
         if subject.is_sandbox && self.sandbox == SandboxPolicy::Exempt {
             return exempt(EXEMPT_SANDBOX.to_string());
@@ -636,6 +638,7 @@ impl Policy {
 
         let mut allowed = Vec::new();
         let mut denials = Vec::new();
+        let mut verify = Vec::new();
         let mut matched = false;
         for rule in self.rules.iter().filter(|r| r.matches(subject)) {
             matched = true;
@@ -644,8 +647,11 @@ impl Policy {
                     allowed.push(rule.name.clone());
                     continue;
                 }
+                Action::Verify => {
+                    verify.push(rule.name.clone());
+                    continue;
+                }
                 Action::Deny => REASON_DENY_RULE,
-                Action::Verify => REASON_VERIFY_UNSUPPORTED,
             };
             denials.push(RuleDenial {
                 rule: rule.name.clone(),
@@ -671,7 +677,12 @@ impl Policy {
             rules: allowed,
             audited: denials,
             exempt: None,
+            verify,
         }
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
     }
 }
 
@@ -820,10 +831,15 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
     }
 
     fn allow(rules: &[&str], audited: Vec<RuleDenial>) -> Decision {
+        allow_verify(rules, audited, &[])
+    }
+
+    fn allow_verify(rules: &[&str], audited: Vec<RuleDenial>, verify: &[&str]) -> Decision {
         Decision::Allow {
             rules: rules.iter().map(|s| s.to_string()).collect(),
             audited,
             exempt: None,
+            verify: verify.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -988,7 +1004,8 @@ mode = "audit"
             Decision::Allow {
                 rules: vec![],
                 audited: vec![],
-                exempt: Some("pod sandbox".into())
+                exempt: Some("pod sandbox".into()),
+                verify: vec![]
             }
         );
         let p = policy("version = 1\nsandbox = \"verify\"\n");
@@ -1006,7 +1023,8 @@ mode = "audit"
             Decision::Allow {
                 rules: vec![],
                 audited: vec![],
-                exempt: Some("image matches exempt pattern \"registry.k8s.io/*\"".into())
+                exempt: Some("image matches exempt pattern \"registry.k8s.io/*\"".into()),
+                verify: vec![]
             }
         );
         assert_eq!(
@@ -1059,13 +1077,21 @@ mode = "audit"
     }
 
     #[test]
-    fn verify_fails_closed_until_signatures_exist() {
+    fn verify_rules_are_left_to_the_signature_check_and_count_as_a_match() {
         let p = policy(
             "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n",
         );
         assert_eq!(
             p.evaluate(&image("ghcr.io/x")),
-            Decision::Deny(denial("signed", REASON_VERIFY_UNSUPPORTED, Mode::Enforce))
+            allow_verify(&[], vec![], &["signed"])
+        );
+        // A deny in enforce mode needs no signature check at all.
+        let p = policy(
+            "version = 1\n[[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n[[rule]]\nname = \"no\"\nimages = [\"**\"]\naction = \"deny\"\n",
+        );
+        assert_eq!(
+            p.evaluate(&image("ghcr.io/x")),
+            Decision::Deny(denial("no", REASON_DENY_RULE, Mode::Enforce))
         );
     }
 
@@ -1076,12 +1102,10 @@ mode = "audit"
         );
         assert_eq!(
             p.evaluate(&image("ghcr.io/x")),
-            allow(
+            allow_verify(
                 &["ok"],
-                vec![
-                    denial("a1", REASON_DENY_RULE, Mode::Audit),
-                    denial("a2", REASON_VERIFY_UNSUPPORTED, Mode::Audit)
-                ]
+                vec![denial("a1", REASON_DENY_RULE, Mode::Audit)],
+                &["a2"]
             )
         );
         // A policy-wide audit mode with a rule overriding back to enforce.

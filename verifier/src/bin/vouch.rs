@@ -1,6 +1,7 @@
 //! `vouch`: the command line for the vouch verifier.
 //!
 //! `vouch policy check P` parses a policy exactly as the shim does and explains what it will do.
+//! `vouch keygen PREFIX` makes a cosign-compatible key pair (`PREFIX.key`, `PREFIX.pub`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +46,16 @@ enum Command {
     /// on stdout. The shim runs this for every start, so the CLI and the shim share one code path.
     #[command(hide = true)]
     Gate,
+    /// Generate a key pair cosign can use: PREFIX.key (ECDSA P-256, in cosign's encrypted format, with the
+    /// password from $COSIGN_PASSWORD, which may be empty) and PREFIX.pub (PEM public key).
+    Keygen {
+        /// Path prefix of the two files, e.g. `release` for release.key and release.pub.
+        #[arg(value_name = "PREFIX")]
+        prefix: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,7 +78,40 @@ fn main() -> ExitCode {
             command: PolicyCommand::Check { policy },
         } => policy_check(policy, cli.output),
         Command::Gate => gate(),
+        Command::Keygen { prefix, force } => keygen(prefix, *force, cli.output),
     }
+}
+
+fn keygen(prefix: &Path, force: bool, output: Output) -> ExitCode {
+    use vouch_verifier::cosign_key::{self, SigningKey};
+    let written = cosign_key::password_from_env().and_then(|password| {
+        if password.is_empty() {
+            eprintln!("vouch keygen: warning: COSIGN_PASSWORD is empty: the private key is not protected by a password");
+        }
+        let key = SigningKey::generate_p256()?;
+        cosign_key::write_key_pair(prefix, &key, &password, force)
+    });
+    let files = match written {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("vouch keygen: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match output {
+        Output::Text => {
+            println!("Private key written to {}", files.private_key.display());
+            println!("Public key written to {}", files.public_key.display());
+        }
+        Output::Json => println!(
+            "{}",
+            json!({
+                "private_key": files.private_key.display().to_string(),
+                "public_key": files.public_key.display().to_string(),
+            })
+        ),
+    }
+    ExitCode::SUCCESS
 }
 
 fn gate() -> ExitCode {

@@ -1,0 +1,341 @@
+//! The supply-chain check of `verify` rules: find the image's signatures in its registry and count
+//! the rule's authorities that signed it, with the verdict cache in front.
+//!
+//! Outcomes are per rule. A rule passes when at least `threshold` distinct authorities verified a
+//! signature of this very digest; otherwise it fails with a reason that says what was found. An
+//! unreachable registry is its own outcome, never "unsigned": without a fresh cached verdict the
+//! start is refused with "registry unreachable" in the reason.
+
+use std::{path::Path, time::SystemTime};
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::{
+    cache::{Entry, Key, VerdictCache},
+    gate::ImageIdentity,
+    keys::PublicKey,
+    material::SignatureMaterial,
+    policy::{Authority, Match, Rule, Trust, Verification},
+    registry::{Discovery, Registry, RegistryError},
+    signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
+};
+
+/// Key files and trusted roots are small; anything larger is not one.
+const MAX_TRUST_FILE: u64 = 8 * 1024 * 1024;
+
+/// Where signatures come from: the registry in production, a stand-in in tests.
+pub trait SignatureSource {
+    fn discover(
+        &self,
+        repository: &str,
+        digest: &str,
+        signature_repository: Option<&str>,
+    ) -> std::result::Result<Discovery, RegistryError>;
+}
+
+impl SignatureSource for Registry {
+    fn discover(
+        &self,
+        repository: &str,
+        digest: &str,
+        signature_repository: Option<&str>,
+    ) -> std::result::Result<Discovery, RegistryError> {
+        self.discover_signatures(repository, digest, signature_repository)
+    }
+}
+
+/// How one verify rule came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// What verified, one line per authority (for the log and, later, the attestation).
+    Verified(Vec<String>),
+    /// Why the rule is not satisfied.
+    Failed(String),
+    /// The registry could not be asked; nothing is known about the signatures.
+    Unreachable(String),
+}
+
+/// Reads a trust file (key or trusted root), bounded.
+fn read_trust_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_TRUST_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_TRUST_FILE {
+        return Err(format!(
+            "{}: larger than {MAX_TRUST_FILE} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The digest that keys the verdict cache: the policy bytes and every trust file the verify rules
+/// name, so that replacing a key or a trusted root invalidates what was verified with it.
+pub fn material_digest(policy_digest: &str, rules: &[&Rule]) -> String {
+    let mut h = Sha256::new();
+    h.update(policy_digest.as_bytes());
+    for rule in rules {
+        let Some(v) = &rule.verify else { continue };
+        for a in &v.authorities {
+            let path = match &a.trust {
+                Trust::Key(p) => p,
+                Trust::Keyless(k) => &k.trusted_root,
+            };
+            h.update(b"\0");
+            h.update(path.as_os_str().as_encoded_bytes());
+            match read_trust_file(path) {
+                Ok(bytes) => h.update(Sha256::digest(&bytes)),
+                Err(_) => h.update(b"unreadable"),
+            }
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+enum Loaded {
+    Key(PublicKey),
+    Keyless(TrustedRoot, IdentityPolicy),
+}
+
+fn load(authority: &Authority) -> std::result::Result<Loaded, String> {
+    let fail = |e: String| format!("authority \"{}\": {e}", authority.name);
+    match &authority.trust {
+        Trust::Key(path) => {
+            let bytes = read_trust_file(path).map_err(fail)?;
+            let pem = String::from_utf8(bytes)
+                .map_err(|_| fail(format!("{}: not a PEM file", path.display())))?;
+            PublicKey::from_pem(&pem)
+                .map(Loaded::Key)
+                .map_err(|e| fail(format!("{}: {e}", path.display())))
+        }
+        Trust::Keyless(k) => {
+            let root = TrustedRoot::from_file(&k.trusted_root)
+                .map_err(|e| fail(format!("{}: {e}", k.trusted_root.display())))?;
+            let (s, sr) = split(&k.subject);
+            let (i, ir) = split(&k.issuer);
+            let identity = IdentityPolicy::new(s, sr, i, ir).map_err(|e| fail(e.to_string()))?;
+            Ok(Loaded::Keyless(root, identity))
+        }
+    }
+}
+
+fn split(m: &Match) -> (Option<&str>, Option<&str>) {
+    match m {
+        Match::Exact(e) => (Some(e.as_str()), None),
+        Match::Regex(r) => (None, Some(r.as_str())),
+    }
+}
+
+fn within(authority: &Authority, at: OffsetDateTime) -> std::result::Result<(), String> {
+    if let Some(from) = authority.valid_from {
+        if at < from {
+            return Err(format!(
+                "authority \"{}\" is valid only from {from}",
+                authority.name
+            ));
+        }
+    }
+    if let Some(until) = authority.valid_until {
+        if at > until {
+            return Err(format!(
+                "authority \"{}\" expired at {until} (rotated out)",
+                authority.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
+}
+
+/// Checks one verify rule against already discovered signature material.
+pub fn check(
+    verification: &Verification,
+    image: &ImageIdentity,
+    material: &[SignatureMaterial],
+    now: SystemTime,
+) -> Outcome {
+    if material.is_empty() {
+        return Outcome::Failed(format!("no signature found for {}", image.digest));
+    }
+    let options = VerifyOptions {
+        require_identity_match: verification.require_identity_match,
+        ..VerifyOptions::default()
+    };
+    let target = Image {
+        digest: &image.digest,
+        repository: &image.repository,
+    };
+    let mut verified = Vec::new();
+    let mut reasons = Vec::new();
+    for authority in &verification.authorities {
+        let loaded = match load(authority) {
+            Ok(l) => l,
+            Err(e) => {
+                reasons.push(e);
+                continue;
+            }
+        };
+        let auth = match &loaded {
+            Loaded::Key(key) => signature::Authority::Key {
+                name: &authority.name,
+                key,
+                rekor: None,
+            },
+            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
+                name: &authority.name,
+                trusted_root: root,
+                identity,
+            },
+        };
+        let mut last_error = None;
+        for m in material {
+            match signature::verify(m, &target, &auth, &options, now) {
+                Ok(sig) => {
+                    // The validity window is checked at the transparency log's time when there is
+                    // one, else at the time of the decision.
+                    let at = sig
+                        .rekor
+                        .as_ref()
+                        .and_then(|r| OffsetDateTime::from_unix_timestamp(r.integrated_time).ok())
+                        .unwrap_or_else(|| OffsetDateTime::from(now));
+                    match within(authority, at) {
+                        Ok(()) => {
+                            let who = match &sig.certificate {
+                                Some(c) => {
+                                    format!("{} ({} via {})", authority.name, c.subject, c.issuer)
+                                }
+                                None => format!(
+                                    "{} (key sha256:{})",
+                                    authority.name,
+                                    short(&sig.key_fingerprint)
+                                ),
+                            };
+                            verified.push(who);
+                            last_error = None;
+                            break;
+                        }
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                Err(e) => {
+                    if last_error.is_none() {
+                        last_error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(e) = last_error {
+            reasons.push(e);
+        }
+    }
+    if verified.len() >= verification.threshold {
+        return Outcome::Verified(verified);
+    }
+    let why = reasons
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "no signature verified".to_string());
+    if verified.is_empty() {
+        Outcome::Failed(format!(
+            "no signature by a trusted authority ({} checked: {why})",
+            material.len()
+        ))
+    } else {
+        Outcome::Failed(format!(
+            "{} of {} required authorities verified ({}); {why}",
+            verified.len(),
+            verification.threshold,
+            verified.join(", ")
+        ))
+    }
+}
+
+/// The verify rules' outcomes for one image, through the verdict cache.
+pub fn check_rules(
+    rules: &[&Rule],
+    image: &ImageIdentity,
+    policy_digest: &str,
+    cache: &VerdictCache,
+    source: &dyn SignatureSource,
+    now: SystemTime,
+) -> Vec<(String, Outcome)> {
+    let key = Key {
+        image_digest: image.digest.clone(),
+        material_digest: material_digest(policy_digest, rules),
+    };
+    let locked = match cache.lock(&key) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("verdict cache unavailable, verifying without it: {e}");
+            None
+        }
+    };
+    if let Some(entry) = locked.as_ref().and_then(|l| cache.fresh(l)) {
+        log::info!(
+            "cached verdict for {} from {} s ago",
+            image.subject(),
+            now_s().saturating_sub(entry.verified_at)
+        );
+        return entry
+            .rules
+            .into_iter()
+            .map(|(name, r)| {
+                let outcome = match r {
+                    Ok(v) => Outcome::Verified(v),
+                    Err(e) => Outcome::Failed(e),
+                };
+                (name, outcome)
+            })
+            .collect();
+    }
+    let mut outcomes = Vec::new();
+    for rule in rules {
+        let Some(v) = &rule.verify else { continue };
+        let outcome = match source.discover(
+            &image.repository,
+            &image.digest,
+            v.signature_repository.as_deref(),
+        ) {
+            Ok(d) => check(v, image, &d.material, now),
+            Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
+            Err(e) => Outcome::Failed(format!("cannot read signatures: {e}")),
+        };
+        outcomes.push((rule.name.clone(), outcome));
+    }
+    let cacheable = outcomes
+        .iter()
+        .all(|(_, o)| !matches!(o, Outcome::Unreachable(_)));
+    if let (true, Some(l)) = (cacheable, locked.as_ref()) {
+        let allowed = outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Verified(_)));
+        let rules = outcomes
+            .iter()
+            .map(|(n, o)| {
+                let r = match o {
+                    Outcome::Verified(v) => Ok(v.clone()),
+                    Outcome::Failed(e) | Outcome::Unreachable(e) => Err(e.clone()),
+                };
+                (n.clone(), r)
+            })
+            .collect();
+        if let Err(e) = cache.store(l, &Entry::new(allowed, rules)) {
+            log::warn!("cannot store the verdict: {e}");
+        }
+    }
+    outcomes
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
