@@ -144,17 +144,19 @@ impl Rig {
             Err(e) => return Err(e),
         }
 
-        std::fs::write(
-            rig.config_path(),
-            format!(
-                "policy = \"{}\"\nstate_dir = \"{}\"\n",
-                rig.policy_path().display(),
-                r.join("vouch/state").display()
-            ),
-        )?;
         rig.write_policy(opts.policy.as_deref().unwrap_or(DEFAULT_POLICY))?;
 
         rig.start_registry()?;
+        // The vouch node config: the loopback registry is reached over plain HTTP.
+        std::fs::write(
+            rig.config_path(),
+            format!(
+                "policy = \"{}\"\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n",
+                rig.policy_path().display(),
+                r.join("vouch/state").display(),
+                rig.registry()
+            ),
+        )?;
         let t_registry = t0.elapsed();
 
         std::fs::write(r.join("config.toml"), rig.containerd_config())?;
@@ -233,7 +235,7 @@ impl Rig {
             std::fs::write(
                 r.join("registry.yml"),
                 format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                      http:\n  addr: 127.0.0.1:{port}\n",
                     r.join("registry").display()
@@ -318,7 +320,12 @@ impl Rig {
     pub fn push(&self, src: &str, dest: &str) -> Result<()> {
         run_checked(
             Command::new("skopeo")
-                .args(["copy", "-q", "--dest-tls-verify=false"])
+                .args([
+                    "copy",
+                    "-q",
+                    "--src-tls-verify=false",
+                    "--dest-tls-verify=false",
+                ])
                 .arg(src)
                 .arg(format!("docker://{}", self.image(dest))),
         )?;
@@ -495,6 +502,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     /// The vouch state directory the node config names.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("vouch/state")
+    }
+
+    /// The registry's access log so far (one line per request), to count what was fetched.
+    pub fn registry_log(&self) -> String {
+        std::fs::read(self.root.join("registry.log"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Stops the registry (by PID): later fetches find it unreachable.
+    pub fn stop_registry(&mut self) {
+        if let Some(mut child) = self.registry.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Replaces the policy (atomically: a reader never sees half a file).

@@ -81,22 +81,6 @@ impl NodeGate {
                 .map(|r| loaded.policy.mode_of(r))
                 .unwrap_or(Mode::Enforce)
         };
-        let source = match (self.sources)(config) {
-            Ok(s) => s,
-            Err(e) => {
-                return rules
-                    .iter()
-                    .map(|r| {
-                        let d = RuleDenial {
-                            rule: r.name.clone(),
-                            reason: format!("cannot reach registries: {e}"),
-                            mode: mode(&r.name),
-                        };
-                        (d, None)
-                    })
-                    .collect()
-            }
-        };
         let cache = VerdictCache::new(
             &config.state_dir,
             config.cache.allow_ttl_s,
@@ -107,7 +91,7 @@ impl NodeGate {
             image,
             &loaded.policy_digest,
             &cache,
-            source.as_ref(),
+            &|| (self.sources)(config),
             SystemTime::now(),
         )
         .into_iter()

@@ -257,13 +257,17 @@ pub fn check(
     }
 }
 
+/// Makes the signature source; called only when the cache cannot answer (building a registry
+/// client loads the system's TLS roots, which a cached start should not pay for).
+pub type MakeSource<'a> = &'a dyn Fn() -> std::result::Result<Box<dyn SignatureSource>, String>;
+
 /// The verify rules' outcomes for one image, through the verdict cache.
 pub fn check_rules(
     rules: &[&Rule],
     image: &ImageIdentity,
     policy_digest: &str,
     cache: &VerdictCache,
-    source: &dyn SignatureSource,
+    make_source: MakeSource<'_>,
     now: SystemTime,
 ) -> Vec<(String, Outcome)> {
     let key = Key {
@@ -295,6 +299,20 @@ pub fn check_rules(
             })
             .collect();
     }
+    let source = match make_source() {
+        Ok(s) => s,
+        Err(e) => {
+            return rules
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        Outcome::Failed(format!("cannot reach registries: {e}")),
+                    )
+                })
+                .collect()
+        }
+    };
     let mut outcomes = Vec::new();
     for rule in rules {
         let Some(v) = &rule.verify else { continue };

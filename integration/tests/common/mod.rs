@@ -176,3 +176,52 @@ pub fn write_vouch_config(dir: &Path, policy: &str) -> PathBuf {
     .expect("write config");
     config
 }
+
+/// Like [`write_vouch_config`], with the rig's loopback registry reached over plain HTTP.
+pub fn write_vouch_config_for(rig: &Rig, dir: &Path, policy: &str) -> PathBuf {
+    let config = write_vouch_config(dir, policy);
+    let mut text = std::fs::read_to_string(&config).expect("read config");
+    text.push_str(&format!(
+        "[registry]\nplain_http = [\"{}\"]\n",
+        rig.registry()
+    ));
+    std::fs::write(&config, text).expect("write config");
+    config
+}
+
+/// The `vouch` CLI built next to the shim.
+pub fn vouch_bin() -> PathBuf {
+    Rig::shim_binary()
+        .expect("shim binary")
+        .with_file_name("vouch")
+}
+
+/// The password every test key is encrypted with.
+pub const KEY_PASSWORD: &str = "integration test password";
+
+/// Runs `vouch ARGS...` with the test key password.
+pub fn vouch(args: &[&str]) -> Output {
+    std::process::Command::new(vouch_bin())
+        .args(args)
+        .env("COSIGN_PASSWORD", KEY_PASSWORD)
+        .output()
+        .expect("run vouch")
+}
+
+/// `vouch keygen DIR/NAME`: returns the private and public key paths.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = dir.join(name);
+    let out = vouch(&["keygen", &prefix.display().to_string()]);
+    assert!(out.status.success(), "vouch keygen: {}", stderr(&out));
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// `vouch --config C sign IMAGE --key K [extra...]`, which must succeed.
+pub fn sign(config: &Path, image: &str, key: &Path, extra: &[&str]) {
+    let cfg = config.display().to_string();
+    let k = key.display().to_string();
+    let mut args = vec!["--config", cfg.as_str(), "sign", image, "--key", k.as_str()];
+    args.extend_from_slice(extra);
+    let out = vouch(&args);
+    assert!(out.status.success(), "vouch sign {image}: {}", stderr(&out));
+}
