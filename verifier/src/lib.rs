@@ -22,6 +22,7 @@ pub mod pattern;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod sign;
 pub mod signature;
 mod tomlfile;
 pub mod verify;

@@ -1,7 +1,15 @@
 //! `vouch`: the command line for the vouch verifier.
 //!
-//! `vouch policy check P` parses a policy exactly as the shim does and explains what it will do.
-//! `vouch keygen PREFIX` makes a cosign-compatible key pair (`PREFIX.key`, `PREFIX.pub`).
+//! - `vouch policy check P` parses a policy exactly as the shim does and explains what it will do.
+//! - `vouch keygen PREFIX` makes a cosign-compatible key pair (`PREFIX.key`, `PREFIX.pub`).
+//! - `vouch sign IMAGE --key K [--signature-repository R]` signs an image and pushes a cosign `.sig`
+//!   signature (password from `$COSIGN_PASSWORD`); exit 0 signed, 2 error.
+//! - `vouch verify IMAGE [--policy P] [--namespace NS]` asks the gate the shim asks, about a container
+//!   start of IMAGE: exit 0 allowed, 1 denied (the shim's denial line), 2 error.
+//! - `vouch gate` (hidden) is the shim's side of that: a gate request on stdin, the verdict on stdout.
+//!
+//! Global options: `--config C` (else `$VOUCH_CONFIG`, else `/etc/vouch/config.toml`; its `[registry]`
+//! says how registries are reached) and `--output text|json`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,6 +64,32 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Sign an image with a cosign private key and push the signature (cosign's `.sig` format) to
+    /// the registry. The password comes from $COSIGN_PASSWORD (it may be empty).
+    Sign {
+        /// The image: `host[:port]/repo[:tag|@sha256:...]` (a tag is resolved to its digest).
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        /// The private key (cosign's encrypted format, e.g. from `vouch keygen`).
+        #[arg(long, value_name = "K")]
+        key: PathBuf,
+        /// Store the signature in this repository instead of the image's (like COSIGN_REPOSITORY).
+        #[arg(long, value_name = "R")]
+        signature_repository: Option<String>,
+    },
+    /// Decide a container start of an image, exactly as the shim does: exit 0 allowed, 1 denied,
+    /// 2 error.
+    Verify {
+        /// The image: `host[:port]/repo[:tag|@sha256:...]` (a tag is resolved in the registry).
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        /// Use this policy file instead of the one the node config names.
+        #[arg(long, value_name = "P")]
+        policy: Option<PathBuf>,
+        /// Decide as for a pod in this Kubernetes namespace (default: a `ctr` container).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +104,10 @@ enum PolicyCommand {
 
 /// Exit status for an invalid input file (as opposed to a failure of vouch itself).
 const EXIT_INVALID: u8 = 2;
+/// `vouch verify`: the gate denied.
+const EXIT_DENIED: u8 = 1;
+/// `vouch sign` and `vouch verify`: something went wrong before a verdict (or a signature).
+const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -79,6 +117,183 @@ fn main() -> ExitCode {
         } => policy_check(policy, cli.output),
         Command::Gate => gate(),
         Command::Keygen { prefix, force } => keygen(prefix, *force, cli.output),
+        Command::Sign {
+            image,
+            key,
+            signature_repository,
+        } => sign(
+            cli.config.as_deref(),
+            image,
+            key,
+            signature_repository.as_deref(),
+            cli.output,
+        ),
+        Command::Verify {
+            image,
+            policy,
+            namespace,
+        } => verify(
+            cli.config.as_deref(),
+            image,
+            policy.as_deref(),
+            namespace.as_deref(),
+            cli.output,
+        ),
+    }
+}
+
+/// Loads the node config the way the gate finds it (`--config`, `$VOUCH_CONFIG`, the default).
+fn node_config(config: Option<&Path>) -> Result<vouch_verifier::config::Config, String> {
+    vouch_verifier::config::locate(config)
+        .load()
+        .map_err(|e| e.to_string())
+}
+
+fn registry_of(
+    config: &vouch_verifier::config::Config,
+) -> Result<vouch_verifier::registry::Registry, String> {
+    vouch_verifier::registry::Registry::new(&config.registry).map_err(|e| e.to_string())
+}
+
+fn sign(
+    config: Option<&Path>,
+    image: &str,
+    key: &Path,
+    signature_repository: Option<&str>,
+    output: Output,
+) -> ExitCode {
+    use vouch_verifier::cosign_key::{self, SigningKey};
+    use vouch_verifier::sign;
+    let signed = (|| -> Result<sign::Signed, String> {
+        let config = node_config(config)?;
+        let password = cosign_key::password_from_env().map_err(|e| e.to_string())?;
+        let key = SigningKey::from_encrypted_file(key, &password).map_err(|e| e.to_string())?;
+        let registry = registry_of(&config)?;
+        sign::sign_image(&registry, &key, image, signature_repository).map_err(|e| e.to_string())
+    })();
+    let signed = match signed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vouch sign: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match output {
+        Output::Text => {
+            println!("vouch: signed {}@{}", signed.repository, signed.digest);
+            if signed.added {
+                println!(
+                    "vouch: signature pushed to {} ({} signature{} there)",
+                    signed.signature_ref,
+                    signed.signatures,
+                    if signed.signatures == 1 { "" } else { "s" }
+                );
+            } else {
+                println!(
+                    "vouch: this key had already signed it: {} unchanged",
+                    signed.signature_ref
+                );
+            }
+        }
+        Output::Json => match serde_json::to_string(&signed) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("vouch sign: cannot render JSON: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn verify(
+    config: Option<&Path>,
+    image: &str,
+    policy: Option<&Path>,
+    namespace: Option<&str>,
+    output: Output,
+) -> ExitCode {
+    use vouch_verifier::sign;
+    use vouch_verifier::{Gate, NodeGate, Verdict};
+    let fail = |e: String| {
+        eprintln!("vouch verify: {e}");
+        ExitCode::from(EXIT_ERROR)
+    };
+    let pinned = match vouch_verifier::ImageIdentity::from_pinned_reference(image) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    // The config is needed to reach the registry (a tag) or to carry it over with another
+    // policy; otherwise the gate reads it itself, and a broken one is its denial, as at a start.
+    let loaded = if pinned.is_none() || policy.is_some() {
+        match node_config(config) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    let identity = match (pinned, &loaded) {
+        (Some(identity), _) => identity,
+        (None, Some(config)) => {
+            match registry_of(config)
+                .and_then(|r| sign::resolve_image(&r, image).map_err(|e| e.to_string()))
+            {
+                Ok(identity) => identity,
+                Err(e) => return fail(format!("cannot resolve {image}: {e}")),
+            }
+        }
+        (None, None) => return fail(format!("cannot resolve {image}")),
+    };
+    let overridden = match (policy, &loaded) {
+        (Some(policy), Some(config)) => match sign::policy_override(config, policy) {
+            Ok(o) => Some(o),
+            Err(e) => return fail(e.to_string()),
+        },
+        _ => None,
+    };
+    let config_path = overridden.as_ref().map(|o| o.path()).or(config);
+    let request = sign::gate_request(identity, namespace, config_path);
+    let verdict = NodeGate::default().admit(&request);
+    drop(overridden);
+    let code = match &verdict {
+        Verdict::Allow(_) => ExitCode::SUCCESS,
+        Verdict::Deny(_) => ExitCode::from(EXIT_DENIED),
+    };
+    match output {
+        Output::Text => {
+            for line in verdict_lines(&verdict) {
+                println!("{line}");
+            }
+        }
+        Output::Json => match serde_json::to_string(&verdict) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(format!("cannot render JSON: {e}")),
+        },
+    }
+    code
+}
+
+/// The verdict for people: the allow line (or the shim's denial line), then any audited denials.
+fn verdict_lines(verdict: &vouch_verifier::Verdict) -> Vec<String> {
+    use vouch_verifier::Verdict;
+    match verdict {
+        Verdict::Deny(d) => vec![d.to_string()],
+        Verdict::Allow(e) => {
+            let subject = e
+                .image
+                .as_ref()
+                .map(|i| i.subject())
+                .unwrap_or_else(|| "container (no image)".to_string());
+            let why = match (&e.exempt, e.rules.is_empty()) {
+                (Some(exempt), _) => format!("exempt: {exempt}"),
+                (None, false) => format!("rules: {}", e.rules.join(", ")),
+                (None, true) => "no rule".to_string(),
+            };
+            let mut lines = vec![format!("vouch: allowed {subject} ({why})")];
+            lines.extend(e.audited.iter().map(|a| format!("audit: {a}")));
+            lines
+        }
     }
 }
 
