@@ -62,6 +62,9 @@ say "A private containerd with the vouch runtime"
 mkdir -p "$root/bin"
 cp "$target/debug/containerd-shim-vouch-v2" "$target/debug/vouch" "$root/bin/"
 write_configs "$root"
+# The loopback registry speaks plain HTTP. Denials are not cached here, so that an image signed a
+# moment after a refusal runs at once (a node keeps them deny_ttl_s, 60 s by default).
+printf '[registry]\nplain_http = ["%s"]\n[cache]\ndeny_ttl_s = 0\n' "$reg" >>"$root/vouch/config.toml"
 export VOUCH_CONFIG=$root/vouch/config.toml
 start_containerd "$root" "$root/bin"
 for repo_name in team/app debug/busybox; do
@@ -110,6 +113,48 @@ grep -o 'audit: vouch: denied.*allowed by audit mode)' "$root/containerd.log" | 
 say "A broken policy refuses every start, naming the file and line"
 printf 'version = 1\ndefault = "maybe"\n' >"$root/vouch/policy.toml"
 show run "$reg/team/app:v1" demo-broken echo never || echo "(exit code $?)"
+
+say "Signatures: a key made by vouch keygen (cosign's format)"
+export COSIGN_PASSWORD=demo-password
+mkdir -p "$root/keys"
+show "$root/bin/vouch" keygen "$root/keys/release"
+head -c 200 "$root/keys/release.key" | head -n 2
+echo "..."
+
+say "A policy that requires a signature by that key for team images"
+cat >"$root/vouch/policy.toml" <<EOT
+version = 1
+default = "deny"
+
+[[rule]]
+name = "signed-team-images"
+images = ["$reg/team/**"]
+action = "verify"
+[[rule.authority]]
+name = "release"
+key = "$root/keys/release.pub"
+EOT
+cat "$root/vouch/policy.toml"
+
+say "Before signing: refused"
+show run "$reg/team/app:v1" demo-unsigned echo never || echo "(exit code $?)"
+
+say "vouch sign pushes a cosign signature to the registry; the signed image runs"
+show "$root/bin/vouch" sign "$reg/team/app:v1" --key "$root/keys/release.key"
+show "$root/bin/vouch" verify "$reg/team/app:v1" || echo "(vouch verify exit code $?)"
+show run "$reg/team/app:v1" demo-signed echo "hello from a signed image"
+
+say "An unsigned image in the same repository tree is refused"
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:latest" "docker://$reg/team/unsigned:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$reg/team/unsigned:v1" >/dev/null
+show run "$reg/team/unsigned:v1" demo-unsigned2 echo never || echo "(exit code $?)"
+
+say "A tampered tag: team/app:v1 now points at other content, the signature names the old digest"
+build_busybox_layout "$root/layout" tampered /bin/true
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:tampered" "docker://$reg/team/app:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$reg/team/app:v1" >/dev/null
+show run "$reg/team/app:v1" demo-tampered echo never || echo "(exit code $?)"
+show "$root/bin/vouch" verify "$reg/team/app:v1" || echo "(vouch verify exit code $?)"
 
 say "Nothing is left behind"
 echo "tasks: $(ctr -a "$sock" -n $ns tasks ls -q | wc -l), containers: $(ctr -a "$sock" -n $ns containers ls -q | wc -l), mounts under $root: $(awk -v r="$root" 'index($5, r "/") == 1' /proc/self/mountinfo | wc -l)"

@@ -86,7 +86,7 @@ stop_pid() {
 stop_shims_of() {
 	local sock=$1 p args
 	for p in /proc/[0-9]*; do
-		args=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		args=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
 		case "$args" in
 		*"-address $sock "*)
 			kill -KILL "${p#/proc/}" 2>/dev/null || true

@@ -184,6 +184,8 @@ fn signature_copied_from_another_repository_is_refused_unless_the_rule_allows_it
             &format!("signed/copy:{tag}"),
         )
         .unwrap();
+    // The same digest, verified and cached for its own repository, is still refused under another.
+    assert_runs(&c.run(&strict, &origin, "origin"));
     assert_refused(
         &c.run(&strict, &copy, "copied"),
         "signature is for repository",

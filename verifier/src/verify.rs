@@ -73,10 +73,14 @@ fn read_trust_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The digest that keys the verdict cache: the policy bytes and every trust file the verify rules
-/// name, so that replacing a key or a trusted root invalidates what was verified with it.
-pub fn material_digest(policy_digest: &str, rules: &[&Rule]) -> String {
+/// The digest that keys the verdict cache (with the image digest): the repository the image is
+/// started from (one digest may be signed for one repository and not another), the policy bytes and
+/// every trust file the verify rules name, so that replacing a key or a trusted root invalidates what
+/// was verified with it.
+pub fn material_digest(repository: &str, policy_digest: &str, rules: &[&Rule]) -> String {
     let mut h = Sha256::new();
+    h.update(repository.as_bytes());
+    h.update(b"\0");
     h.update(policy_digest.as_bytes());
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
@@ -272,7 +276,7 @@ pub fn check_rules(
 ) -> Vec<(String, Outcome)> {
     let key = Key {
         image_digest: image.digest.clone(),
-        material_digest: material_digest(policy_digest, rules),
+        material_digest: material_digest(&image.repository, policy_digest, rules),
     };
     let locked = match cache.lock(&key) {
         Ok(l) => Some(l),
