@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Container start benchmark: start-to-exit of /bin/true through `ctr run --rm`, vouch against the
-# stock io.containerd.runc.v2 shim, interleaved in one run on one private containerd; then the
-# resident memory of each shim with one running container.
+# Container start benchmark, interleaved in one run on one private containerd and registry:
+# start-to-exit of /bin/true through `ctr run --rm` with the stock io.containerd.runc.v2 shim and
+# with vouch under three policies (an allow rule; a verify rule with its verdict cached; the same
+# verify rule with the cache cleared before each start, so the signature is fetched from the
+# loopback registry and verified, as for a newly signed image); then `vouch verify` of a cached
+# image, and the resident memory of each shim with one running container.
 #
 #   hack/bench.sh            # 30 runs of each (BENCH_RUNS=N to change)
-#
-# The vouch gate runs for real: default-deny policy, an allow rule for the image, and the image
-# digest looked up in containerd on every start.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -20,6 +20,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 root=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 sock=$root/c.sock
 ns=bench
+REGISTRY_PID=
 cleanup() {
 	set +e
 	for t in $(ctr -a "$sock" -n $ns tasks ls -q 2>/dev/null); do
@@ -29,67 +30,99 @@ cleanup() {
 	done
 	stop_pid "${CONTAINERD_PID:-}"
 	stop_shims_of "$sock"
+	stop_pid "$REGISTRY_PID"
 	unmount_under "$root"
 	rmdir "/run/containerd/runc/$ns" 2>/dev/null
 	rm -rf "$root"
 }
 trap cleanup EXIT
 
-mkdir -p "$root/bin"
+start_registry "$root"
+mkdir -p "$root/bin" "$root/keys"
 cp "$target/release/containerd-shim-vouch-v2" "$target/release/vouch" "$root/bin/"
 write_configs "$root"
+printf '[registry]\nplain_http = ["%s"]\n' "$REGISTRY" >>"$root/vouch/config.toml"
+export VOUCH_CONFIG=$root/vouch/config.toml
+export COSIGN_PASSWORD=bench
+"$root/bin/vouch" keygen "$root/keys/bench" >/dev/null
 cat >"$root/vouch/policy.toml" <<EOT
 version = 1
 default = "deny"
 [[rule]]
-name = "bench"
-images = ["docker.io/library/bench"]
+name = "plain"
+images = ["$REGISTRY/bench/plain"]
 action = "allow"
+[[rule]]
+name = "signed"
+images = ["$REGISTRY/bench/signed"]
+action = "verify"
+[[rule.authority]]
+name = "bench"
+key = "$root/keys/bench.pub"
 EOT
-export VOUCH_CONFIG=$root/vouch/config.toml
 start_containerd "$root" "$root/bin"
 
 build_busybox_layout "$root/layout" latest /bin/true
-(cd "$root/layout" && tar cf "$root/image.tar" .)
-ctr -a "$sock" -n $ns images import --index-name docker.io/library/bench:latest "$root/image.tar" >/dev/null
+for name in plain signed; do
+	skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:latest" "docker://$REGISTRY/bench/$name:v1"
+	ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/$name:v1" >/dev/null
+done
+"$root/bin/vouch" sign "$REGISTRY/bench/signed:v1" --key "$root/keys/bench.key" >/dev/null
+digest=$(ctr -a "$sock" -n $ns images ls | awk -v r="$REGISTRY/bench/signed:v1" '$1 == r { print $3 }')
 
-now_ms() { date +%s%N; }
+now_ns() { date +%s%N; }
 run_once() {
-	local runtime=$1 id=$2 t0 t1
-	t0=$(now_ms)
-	timeout -k 5 60 ctr -a "$sock" -n $ns run --rm --runtime "$runtime" docker.io/library/bench:latest "$id" /bin/true
-	t1=$(now_ms)
+	local runtime=$1 image=$2 id=$3 t0 t1
+	t0=$(now_ns)
+	timeout -k 5 60 ctr -a "$sock" -n $ns run --rm --runtime "$runtime" "$image" "$id" /bin/true
+	t1=$(now_ns)
 	echo $(((t1 - t0) / 1000))
 }
+plain=$REGISTRY/bench/plain:v1
+signed=$REGISTRY/bench/signed:v1
 
-# Warm both paths once (page cache, snapshot), then interleave.
-run_once io.containerd.vouch.v2 warm-v >/dev/null
-run_once io.containerd.runc.v2 warm-r >/dev/null
-: >"$root/vouch.us"
-: >"$root/runc.us"
+# Warm every path once (page cache, snapshots, the verdict cache), then interleave.
+run_once io.containerd.runc.v2 "$plain" warm-r >/dev/null
+run_once io.containerd.vouch.v2 "$plain" warm-p >/dev/null
+run_once io.containerd.vouch.v2 "$signed" warm-s >/dev/null
+for s in runc plain cached first; do : >"$root/$s.us"; done
 for i in $(seq 1 "$runs"); do
-	run_once io.containerd.vouch.v2 "v$i" >>"$root/vouch.us"
-	run_once io.containerd.runc.v2 "r$i" >>"$root/runc.us"
+	run_once io.containerd.runc.v2 "$plain" "r$i" >>"$root/runc.us"
+	run_once io.containerd.vouch.v2 "$plain" "p$i" >>"$root/plain.us"
+	run_once io.containerd.vouch.v2 "$signed" "c$i" >>"$root/cached.us"
+	rm -rf "$root/vouch/state/cache"
+	run_once io.containerd.vouch.v2 "$signed" "f$i" >>"$root/first.us"
+done
+
+: >"$root/verify.us"
+for i in $(seq 1 "$runs"); do
+	t0=$(now_ns)
+	"$root/bin/vouch" verify "$REGISTRY/bench/signed@$digest" >/dev/null
+	t1=$(now_ns)
+	echo $(((t1 - t0) / 1000)) >>"$root/verify.us"
 done
 
 stats() { sort -n "$1" | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f %.1f %.1f", m/1000, a[1]/1000, a[NR]/1000}'; }
-read -r vm vmin vmax <<<"$(stats "$root/vouch.us")"
 read -r rm_ rmin rmax <<<"$(stats "$root/runc.us")"
-ratio=$(awk -v a="$vm" -v b="$rm_" 'BEGIN { printf "%.3f", a / b }')
+line() {
+	local label=$1 file=$2 m lo hi
+	read -r m lo hi <<<"$(stats "$file")"
+	printf '  %-34s median %6.1f  (min %.1f, max %.1f)  ratio %.3f\n' "$label" "$m" "$lo" "$hi" "$(awk -v a="$m" -v b="$rm_" 'BEGIN { print a / b }')"
+}
 
 # Resident memory of each shim serving one running container.
 shim_pid() {
 	local id=$1 p
 	for p in /proc/[0-9]*; do
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-id $id -address $sock "; then
+		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-id $id -address $sock "; then
 			echo "${p#/proc/}"
 			return
 		fi
 	done
 }
 rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-ctr -a "$sock" -n $ns run -d --runtime io.containerd.vouch.v2 docker.io/library/bench:latest mem-v /bin/sleep 600
-ctr -a "$sock" -n $ns run -d --runtime io.containerd.runc.v2 docker.io/library/bench:latest mem-r /bin/sleep 600
+ctr -a "$sock" -n $ns run -d --runtime io.containerd.vouch.v2 "$signed" mem-v /bin/sleep 600
+ctr -a "$sock" -n $ns run -d --runtime io.containerd.runc.v2 "$plain" mem-r /bin/sleep 600
 sleep 1
 vp=$(shim_pid mem-v)
 rp=$(shim_pid mem-r)
@@ -97,9 +130,14 @@ rp=$(shim_pid mem-r)
 cat <<EOT
 host: $(nproc) cores, $(uname -r), containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1 {print $3}')
 start-to-exit of /bin/true via ctr run --rm, $runs runs each, interleaved (ms):
-  vouch  median $vm  (min $vmin, max $vmax)
-  runc   median $rm_  (min $rmin, max $rmax)
-  ratio  $ratio
+  io.containerd.runc.v2                    median $rm_  (min $rmin, max $rmax)
+EOT
+line "vouch, allow rule" "$root/plain.us"
+line "vouch, verify rule, cached verdict" "$root/cached.us"
+line "vouch, verify rule, first start" "$root/first.us"
+read -r vm vmin vmax <<<"$(stats "$root/verify.us")"
+cat <<EOT
+vouch verify of a cached image (pinned digest), $runs runs: median $vm ms (min $vmin, max $vmax)
 shim resident memory with one running container (kB):
   vouch  VmRSS $(rss_kb "$vp" VmRSS)  RssAnon $(rss_kb "$vp" RssAnon)  RssFile $(rss_kb "$vp" RssFile)
   runc   VmRSS $(rss_kb "$rp" VmRSS)  RssAnon $(rss_kb "$rp" RssAnon)  RssFile $(rss_kb "$rp" RssFile)

@@ -33,22 +33,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 say "A private registry on loopback"
-port=$(free_port)
-mkdir -p "$root/registry"
-cat >"$root/registry.yml" <<EOT
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $root/registry
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-EOT
-docker-registry serve "$root/registry.yml" >"$root/registry.log" 2>&1 &
-REGISTRY_PID=$!
-for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-reg=127.0.0.1:$port
+start_registry "$root"
+reg=$REGISTRY
 echo "registry at $reg"
 
 say "Busybox images built offline and pushed"

@@ -50,6 +50,37 @@ state_dir = "$root/vouch/state"
 EOT
 }
 
+# Starts docker-registry on a free loopback port with its storage under ROOT/registry.
+# Sets REGISTRY_PID and REGISTRY (host:port).
+start_registry() {
+	local root=$1 port
+	port=$(free_port)
+	mkdir -p "$root/registry"
+	cat >"$root/registry.yml" <<EOT
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $root/registry
+http:
+  addr: 127.0.0.1:$port
+log:
+  level: error
+  accesslog:
+    disabled: true
+EOT
+	docker-registry serve "$root/registry.yml" >"$root/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	REGISTRY=127.0.0.1:$port
+	local i
+	for i in $(seq 1 100); do
+		curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "docker-registry did not start; log:" >&2
+	tail -20 "$root/registry.log" >&2
+	return 1
+}
+
 # Starts a private containerd with ROOT/config.toml (written by the caller). Sets CONTAINERD_PID.
 start_containerd() {
 	local root=$1 shim_dir=$2
