@@ -401,11 +401,59 @@ fn describe_rule(policy: &Policy, rule: &Rule) -> String {
         Some(namespaces) => format!("in namespaces {}", list(namespaces)),
         None => "in any namespace (and outside Kubernetes)".to_string(),
     };
-    format!(
+    let mut line = format!(
         "rule \"{}\": {what} images {} {where_}",
         rule.name,
         list(&rule.images)
-    )
+    );
+    if let Some(v) = &rule.verify {
+        let who: Vec<String> = v.authorities.iter().map(describe_authority).collect();
+        line.push_str(&format!(
+            "; requires signatures by {} of: {}{}{}",
+            v.threshold,
+            who.join(", "),
+            v.signature_repository
+                .as_ref()
+                .map(|r| format!("; signatures in {r}"))
+                .unwrap_or_default(),
+            if v.require_identity_match {
+                ""
+            } else {
+                "; a signature made for another repository counts"
+            }
+        ));
+    }
+    line
+}
+
+fn describe_authority(a: &vouch_verifier::policy::Authority) -> String {
+    use vouch_verifier::policy::{Match, Trust};
+    let show = |m: &Match| match m {
+        Match::Exact(e) => e.clone(),
+        Match::Regex(r) => format!("/{r}/"),
+    };
+    let what = match &a.trust {
+        Trust::Key(p) => format!("key {}", p.display()),
+        Trust::Keyless(k) => format!(
+            "keyless {} from {} (root {})",
+            show(&k.subject),
+            show(&k.issuer),
+            k.trusted_root.display()
+        ),
+    };
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let mut s = format!("\"{}\" ({what}", a.name);
+    if let Some(f) = a.valid_from {
+        s.push_str(&format!(", from {}", rfc3339(f)));
+    }
+    if let Some(u) = a.valid_until {
+        s.push_str(&format!(", until {}", rfc3339(u)));
+    }
+    s.push(')');
+    s
 }
 
 fn describe(loaded: &LoadedPolicy) -> Vec<String> {
