@@ -163,10 +163,21 @@ pub fn check(
     verification: &Verification,
     image: &ImageIdentity,
     material: &[SignatureMaterial],
+    skipped: &[String],
     now: SystemTime,
 ) -> Outcome {
     if material.is_empty() {
-        return Outcome::Failed(format!("no signature found for {}", image.digest));
+        // Material that was unusable (wrong media type, too large, bad encoding) is named, so a
+        // malformed signature never reads like an unsigned image.
+        let why = match skipped {
+            [] => String::new(),
+            [one] => format!("; skipped unusable signature material: {one}"),
+            [first, rest @ ..] => format!(
+                "; skipped unusable signature material: {first} (and {} more)",
+                rest.len()
+            ),
+        };
+        return Outcome::Failed(format!("no signature found for {}{why}", image.digest));
     }
     let options = VerifyOptions {
         require_identity_match: verification.require_identity_match,
@@ -325,7 +336,7 @@ pub fn check_rules(
             &image.digest,
             v.signature_repository.as_deref(),
         ) {
-            Ok(d) => check(v, image, &d.material, now),
+            Ok(d) => check(v, image, &d.material, &d.skipped, now),
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Failed(format!("cannot read signatures: {e}")),
         };

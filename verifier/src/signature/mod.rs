@@ -17,8 +17,8 @@ mod json;
 mod rekor;
 mod trust_root;
 
-#[cfg(test)]
-pub(crate) mod testca;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testca;
 #[cfg(test)]
 mod tests;
 
