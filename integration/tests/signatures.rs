@@ -422,3 +422,71 @@ fn cri_signed_image_runs_and_unsigned_image_is_refused() {
     cri.stop_pod(&pod).unwrap();
     cri.remove_pod(&pod).unwrap();
 }
+
+#[test]
+fn multi_arch_image_signed_on_its_platform_manifest_runs_unless_the_rule_wants_the_index() {
+    use vouch_verifier::config::RegistryConfig;
+    use vouch_verifier::registry::{Registry, OCI_INDEX, OCI_MANIFEST};
+    let c = Case::new();
+    let repo = "signed/multi";
+    c.rig
+        .push_busybox("app", &format!("{repo}:platform"))
+        .unwrap();
+    let registry = Registry::new(&RegistryConfig {
+        plain_http: vec![c.rig.registry()],
+        ..Default::default()
+    })
+    .unwrap();
+    let full = format!("{}/{repo}", c.rig.registry());
+    let platform = registry.get_manifest(&full, "platform").unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": platform.digest,
+            "size": platform.bytes.len(),
+            "platform": {"os": "linux", "architecture": vouch_verifier::verify::host_architecture()},
+        }],
+    });
+    let index_digest = registry
+        .push_manifest(&full, "v1", OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+        .unwrap();
+    let image = c.rig.image(&format!("{repo}:v1"));
+    c.rig.pull(&c.ns, &image).unwrap();
+
+    let (key, public) = keygen(c.dir.path(), "release");
+    let either = c.config(&verify_policy(
+        &c.rig,
+        "",
+        &[authority("release", &public, "")],
+    ));
+    sign(&either, &format!("{full}@{}", platform.digest), &key, &[]);
+    assert_runs(&c.run(&either, &image, "platform-signed"));
+
+    let index_only = write_vouch_config_for(
+        &c.rig,
+        &c.dir.path().join("index-only"),
+        &verify_policy(
+            &c.rig,
+            "multi_arch = \"index\"\n",
+            &[authority("release", &public, "")],
+        ),
+    );
+    assert_refused(
+        &c.run(&index_only, &image, "index-wanted"),
+        &format!("no signature found for {index_digest}"),
+    );
+    sign(&either, &image, &key, &[]);
+    let index_only = write_vouch_config_for(
+        &c.rig,
+        &c.dir.path().join("index-only-2"),
+        &verify_policy(
+            &c.rig,
+            "multi_arch = \"index\"\n",
+            &[authority("release", &public, "")],
+        ),
+    );
+    assert_runs(&c.run(&index_only, &image, "index-signed"));
+    assert_nothing_left(&c.rig, &c.ns);
+}

@@ -20,6 +20,7 @@
 //! threshold = 1                    # how many authorities must verify (default 1)
 //! signature_repository = "registry.example.com/signatures"   # optional, like COSIGN_REPOSITORY
 //! require_identity_match = true    # payload docker-reference must name the image's repository
+//! multi_arch = "either"            # an index's signature or this node's platform manifest's
 //! [[rule.authority]]
 //! name = "release-2026"
 //! key = "/etc/vouch/keys/release.pub"
@@ -127,7 +128,20 @@ pub struct Verification {
     pub signature_repository: Option<String>,
     /// The signed payload's `docker-reference` must name the image's repository.
     pub require_identity_match: bool,
+    /// For a multi-arch image: which manifest's signature counts.
+    pub multi_arch: MultiArch,
     pub authorities: Vec<Authority>,
+}
+
+/// `multi_arch`: for an image whose digest is an index, a signature on the index or on this node's
+/// platform manifest counts (`either`, the default), or only one of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiArch {
+    #[default]
+    Either,
+    Index,
+    Platform,
 }
 
 /// One party whose signature counts.
@@ -240,6 +254,8 @@ struct RawRule {
     signature_repository: Option<Spanned<String>>,
     #[serde(default)]
     require_identity_match: Option<bool>,
+    #[serde(default)]
+    multi_arch: Option<Spanned<MultiArch>>,
     #[serde(default, rename = "authority")]
     authorities: Option<Spanned<Vec<RawAuthority>>>,
 }
@@ -347,6 +363,7 @@ struct RawVerification {
     threshold: Option<Spanned<i64>>,
     signature_repository: Option<Spanned<String>>,
     require_identity_match: Option<bool>,
+    multi_arch: Option<Spanned<MultiArch>>,
     authorities: Option<Spanned<Vec<RawAuthority>>>,
 }
 
@@ -366,12 +383,13 @@ impl Locator<'_> {
                 .map(|t| t.span().start)
                 .or(raw.signature_repository.as_ref().map(|r| r.span().start))
                 .or(raw.authorities.as_ref().map(|a| a.span().start))
+                .or(raw.multi_arch.as_ref().map(|m| m.span().start))
                 .or(raw.require_identity_match.map(|_| rule_at));
             if let Some(at) = stray {
                 return Err(self.error(
                     at,
-                    "threshold, signature_repository, require_identity_match and authorities \
-                     belong to rules with action = \"verify\"",
+                    "threshold, signature_repository, require_identity_match, multi_arch and \
+                     authorities belong to rules with action = \"verify\"",
                 ));
             }
             return Ok(None);
@@ -489,6 +507,7 @@ impl Locator<'_> {
             threshold,
             signature_repository,
             require_identity_match: raw.require_identity_match.unwrap_or(true),
+            multi_arch: raw.multi_arch.map(Spanned::into_inner).unwrap_or_default(),
             authorities,
         }))
     }
@@ -533,6 +552,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
                 threshold: rule.threshold,
                 signature_repository: rule.signature_repository,
                 require_identity_match: rule.require_identity_match,
+                multi_arch: rule.multi_arch,
                 authorities: rule.authorities,
             },
         )?;

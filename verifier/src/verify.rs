@@ -16,7 +16,7 @@ use crate::{
     gate::ImageIdentity,
     keys::PublicKey,
     material::SignatureMaterial,
-    policy::{Authority, Match, Rule, Trust, Verification},
+    policy::{Authority, Match, MultiArch, Rule, Trust, Verification},
     registry::{Discovery, Registry, RegistryError},
     signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
 };
@@ -32,6 +32,16 @@ pub trait SignatureSource {
         digest: &str,
         signature_repository: Option<&str>,
     ) -> std::result::Result<Discovery, RegistryError>;
+
+    /// When `digest` is an index (multi-arch image): the digest of this node's platform manifest
+    /// in it. `None` when it is a single manifest (or the index has no entry for this node).
+    fn platform_manifest(
+        &self,
+        _repository: &str,
+        _digest: &str,
+    ) -> std::result::Result<Option<String>, RegistryError> {
+        Ok(None)
+    }
 }
 
 impl SignatureSource for Registry {
@@ -43,6 +53,47 @@ impl SignatureSource for Registry {
     ) -> std::result::Result<Discovery, RegistryError> {
         self.discover_signatures(repository, digest, signature_repository)
     }
+
+    fn platform_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> std::result::Result<Option<String>, RegistryError> {
+        let m = self.get_manifest(repository, digest)?;
+        if !crate::registry::is_index(&m.media_type) {
+            return Ok(None);
+        }
+        Ok(select_platform(&m.bytes, host_architecture()))
+    }
+}
+
+/// This node's architecture in OCI's words.
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The `linux/<arch>` manifest of an index (OCI index or Docker manifest list).
+pub fn select_platform(index: &[u8], arch: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(index).ok()?;
+    v.get("manifests")?
+        .as_array()?
+        .iter()
+        .find(|m| {
+            let p = m.get("platform");
+            p.and_then(|p| p.get("os")).and_then(|o| o.as_str()) == Some("linux")
+                && p.and_then(|p| p.get("architecture"))
+                    .and_then(|a| a.as_str())
+                    == Some(arch)
+        })
+        .and_then(|m| m.get("digest")?.as_str())
+        .filter(|d| d.starts_with("sha256:"))
+        .map(str::to_string)
 }
 
 /// How one verify rule came out.
@@ -331,12 +382,8 @@ pub fn check_rules(
     let mut outcomes = Vec::new();
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
-        let outcome = match source.discover(
-            &image.repository,
-            &image.digest,
-            v.signature_repository.as_deref(),
-        ) {
-            Ok(d) => check(v, image, &d.material, &d.skipped, now),
+        let outcome = match check_multi_arch(v, image, source.as_ref(), now) {
+            Ok(o) => o,
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Failed(format!("cannot read signatures: {e}")),
         };
@@ -366,9 +413,79 @@ pub fn check_rules(
     outcomes
 }
 
+/// Checks a rule on the image digest and, for a multi-arch image, on this node's platform manifest,
+/// as the rule's `multi_arch` allows.
+fn check_multi_arch(
+    v: &Verification,
+    image: &ImageIdentity,
+    source: &dyn SignatureSource,
+    now: SystemTime,
+) -> std::result::Result<Outcome, RegistryError> {
+    let check_digest = |digest: &str| -> std::result::Result<Outcome, RegistryError> {
+        let target = ImageIdentity {
+            digest: digest.to_string(),
+            ..image.clone()
+        };
+        let d = source.discover(&image.repository, digest, v.signature_repository.as_deref())?;
+        Ok(check(v, &target, &d.material, &d.skipped, now))
+    };
+    let platform = || source.platform_manifest(&image.repository, &image.digest);
+    match v.multi_arch {
+        MultiArch::Index => check_digest(&image.digest),
+        MultiArch::Platform => match platform()? {
+            Some(p) => check_digest(&p),
+            None => check_digest(&image.digest),
+        },
+        MultiArch::Either => {
+            let on_index = check_digest(&image.digest)?;
+            if matches!(on_index, Outcome::Verified(_)) {
+                return Ok(on_index);
+            }
+            match platform()? {
+                Some(p) => match check_digest(&p)? {
+                    Outcome::Verified(mut who) => {
+                        who.push(format!("signed platform manifest {p}"));
+                        Ok(Outcome::Verified(who))
+                    }
+                    _ => Ok(on_index),
+                },
+                None => Ok(on_index),
+            }
+        }
+    }
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linux_manifest_of_this_architecture_is_selected_from_an_index() {
+        let index = br#"{"schemaVersion":2,"manifests":[
+            {"digest":"sha256:aa","platform":{"os":"linux","architecture":"arm64"}},
+            {"digest":"sha256:bb","platform":{"os":"windows","architecture":"amd64"}},
+            {"digest":"sha256:cc","platform":{"os":"linux","architecture":"amd64"}},
+            {"digest":"sha256:dd"}]}"#;
+        assert_eq!(
+            select_platform(index, "amd64").as_deref(),
+            Some("sha256:cc")
+        );
+        assert_eq!(
+            select_platform(index, "arm64").as_deref(),
+            Some("sha256:aa")
+        );
+        assert_eq!(select_platform(index, "s390x"), None);
+        assert_eq!(select_platform(b"garbage", "amd64"), None);
+        assert_eq!(
+            select_platform(br#"{"manifests":[{"digest":"md5:x","platform":{"os":"linux","architecture":"amd64"}}]}"#, "amd64"),
+            None
+        );
+    }
 }
