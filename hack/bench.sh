@@ -21,20 +21,7 @@ root=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 sock=$root/c.sock
 ns=bench
 REGISTRY_PID=
-cleanup() {
-	set +e
-	for t in $(ctr -a "$sock" -n $ns tasks ls -q 2>/dev/null); do
-		ctr -a "$sock" -n $ns tasks kill -s SIGKILL "$t" >/dev/null 2>&1
-		sleep 0.2
-		ctr -a "$sock" -n $ns tasks rm -f "$t" >/dev/null 2>&1
-	done
-	stop_pid "${CONTAINERD_PID:-}"
-	stop_shims_of "$sock"
-	stop_pid "$REGISTRY_PID"
-	unmount_under "$root"
-	rmdir "/run/containerd/runc/$ns" 2>/dev/null
-	rm -rf "$root"
-}
+cleanup() { teardown "$root" "$ns"; }
 trap cleanup EXIT
 
 start_registry "$root"

@@ -129,6 +129,24 @@ stop_shims_of() {
 	done
 }
 
+# Stops everything a script started under ROOT and removes it: the tasks of containerd namespace NS,
+# containerd (CONTAINERD_PID), the shims it started, the registry (REGISTRY_PID), every mount.
+teardown() {
+	local root=$1 ns=$2 sock=$1/c.sock t
+	set +e
+	for t in $(ctr -a "$sock" -n "$ns" tasks ls -q 2>/dev/null); do
+		ctr -a "$sock" -n "$ns" tasks kill -s SIGKILL "$t" >/dev/null 2>&1
+		sleep 0.2
+		ctr -a "$sock" -n "$ns" tasks rm -f "$t" >/dev/null 2>&1
+	done
+	stop_pid "${CONTAINERD_PID:-}"
+	stop_shims_of "$sock"
+	stop_pid "${REGISTRY_PID:-}"
+	unmount_under "$root"
+	rmdir "/run/containerd/runc/$ns" 2>/dev/null
+	rm -rf "$root"
+}
+
 # Unmounts everything under a directory, deepest first.
 unmount_under() {
 	local root=$1
