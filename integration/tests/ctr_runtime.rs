@@ -293,6 +293,17 @@ fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
     run_detached(&rig, &ns, &image, "orphan", &["sleep", "1000"]);
     let shims = shims_in_namespace(&rig, &ns);
     assert_eq!(shims.len(), 1, "{shims:?}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", shims[0])).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let socket = args
+        .windows(2)
+        .find(|w| w[0] == "-socket")
+        .map(|w| w[1].trim_start_matches("unix://").to_string())
+        .expect("-socket argument");
+    assert!(std::path::Path::new(&socket).exists());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shims[0] as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -307,6 +318,11 @@ fn killed_shim_is_cleaned_up_through_the_delete_subcommand() {
                 .is_empty()
         }),
         "task still listed after its shim was killed"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !std::path::Path::new(&socket)
+            .exists()),
+        "the dead shim's socket {socket} was left behind"
     );
     rig.ctr(&ns, &["containers", "rm", "orphan"]).unwrap();
     assert_nothing_left(&rig, &ns);

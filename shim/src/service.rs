@@ -69,6 +69,13 @@ fn join_cgroup(path: &str, pid: u32) -> std::io::Result<()> {
     }
 }
 
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
 fn socket_path(address: &str) -> PathBuf {
     PathBuf::from(address.strip_prefix("unix://").unwrap_or(address))
 }
@@ -126,6 +133,14 @@ impl containerd_shim::Shim for Service {
             Err(e) => log::warn!("runc: {e}"),
         }
         mount::unmount(&bundle.join("rootfs"));
+        // The dead shim could not remove its socket; remove it when nothing answers on it any more
+        // (a pod's shim may still serve other containers through the same socket).
+        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+            let path = socket_path(address.trim());
+            if is_socket(&path) && std::os::unix::net::UnixStream::connect(&path).is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         Ok(DeleteResponse {
             pid: 0,
             exit_status: 128 + 9,
@@ -146,13 +161,7 @@ impl containerd_shim::Shim for Service {
         // containerd 1.6 removes the bundle (and with it the `address` file the framework reads)
         // as soon as Shutdown returns, so the socket is removed here, from what we know ourselves.
         let path = socket_path(&self.socket);
-        if std::fs::symlink_metadata(&path)
-            .map(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_socket()
-            })
-            .unwrap_or(false)
-        {
+        if is_socket(&path) {
             let _ = std::fs::remove_file(&path);
         }
     }
