@@ -7,7 +7,11 @@
 //! - [`policy`]: the policy file and its pure evaluation;
 //! - [`reference`] and [`pattern`]: image names and the globs rules match them with;
 //! - [`identity`]: which image (repository and digest) a container was created from, per containerd;
-//! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together.
+//! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together;
+//! - [`registry`], [`signature`], [`keys`], [`cosign_key`], [`sign`], [`verify`], [`cache`]: cosign
+//!   signatures found in registries, verified offline, with a verdict cache;
+//! - [`sbom`] and [`license`]: SBOM documents (SPDX, CycloneDX) and SPDX license expressions, for the
+//!   SBOM rules that come next.
 
 pub mod cache;
 pub mod config;
@@ -16,12 +20,14 @@ pub mod error;
 pub mod gate;
 pub mod identity;
 pub mod keys;
+pub mod license;
 pub mod material;
 pub mod node;
 pub mod pattern;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod sbom;
 pub mod sign;
 pub mod signature;
 mod tomlfile;
