@@ -148,7 +148,7 @@ pub fn pipes(spec: &StdioSpec, uid: u32, gid: u32) -> io::Result<(Arc<PipedIo>, 
         Arc::clone(&piped),
         PendingCopy {
             piped: Some(piped),
-            stdin: (!spec.stdin.is_empty()).then(|| PathBuf::from(&spec.stdin)),
+            stdin: (!spec.stdin.is_empty()).then(|| open_stdin_early(&spec.stdin)),
             stdout,
             stderr,
             console: None,
@@ -159,7 +159,7 @@ pub fn pipes(spec: &StdioSpec, uid: u32, gid: u32) -> io::Result<(Arc<PipedIo>, 
 /// Copy threads to start once the process exists.
 pub struct PendingCopy {
     piped: Option<Arc<PipedIo>>,
-    stdin: Option<PathBuf>,
+    stdin: Option<StdinSource>,
     stdout: Option<Sink>,
     stderr: Option<Sink>,
     console: Option<File>,
@@ -170,9 +170,9 @@ impl PendingCopy {
         let mut pio = ProcessIo::default();
         if let Some(console) = self.console.take() {
             // Terminal: stdin FIFO -> master, master -> stdout.
-            if let Some(path) = self.stdin.take() {
+            if let Some(source) = self.stdin.take() {
                 *lock(&pio.stdin) = Some(console.try_clone()?);
-                spawn_stdin(path, Arc::clone(&pio.stdin));
+                spawn_stdin(source, Arc::clone(&pio.stdin));
             }
             let reader = console.try_clone()?;
             pio.copiers
@@ -184,10 +184,10 @@ impl PendingCopy {
             return Ok(pio);
         };
         use runc::Io;
-        if let Some(path) = self.stdin.take() {
+        if let Some(source) = self.stdin.take() {
             if let Some(w) = piped.stdin.as_ref().and_then(|p| p.take_wr()) {
                 *lock(&pio.stdin) = Some(File::from(w));
-                spawn_stdin(path, Arc::clone(&pio.stdin));
+                spawn_stdin(source, Arc::clone(&pio.stdin));
             }
         }
         if let Some(r) = piped.stdout() {
@@ -200,23 +200,82 @@ impl PendingCopy {
     }
 }
 
-fn spawn_stdin(path: PathBuf, target: Arc<Mutex<Option<File>>>) {
+/// Where a process's stdin comes from.
+enum StdinSource {
+    /// The FIFO, to be opened (blocking until containerd opens its write side) by the copier.
+    Path(PathBuf),
+    /// The FIFO, opened for reading without blocking at create time, before runc runs, as
+    /// containerd's own shim does: whatever the client writes from then on is kept in the FIFO.
+    Opened(File),
+}
+
+fn open_stdin_early(path: &str) -> StdinSource {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => StdinSource::Opened(f),
+        Err(e) => {
+            log::warn!("cannot open stdin {path} early: {e}; opening it later");
+            StdinSource::Path(PathBuf::from(path))
+        }
+    }
+}
+
+/// Waits until the FIFO has data or its writers are gone; false means end of input. Before any
+/// writer has connected, Linux reports neither, so this also waits for the client to connect.
+fn wait_readable(fifo: &File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {
+                let ev = fds[0].revents().unwrap_or(PollFlags::empty());
+                if ev.contains(PollFlags::POLLIN) {
+                    return true;
+                }
+                if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                    return false;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn spawn_stdin(source: StdinSource, target: Arc<Mutex<Option<File>>>) {
     let spawned = thread::Builder::new()
         .name("stdin".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut fifo = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    log::warn!("cannot open stdin {}: {e}", path.display());
-                    return;
-                }
+            let (mut fifo, nonblocking) = match source {
+                StdinSource::Opened(f) => (f, true),
+                StdinSource::Path(path) => match File::open(&path) {
+                    Ok(f) => (f, false),
+                    Err(e) => {
+                        log::warn!("cannot open stdin {}: {e}", path.display());
+                        return;
+                    }
+                },
             };
             let mut buf = [0u8; 8192];
             loop {
+                if nonblocking && !wait_readable(&fifo) {
+                    break;
+                }
                 let n = match fifo.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => break,
                     Ok(n) => n,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted =>
+                    {
+                        continue
+                    }
+                    Err(_) => break,
                 };
                 let mut guard = lock(&target);
                 let Some(w) = guard.as_mut() else { return };
@@ -326,7 +385,8 @@ impl ConsoleSocket {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no PTY master received"))?;
         Ok(PendingCopy {
             piped: None,
-            stdin: (!stdio.stdin.is_empty()).then(|| PathBuf::from(&stdio.stdin)),
+            stdin: (!stdio.stdin.is_empty())
+                .then(|| StdinSource::Path(PathBuf::from(&stdio.stdin))),
             stdout: sink(&stdio.stdout)?,
             stderr: None,
             console: Some(File::from(master)),
@@ -349,6 +409,25 @@ mod tests {
             matches!(sink("file:///var/log/x").unwrap(), Some(Sink::File(p)) if p == Path::new("/var/log/x"))
         );
         assert!(sink("binary:///bin/logger?x=1").is_err());
+    }
+
+    #[test]
+    fn stdin_opened_early_keeps_what_the_client_writes_before_the_copier_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdin");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let source = open_stdin_early(fifo.to_str().unwrap());
+        assert!(matches!(source, StdinSource::Opened(_)));
+        // The client connects and writes, and goes away, before the copier starts.
+        let mut w = OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(b"line one\n").unwrap();
+        drop(w);
+        let (r, pw) = nix::unistd::pipe().unwrap();
+        let target = Arc::new(Mutex::new(Some(File::from(pw))));
+        spawn_stdin(source, Arc::clone(&target));
+        let mut got = String::new();
+        File::from(r).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "line one\n");
     }
 
     #[test]
