@@ -783,24 +783,3 @@ fn severity_is_the_worst_rating_and_falls_back_to_the_score() {
         Some("not_affected")
     );
 }
-
-/// `cargo test --release -p vouch-verifier sbom::tests::largest_fixture_parse_time -- --ignored --nocapture`
-#[test]
-#[ignore = "timing, run in release"]
-fn largest_fixture_parse_time() {
-    let bytes = read(fixture!(
-        "sbom/spdx/redhat_OCP-TOOLS-4.11-RHEL-8_3274pkgs.spdx23.json"
-    ));
-    let limits = Limits::default();
-    let runs = 50;
-    let start = std::time::Instant::now();
-    for _ in 0..runs {
-        let s = parse(&bytes, &limits).expect("parses");
-        assert_eq!(s.packages.len(), 3274);
-    }
-    println!(
-        "OCP-TOOLS ({} bytes, 3274 packages): {:?} per parse",
-        bytes.len(),
-        start.elapsed() / runs
-    );
-}
