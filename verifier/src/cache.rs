@@ -47,7 +47,8 @@ impl Entry {
     }
 }
 
-fn now_s() -> u64 {
+/// Seconds since the epoch.
+pub(crate) fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
-    cache::{Entry, Key, VerdictCache},
+    cache::{now_s, Entry, Key, VerdictCache},
     gate::ImageIdentity,
     keys::PublicKey,
     material::SignatureMaterial,
@@ -453,13 +453,6 @@ fn check_multi_arch(
             }
         }
     }
-}
-
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
