@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -508,6 +509,7 @@ impl Tree {
                 } else if ft.is_file() {
                     let keep = wanted(&child_rel) && tree.may_keep(&child_rel, meta.len());
                     jobs.push(Job {
+                        beneath: path.strip_prefix(root).map(Path::to_path_buf).ok(),
                         path,
                         rel: child_rel,
                         mode,
@@ -523,7 +525,10 @@ impl Tree {
                 .max_db_total_bytes
                 .saturating_sub(tree.content_bytes),
         );
-        let results = hash_jobs(&jobs, &tree.limits, &budget);
+        // Files are opened beneath this descriptor, so a directory swapped for a symlink since
+        // the walk cannot lead the open out of the tree.
+        let root_dir = fs::File::open(root).map_err(|e| io_err(root, e))?;
+        let results = hash_jobs(&jobs, &root_dir, &tree.limits, &budget);
         for (job, result) in jobs.into_iter().zip(results) {
             match result {
                 Ok(Some(h)) => {
@@ -554,6 +559,8 @@ impl Tree {
 
 struct Job {
     path: PathBuf,
+    /// `path` relative to the root, for `openat2`.
+    beneath: Option<PathBuf>,
     rel: String,
     mode: u32,
     keep: bool,
@@ -603,7 +610,12 @@ pub(super) fn hash_stream<R: Read>(mut reader: R, keep: bool, max_keep: u64) -> 
 
 /// Hashes the files on a few threads; results in the order of `jobs`. `Ok(None)`: the path was
 /// no longer a regular file when opened (replaced since the walk).
-fn hash_jobs(jobs: &[Job], limits: &Limits, budget: &AtomicU64) -> Vec<io::Result<Option<Hashed>>> {
+fn hash_jobs(
+    jobs: &[Job],
+    root: &fs::File,
+    limits: &Limits,
+    budget: &AtomicU64,
+) -> Vec<io::Result<Option<Hashed>>> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -619,7 +631,7 @@ fn hash_jobs(jobs: &[Job], limits: &Limits, budget: &AtomicU64) -> Vec<io::Resul
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    mine.push((i, hash_one(job, limits, budget)));
+                    mine.push((i, hash_one(job, root, limits, budget)));
                 }
                 if let Ok(mut all) = done.lock() {
                     all.extend(mine);
@@ -640,17 +652,31 @@ fn hash_jobs(jobs: &[Job], limits: &Limits, budget: &AtomicU64) -> Vec<io::Resul
     out
 }
 
-fn hash_one(job: &Job, limits: &Limits, budget: &AtomicU64) -> io::Result<Option<Hashed>> {
-    // O_NOFOLLOW: a file swapped for a symlink since the walk is not followed out of the tree;
-    // O_NONBLOCK: one swapped for a FIFO does not hang the open.
-    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
-    let file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(&job.path)
-    {
+fn hash_one(
+    job: &Job,
+    root: &fs::File,
+    limits: &Limits,
+    budget: &AtomicU64,
+) -> io::Result<Option<Hashed>> {
+    let beneath = job
+        .beneath
+        .as_deref()
+        .and_then(|rel| open_beneath(root, rel));
+    let opened = beneath.unwrap_or_else(|| {
+        // Without openat2: O_NOFOLLOW still refuses a last component swapped for a symlink;
+        // O_NONBLOCK keeps one swapped for a FIFO from hanging the open.
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(&job.path)
+    });
+    let file = match opened {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(None),
+        // A symlink on the way (ELOOP) or a way out of the tree (EXDEV): changed since the walk.
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ELOOP | nix::libc::EXDEV)) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
     if !file.metadata()?.is_file() {
@@ -669,4 +695,20 @@ fn hash_one(job: &Job, limits: &Limits, budget: &AtomicU64) -> io::Result<Option
         }
     }
     Ok(Some(hashed))
+}
+
+/// Opens `rel` beneath `root` following no symlink in any component (`openat2` with
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`). `None` where the kernel or a seccomp filter has no
+/// `openat2` (before Linux 5.6).
+pub(super) fn open_beneath(root: &fs::File, rel: &Path) -> Option<io::Result<fs::File>> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(root.as_raw_fd(), rel, how) {
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(fd) => Some(Ok(unsafe { fs::File::from_raw_fd(fd) })),
+        Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM) => None,
+        Err(e) => Some(Err(io::Error::from(e))),
+    }
 }

@@ -445,6 +445,34 @@ fn symlinks_resolve_inside_the_tree() {
 }
 
 #[test]
+fn files_are_opened_beneath_the_root_without_following_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "real/f", "inside");
+    symlink(root, "swapped", "real");
+    symlink(root, "out", "/etc");
+    let root_dir = fs::File::open(root).unwrap();
+    let Some(opened) = rootfs::open_beneath(&root_dir, Path::new("real/f")) else {
+        return; // no openat2 here: the O_NOFOLLOW fallback is all there is
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut opened.unwrap(), &mut text).unwrap();
+    assert_eq!(text, "inside");
+    for path in ["swapped/f", "out/passwd", "../etc/passwd", "/etc/passwd"] {
+        let err = rootfs::open_beneath(&root_dir, Path::new(path))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.raw_os_error(),
+                Some(nix::libc::ELOOP | nix::libc::EXDEV)
+            ),
+            "{path}: {err}"
+        );
+    }
+}
+
+#[test]
 fn the_entry_limit_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..20 {
