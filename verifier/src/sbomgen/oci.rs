@@ -7,7 +7,7 @@
 //! layer both name the tree's `etc/passwd`, and a parent directory that is a symlink is resolved
 //! inside the tree, as containerd's applier does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -126,6 +126,7 @@ pub fn load(layout: &Path, selector: &Selector, limits: Limits) -> Result<Image,
     let mut applier = Applier {
         tree: &mut tree,
         tar_entries: 0,
+        opaque: HashSet::new(),
     };
     for (n, layer) in manifest.layers.iter().enumerate() {
         applier.apply_layer(layout, layer, n + 1)?;
@@ -441,6 +442,9 @@ fn read_blob(layout: &Path, desc: &Descriptor, max: u64) -> Result<Vec<u8>, Sbom
 struct Applier<'t> {
     tree: &'t mut Tree,
     tar_entries: usize,
+    /// Directories made opaque in the current layer: repeating the marker changes nothing, and
+    /// skipping it keeps a layer of repeated markers from rescanning a large subtree each time.
+    opaque: HashSet<String>,
 }
 
 impl Applier<'_> {
@@ -450,6 +454,7 @@ impl Applier<'_> {
         desc: &Descriptor,
         layer: usize,
     ) -> Result<(), SbomGenError> {
+        self.opaque.clear();
         let media_type = desc.media_type.as_deref().unwrap_or("");
         let mut blob = open_blob(layout, desc)?;
         let io_err = |e: io::Error| SbomGenError::Io {
@@ -524,7 +529,9 @@ impl Applier<'_> {
         };
         if let Some(hidden) = name.strip_prefix(".wh.") {
             if hidden == ".wh..opq" {
-                self.tree.remove_tree(&parent, layer, true);
+                if self.opaque.insert(parent.clone()) {
+                    self.tree.remove_tree(&parent, layer, true);
+                }
             } else if !hidden.is_empty() && hidden != "." && hidden != ".." {
                 self.tree.remove_tree(&join(&parent, hidden), layer, false);
             }
@@ -534,7 +541,8 @@ impl Applier<'_> {
         let mode = entry.header().mode().unwrap_or(0) & 0o7777;
         let kind = entry.header().entry_type();
         let (kind, contents) = match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+            // The tar crate expands GNU sparse files as they are read.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let keep = wanted(&path) && self.tree.may_keep(&path, entry.size());
                 let max = self.tree.limits().max_db_file_bytes;
                 let hashed = hash_stream(&mut entry, keep, max).map_err(|e| SbomGenError::Io {

@@ -974,6 +974,50 @@ fn images_are_picked_by_platform_and_by_ref() {
 }
 
 #[test]
+fn layers_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path();
+    let items: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
+    let many = tar_of(&items.iter().map(|n| Item::File(n, "x")).collect::<Vec<_>>());
+    let opaque = tar_of(&[
+        Item::File(".wh..wh..opq", ""),
+        Item::File(".wh..wh..opq", ""),
+    ]);
+    let layers = vec![
+        blob(layout, LAYER_TAR, &many),
+        blob(layout, LAYER_GZ, &gzip(&opaque)),
+    ];
+    let m = manifest(layout, layers);
+    write_index(layout, vec![m]);
+    let load = |limits: Limits| oci::load(layout, &oci::Selector::default(), limits);
+    let image = load(Limits::default()).unwrap();
+    assert_eq!(image.layers, 2);
+    assert_eq!(
+        image.tree.file_count(),
+        0,
+        "the opaque root hides the first layer"
+    );
+    let err = load(Limits {
+        max_tar_entries: 6,
+        ..Limits::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("tar entries"), "{err}");
+    let err = load(Limits {
+        max_layers: 1,
+        ..Limits::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("layers"), "{err}");
+    let err = load(Limits {
+        max_path_bytes: 1,
+        ..Limits::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("path length"), "{err}");
+}
+
+#[test]
 fn ref_and_platform_are_for_layouts_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(OutputFormat::SpdxJson);
