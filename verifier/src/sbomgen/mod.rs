@@ -18,7 +18,6 @@ pub mod oci;
 pub mod package;
 pub mod python;
 pub mod rootfs;
-mod sha1;
 mod spdx_out;
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,8 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::sha1::Sha1;
 use super::SbomGenError;
+use sha1::Sha1;
 
 /// Bounds on what a tree may hold, so a hostile rootfs or layout costs bounded memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -603,7 +603,7 @@ pub(super) fn hash_stream<R: Read>(mut reader: R, keep: bool, max_keep: u64) -> 
     Ok(Hashed {
         size,
         sha256: sha256.finalize().into(),
-        sha1: sha1.finalize(),
+        sha1: sha1.finalize().into(),
         contents,
     })
 }
