@@ -140,6 +140,13 @@ impl TestRegistry {
         self.put_manifest(path, Some(tag), super::OCI_MANIFEST, bytes.as_bytes())
     }
 
+    pub fn manifest(&self, path: &str, reference: &str) -> Option<Vec<u8>> {
+        let st = self.store.lock().expect("store");
+        st.manifests
+            .get(&(path.to_string(), reference.to_string()))
+            .map(|(_, b)| b.clone())
+    }
+
     pub fn set_down(&self, down: bool) {
         self.store.lock().expect("store").down = down;
     }
