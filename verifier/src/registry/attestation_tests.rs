@@ -236,3 +236,79 @@ fn att_layers_that_cannot_be_used_are_skipped_with_reasons() {
         .discover_attestations(&repo, &["latest"], None)
         .is_err());
 }
+
+#[test]
+fn bundle_referrers_without_a_predicate_hint_are_fetched_and_verified() {
+    use crate::policy::{Keyless, Match, Trust};
+    const ATT_DIGEST: &str =
+        "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
+    let reg = TestRegistry::start();
+    let client = reg.client();
+    let repo = reg.repo("repo");
+    let bundle = fixture("attestations/cosign-oci-attestation/oci-attestation.sigstore.json");
+    let bundle_digest = reg.put_blob(&bundle);
+    let empty = reg.put_blob(b"{}");
+    let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"{bundle_type}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"{bundle_type}","digest":"{bundle_digest}","size":{}}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{ATT_DIGEST}","size":1}}}}"#,
+        bundle.len()
+    );
+    let referrer_digest = reg.put_manifest("repo", None, OCI_MANIFEST, referrer.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{referrer_digest}","size":{},"artifactType":"{bundle_type}"}}]}}"#,
+        referrer.len()
+    );
+    reg.put_manifest(
+        "repo",
+        Some(&tag_schema_tag(ATT_DIGEST, "").unwrap()),
+        OCI_INDEX,
+        index.as_bytes(),
+    );
+
+    let found = client
+        .discover_attestations(&repo, &[ATT_DIGEST], None)
+        .unwrap();
+    assert_eq!(found.material.len(), 1, "{:?}", found.skipped);
+    // The image itself is not in this registry: said so, not an error.
+    assert_eq!(found.skipped.len(), 1, "{:?}", found.skipped);
+    assert!(
+        found.skipped[0].starts_with("image index: "),
+        "{:?}",
+        found.skipped
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trusted_root.json");
+    std::fs::write(
+        &root,
+        fixture("attestations/cosign-oci-attestation/trusted_root_pgi.json"),
+    )
+    .unwrap();
+    let mut v = rule(dir.path(), &SigningKey::generate_p256().unwrap(), None);
+    v.authorities[0].name = "cody".into();
+    v.authorities[0].trust = Trust::Keyless(Keyless {
+        trusted_root: root,
+        issuer: Match::Exact("https://github.com/login/oauth".into()),
+        subject: Match::Exact("cody@soyland.com".into()),
+    });
+    let image = identity(&repo, ATT_DIGEST);
+    let report = crate::verify::attestations(&v, &image, &[], &client, SystemTime::now()).unwrap();
+    assert!(report.attestations.is_empty());
+    // It verified (keyless, at its Rekor time) and then its predicate was found to be cosign's
+    // custom one, which SBOM policy does not read.
+    assert!(
+        report.rejected[0]
+            .contains("\"https://cosign.sigstore.dev/attestation/v1\" is not one policy reads"),
+        "{:?}",
+        report.rejected
+    );
+    // Outside the authority's validity window (it ended before the Rekor time, 2025-02-28), the
+    // same bundle does not count, for that reason.
+    v.authorities[0].valid_until = Some(time::macros::datetime!(2025-01-01 0:00 UTC));
+    let report = crate::verify::attestations(&v, &image, &[], &client, SystemTime::now()).unwrap();
+    assert!(
+        report.rejected[0].contains("authority \"cody\" expired at"),
+        "{:?}",
+        report.rejected
+    );
+}
