@@ -38,6 +38,9 @@ pub struct AttestationDiscovery {
 struct Walk<'a> {
     registry: &'a Registry,
     found: AttestationDiscovery,
+    /// Pieces fetched (or tried): usable or not, each counts against the budget, so that a
+    /// registry serving unusable layers cannot make discovery download without end.
+    fetched: usize,
     /// Set once the budget ran out (and said so): nothing more is fetched.
     exhausted: bool,
 }
@@ -49,7 +52,8 @@ impl Walk<'_> {
             return false;
         }
         let max = self.registry.limits.max_attestations;
-        if self.found.material.len() < max {
+        if self.fetched < max {
+            self.fetched += 1;
             return true;
         }
         self.exhausted = true;
@@ -116,6 +120,7 @@ pub(super) fn discover(
     let mut walk = Walk {
         registry,
         found: AttestationDiscovery::default(),
+        fetched: 0,
         exhausted: false,
     };
     for digest in &unique {

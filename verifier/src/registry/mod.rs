@@ -1,4 +1,5 @@
-//! The OCI distribution client: manifests, blobs, referrers, pushes, and signature discovery.
+//! The OCI distribution client: manifests, blobs, referrers, pushes, and the discovery of
+//! signatures and attestations.
 //!
 //! Everything a registry sends is attacker-controlled: every body is read up to a bound (a larger
 //! one is an error naming the bound), everything fetched by digest is checked against that digest,
