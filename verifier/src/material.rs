@@ -95,6 +95,8 @@ pub struct AttachedSbom {
     /// The predicate type the media type implies ([`crate::attestation::SPDX_PREDICATE`] or
     /// [`crate::attestation::CYCLONEDX_PREDICATE`]).
     pub predicate_type: String,
+    /// The digest whose `.sbom` tag it was found under (`sha256:<hex>`): what it is about.
+    pub subject_digest: String,
     pub origin: Origin,
 }
 

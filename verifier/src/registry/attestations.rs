@@ -252,6 +252,7 @@ fn cosign_tag(walk: &mut Walk<'_>, repo: &Repo, digest: &str, kind: Tag) -> Resu
                         document,
                         media_type: layer.media_type.clone(),
                         predicate_type: predicate_type.to_string(),
+                        subject_digest: digest.to_string(),
                         origin,
                     })
                 })

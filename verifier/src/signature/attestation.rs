@@ -11,6 +11,7 @@
 //! forged one. Only material published without any signature (BuildKit attestations, `cosign
 //! attach sbom`) becomes [`Signer::Unsigned`].
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -118,22 +119,34 @@ pub fn verify_attestations_with(
     let mut report = AttestationReport::default();
     for m in material {
         let origin = m.origin().to_string();
-        let result = match m {
+        let result: std::result::Result<(Cow<'_, [u8]>, Signer), String> = match m {
             AttestationMaterial::Dsse(d) => {
                 signed(authorities, admit, |a| verify_envelope(d, a, options, now))
+                    .map(|(payload, signer)| (Cow::Owned(payload), signer))
             }
             AttestationMaterial::Bundle(b) => signed(authorities, admit, |a| {
                 verify_attestation_bundle(b, image, a, options, now)
-            }),
-            AttestationMaterial::Statement(s) => Ok((s.json.clone(), Signer::Unsigned)),
+            })
+            .map(|(payload, signer)| (Cow::Owned(payload), signer)),
+            AttestationMaterial::Statement(s) => Ok((Cow::Borrowed(&s.json), Signer::Unsigned)),
             AttestationMaterial::Sbom(s) => {
-                // The document is the predicate, about the image it was attached to.
-                match read_document(&s.document, "attached SBOM") {
+                // The document is the predicate, about the digest it was attached to.
+                let accepted = s.subject_digest == image.digest
+                    || accepted_subjects.contains(&s.subject_digest);
+                let outcome = if accepted {
+                    read_document(&s.document, "attached SBOM")
+                } else {
+                    Err(format!(
+                        "attached to {}, not to the image {}",
+                        s.subject_digest, image.digest
+                    ))
+                };
+                match outcome {
                     Ok(predicate) => report.attestations.push(Attestation {
                         predicate_type: s.predicate_type.clone(),
                         predicate,
                         digest: sha256_digest(&s.document),
-                        subject_digest: image.digest.to_string(),
+                        subject_digest: s.subject_digest.clone(),
                         signer: Signer::Unsigned,
                         origin,
                     }),

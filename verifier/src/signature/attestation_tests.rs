@@ -338,12 +338,14 @@ fn unsigned_statements_and_attached_sboms_are_unsigned() {
             document: sbom.clone(),
             media_type: "application/vnd.cyclonedx+json".into(),
             predicate_type: crate::attestation::CYCLONEDX_PREDICATE.into(),
+            subject_digest: TRIVY_DIGEST.into(),
             origin: origin(2),
         }),
         AttestationMaterial::Sbom(AttachedSbom {
             document: b"SPDXVersion: SPDX-2.2\n".to_vec(),
             media_type: "text/spdx".into(),
             predicate_type: crate::attestation::SPDX_PREDICATE.into(),
+            subject_digest: TRIVY_DIGEST.into(),
             origin: origin(3),
         }),
     ];
