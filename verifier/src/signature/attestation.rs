@@ -120,10 +120,14 @@ pub fn verify_attestations_with(
     for m in material {
         let origin = m.origin().to_string();
         let result: std::result::Result<(Cow<'_, [u8]>, Signer), String> = match m {
-            AttestationMaterial::Dsse(d) => {
-                signed(authorities, admit, |a| verify_envelope(d, a, options, now))
-                    .map(|(payload, signer)| (Cow::Owned(payload), signer))
-            }
+            // Decoded once, verified with each authority.
+            AttestationMaterial::Dsse(d) => match decode_envelope(d) {
+                Ok(decoded) => signed(authorities, admit, |a| {
+                    verify_decoded(d, &decoded, a, options, now).map(|sig| (sig, ()))
+                })
+                .map(|((), signer)| (Cow::Owned(decoded.payload), signer)),
+                Err(e) => Err(e.reason),
+            },
             AttestationMaterial::Bundle(b) => signed(authorities, admit, |a| {
                 verify_attestation_bundle(b, image, a, options, now)
             })
@@ -177,11 +181,11 @@ pub fn verify_attestations_with(
 
 /// Tries each authority on one piece of signed material: the verified payload and who signed it,
 /// or why none did.
-fn signed(
+fn signed<T>(
     authorities: &[Authority<'_>],
     admit: Admit<'_>,
-    verify: impl Fn(&Authority<'_>) -> Result<(VerifiedSignature, Vec<u8>)>,
-) -> std::result::Result<(Vec<u8>, Signer), String> {
+    verify: impl Fn(&Authority<'_>) -> Result<(VerifiedSignature, T)>,
+) -> std::result::Result<(T, Signer), String> {
     if authorities.is_empty() {
         return Err("signed, but there is no authority to verify its signature with".into());
     }
@@ -212,16 +216,15 @@ fn describe(sig: &VerifiedSignature) -> String {
     }
 }
 
-/// Verifies a cosign `.att` DSSE envelope with `authority`: the signature over PAE, then the Rekor
-/// bundle (required keyless; with a key, checked when the authority has a trusted root and required
-/// with [`VerifyOptions::require_tlog`]) and, keyless, the certificate. Returns the verified payload.
-pub fn verify_envelope(
-    d: &DsseEnvelope,
-    authority: &Authority<'_>,
-    options: &VerifyOptions,
-    now: SystemTime,
-) -> Result<(VerifiedSignature, Vec<u8>)> {
-    let now = unix_seconds(now);
+/// A DSSE envelope decoded (bounded), its signatures not yet verified.
+struct Decoded {
+    payload: Vec<u8>,
+    signatures: Vec<Vec<u8>>,
+    /// The PAE of the payload: what the signatures are over.
+    message: Vec<u8>,
+}
+
+fn decode_envelope(d: &DsseEnvelope) -> Result<Decoded> {
     let env: Envelope = json::parse(&d.envelope, MAX_ENVELOPE_LEN, "DSSE envelope")?;
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(malformed(format!(
@@ -242,13 +245,47 @@ pub fn verify_envelope(
         .map(|s| json::b64(&s.sig, 2048, "DSSE signature"))
         .collect::<Result<Vec<_>>>()?;
     let message = pae(&env.payload_type, &payload);
+    Ok(Decoded {
+        payload,
+        signatures,
+        message,
+    })
+}
+
+/// Verifies a cosign `.att` DSSE envelope with `authority`: the signature over PAE, then the Rekor
+/// bundle (required keyless; with a key, checked when the authority has a trusted root and required
+/// with [`VerifyOptions::require_tlog`]) and, keyless, the certificate. Returns the verified payload.
+pub fn verify_envelope(
+    d: &DsseEnvelope,
+    authority: &Authority<'_>,
+    options: &VerifyOptions,
+    now: SystemTime,
+) -> Result<(VerifiedSignature, Vec<u8>)> {
+    let decoded = decode_envelope(d)?;
+    let record = verify_decoded(d, &decoded, authority, options, now)?;
+    Ok((record, decoded.payload))
+}
+
+fn verify_decoded(
+    d: &DsseEnvelope,
+    decoded: &Decoded,
+    authority: &Authority<'_>,
+    options: &VerifyOptions,
+    now: SystemTime,
+) -> Result<VerifiedSignature> {
+    let now = unix_seconds(now);
+    let Decoded {
+        payload,
+        signatures,
+        message,
+    } = decoded;
     let name = authority.name();
 
     let record = match authority {
         Authority::Key { key, rekor, .. } => {
             let signature = signatures
                 .iter()
-                .find(|s| key.verify(&message, s).is_ok())
+                .find(|s| key.verify(message, s).is_ok())
                 .ok_or_else(|| {
                     bad_signature(format!(
                         "DSSE signature does not verify with authority \"{name}\""
@@ -261,7 +298,7 @@ pub fn verify_envelope(
                     rekor::check_envelope_body(
                         &e.body,
                         &d.envelope,
-                        &payload,
+                        payload,
                         signature,
                         RekorSigner::Key(key),
                     )?;
@@ -313,7 +350,7 @@ pub fn verify_envelope(
             let key = leaf.key()?;
             let signature = signatures
                 .iter()
-                .find(|s| key.verify(&message, s).is_ok())
+                .find(|s| key.verify(message, s).is_ok())
                 .ok_or_else(|| {
                     let who = cert::identity(&leaf)
                         .ok()
@@ -332,7 +369,7 @@ pub fn verify_envelope(
             rekor::check_envelope_body(
                 &e.body,
                 &d.envelope,
-                &payload,
+                payload,
                 signature,
                 RekorSigner::Certificate(&leaf.der),
             )?;
@@ -350,7 +387,7 @@ pub fn verify_envelope(
             record
         }
     };
-    Ok((record, payload))
+    Ok(record)
 }
 
 /// Reads a verified (or unsigned) statement: its type, a subject that is the image (or an accepted
