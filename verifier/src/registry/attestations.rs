@@ -20,7 +20,7 @@ use crate::attestation::PredicateKind;
 use crate::material::{AttachedSbom, AttestationMaterial, DsseEnvelope, Origin, UnsignedStatement};
 use crate::signature::COSIGN_SIGN_PREDICATE;
 
-/// At most this many digests (the image and its alternatives) are searched.
+/// At most this many digests (the image and its alternatives) are searched; more is an input error.
 pub const MAX_SUBJECTS: usize = 4;
 /// BuildKit's `vnd.docker.reference.type` of an attestation manifest.
 const BUILDKIT_ATTESTATION: &str = "attestation-manifest";

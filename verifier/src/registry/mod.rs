@@ -34,7 +34,7 @@ use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, 
 use reqwest::{StatusCode, Url};
 use sha2::{Digest as _, Sha256, Sha512};
 
-pub use attestations::AttestationDiscovery;
+pub use attestations::{AttestationDiscovery, MAX_SUBJECTS};
 pub use auth::{parse_challenges, AuthFile, Challenge, Credentials};
 pub use discover::Discovery;
 pub use manifest::*;
