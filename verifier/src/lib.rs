@@ -13,6 +13,7 @@
 //! - [`sbom`] and [`license`]: SBOM documents (SPDX, CycloneDX) and SPDX license expressions, for the
 //!   SBOM rules that come next.
 
+pub mod attest;
 pub mod attestation;
 pub mod cache;
 pub mod config;

@@ -12,12 +12,13 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
+    attestation::AttestationReport,
     cache::{now_s, Entry, Key, VerdictCache},
     gate::ImageIdentity,
     keys::PublicKey,
     material::SignatureMaterial,
     policy::{Authority, Match, MultiArch, Rule, Trust, Verification},
-    registry::{Discovery, Registry, RegistryError},
+    registry::{AttestationDiscovery, Discovery, Registry, RegistryError},
     signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
 };
 
@@ -42,6 +43,17 @@ pub trait SignatureSource {
     ) -> std::result::Result<Option<String>, RegistryError> {
         Ok(None)
     }
+
+    /// The attestation material of an image: `subjects` are the image digest, then alternatives
+    /// (its platform manifest). A source without attestations finds none.
+    fn discover_attestations(
+        &self,
+        _repository: &str,
+        _subjects: &[&str],
+        _signature_repository: Option<&str>,
+    ) -> std::result::Result<AttestationDiscovery, RegistryError> {
+        Ok(AttestationDiscovery::default())
+    }
 }
 
 impl SignatureSource for Registry {
@@ -64,6 +76,15 @@ impl SignatureSource for Registry {
             return Ok(None);
         }
         Ok(select_platform(&m.bytes, host_architecture()))
+    }
+
+    fn discover_attestations(
+        &self,
+        repository: &str,
+        subjects: &[&str],
+        signature_repository: Option<&str>,
+    ) -> std::result::Result<AttestationDiscovery, RegistryError> {
+        Registry::discover_attestations(self, repository, subjects, signature_repository)
     }
 }
 
@@ -321,6 +342,85 @@ pub fn check(
             verified.join(", ")
         ))
     }
+}
+
+/// The SBOM, vulnerability and VEX attestations of `image` that count under the verify rule `v`:
+/// found in its registry (cosign `.att` and `.sbom` tags and bundle referrers in the rule's
+/// `signature_repository` when it sets one, BuildKit attestation manifests in the image's index),
+/// each signed one verified with the rule's authorities (each within its validity window, at the
+/// Rekor integrated time when there is one, else at `now`).
+///
+/// A statement counts when its subject is the image digest or one of `accepted_subjects`
+/// (`sha256:<hex>`). Pass this node's platform manifest of a multi-arch image
+/// ([`SignatureSource::platform_manifest`]) there to accept what was attested for it, BuildKit's
+/// attestations included (they name the platform manifest). Authorities whose key or trusted root
+/// cannot be loaded, and material that was skipped or rejected, are named in
+/// [`AttestationReport::rejected`]. An unreachable registry is an error, never "no attestations".
+pub fn attestations(
+    v: &Verification,
+    image: &ImageIdentity,
+    accepted_subjects: &[String],
+    source: &dyn SignatureSource,
+    now: SystemTime,
+) -> std::result::Result<AttestationReport, RegistryError> {
+    let subjects: Vec<&str> = std::iter::once(image.digest.as_str())
+        .chain(accepted_subjects.iter().map(String::as_str))
+        .collect();
+    let found = source.discover_attestations(
+        &image.repository,
+        &subjects,
+        v.signature_repository.as_deref(),
+    )?;
+    let mut load_errors = Vec::new();
+    let mut loaded = Vec::new();
+    for authority in &v.authorities {
+        match load(authority) {
+            Ok(l) => loaded.push((authority, l)),
+            Err(e) => load_errors.push(e),
+        }
+    }
+    let authorities: Vec<signature::Authority<'_>> = loaded
+        .iter()
+        .map(|(authority, l)| match l {
+            Loaded::Key(key) => signature::Authority::Key {
+                name: &authority.name,
+                key,
+                rekor: None,
+            },
+            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
+                name: &authority.name,
+                trusted_root: root,
+                identity,
+            },
+        })
+        .collect();
+    let window = |i: usize, sig: &signature::VerifiedSignature| {
+        let at = sig
+            .rekor
+            .as_ref()
+            .and_then(|r| OffsetDateTime::from_unix_timestamp(r.integrated_time).ok())
+            .unwrap_or_else(|| OffsetDateTime::from(now));
+        match loaded.get(i) {
+            Some((authority, _)) => within(authority, at),
+            None => Err("unknown authority".to_string()),
+        }
+    };
+    let target = Image {
+        digest: &image.digest,
+        repository: &image.repository,
+    };
+    let mut report = signature::verify_attestations_with(
+        &found.material,
+        &target,
+        accepted_subjects,
+        &authorities,
+        &VerifyOptions::default(),
+        now,
+        &window,
+    );
+    report.rejected.extend(load_errors);
+    report.rejected.extend(found.skipped);
+    Ok(report)
 }
 
 /// Makes the signature source; called only when the cache cannot answer (building a registry

@@ -4,6 +4,9 @@
 //! - `vouch keygen PREFIX` makes a cosign-compatible key pair (`PREFIX.key`, `PREFIX.pub`).
 //! - `vouch sign IMAGE --key K [--signature-repository R]` signs an image and pushes a cosign `.sig`
 //!   signature (password from `$COSIGN_PASSWORD`); exit 0 signed, 2 error.
+//! - `vouch attest IMAGE --predicate FILE --type spdxjson|cyclonedx|vuln|openvex --key K
+//!   [--signature-repository R]` pushes a signed in-toto attestation (cosign's `.att` format);
+//!   exit 0 attested, 2 error.
 //! - `vouch verify IMAGE [--policy P] [--namespace NS]` asks the gate the shim asks, about a container
 //!   start of IMAGE: exit 0 allowed, 1 denied (the shim's denial line), 2 error.
 //! - `vouch gate` (hidden) is the shim's side of that: a gate request on stdin, the verdict on stdout.
@@ -77,6 +80,26 @@ enum Command {
         #[arg(long, value_name = "R")]
         signature_repository: Option<String>,
     },
+    /// Attest an image: sign an in-toto statement about it with a cosign private key (the predicate
+    /// read from a JSON file) and push it as cosign's `.att` attestation. The password comes from
+    /// $COSIGN_PASSWORD (it may be empty). Nothing is uploaded to Rekor.
+    Attest {
+        /// The image: `host[:port]/repo[:tag|@sha256:...]` (a tag is resolved to its digest).
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        /// The predicate: a JSON file (at most 32 MiB).
+        #[arg(long, value_name = "FILE")]
+        predicate: PathBuf,
+        /// What the predicate is, as cosign names it.
+        #[arg(long = "type", value_enum)]
+        predicate_type: PredicateType,
+        /// The private key (cosign's encrypted format, e.g. from `vouch keygen`).
+        #[arg(long, value_name = "K")]
+        key: PathBuf,
+        /// Store the attestation in this repository instead of the image's (like COSIGN_REPOSITORY).
+        #[arg(long, value_name = "R")]
+        signature_repository: Option<String>,
+    },
     /// Decide a container start of an image, exactly as the shim does: exit 0 allowed, 1 denied,
     /// 2 error.
     Verify {
@@ -129,6 +152,19 @@ enum SbomFormat {
     CycloneDxJson,
 }
 
+/// `vouch attest --type`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PredicateType {
+    /// An SPDX JSON document (`https://spdx.dev/Document`).
+    Spdxjson,
+    /// A CycloneDX JSON document (`https://cyclonedx.org/bom`).
+    Cyclonedx,
+    /// cosign's vulnerability scan predicate (`https://cosign.sigstore.dev/attestation/vuln/v1`).
+    Vuln,
+    /// An OpenVEX document (`https://openvex.dev/ns`).
+    Openvex,
+}
+
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Parse a policy and explain what each rule does; exit 2 if it is invalid.
@@ -161,6 +197,21 @@ fn main() -> ExitCode {
         } => sign(
             cli.config.as_deref(),
             image,
+            key,
+            signature_repository.as_deref(),
+            cli.output,
+        ),
+        Command::Attest {
+            image,
+            predicate,
+            predicate_type,
+            key,
+            signature_repository,
+        } => attest(
+            cli.config.as_deref(),
+            image,
+            predicate,
+            *predicate_type,
             key,
             signature_repository.as_deref(),
             cli.output,
@@ -253,6 +304,73 @@ fn sign(
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("vouch sign: cannot render JSON: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn attest(
+    config: Option<&Path>,
+    image: &str,
+    predicate: &Path,
+    predicate_type: PredicateType,
+    key: &Path,
+    signature_repository: Option<&str>,
+    output: Output,
+) -> ExitCode {
+    use vouch_verifier::attest::{self, PredicateFormat};
+    use vouch_verifier::cosign_key::{self, SigningKey};
+    let format = match predicate_type {
+        PredicateType::Spdxjson => PredicateFormat::SpdxJson,
+        PredicateType::Cyclonedx => PredicateFormat::CycloneDx,
+        PredicateType::Vuln => PredicateFormat::Vuln,
+        PredicateType::Openvex => PredicateFormat::OpenVex,
+    };
+    let attested = (|| -> Result<attest::Attested, String> {
+        let file = attest::read_predicate(predicate).map_err(|e| e.to_string())?;
+        // The file is checked before anything else is asked for (password, registry).
+        attest::predicate_json(format, &file)
+            .map_err(|reason| format!("{}: {reason}", predicate.display()))?;
+        let config = node_config(config)?;
+        let password = cosign_key::password_from_env().map_err(|e| e.to_string())?;
+        let key = SigningKey::from_encrypted_file(key, &password).map_err(|e| e.to_string())?;
+        let registry = registry_of(&config)?;
+        attest::attest_image(&registry, &key, image, format, &file, signature_repository)
+            .map_err(|e| e.to_string())
+    })();
+    let attested = match attested {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vouch attest: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match output {
+        Output::Text => {
+            println!(
+                "vouch: attested {}@{} ({})",
+                attested.repository, attested.digest, attested.predicate_type
+            );
+            if attested.added {
+                println!(
+                    "vouch: attestation pushed to {} ({} attestation{} there)",
+                    attested.attestation_ref,
+                    attested.attestations,
+                    if attested.attestations == 1 { "" } else { "s" }
+                );
+            } else {
+                println!(
+                    "vouch: this key had already attested this statement: {} unchanged",
+                    attested.attestation_ref
+                );
+            }
+        }
+        Output::Json => match serde_json::to_string(&attested) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("vouch attest: cannot render JSON: {e}");
                 return ExitCode::from(EXIT_ERROR);
             }
         },

@@ -25,7 +25,7 @@ pub struct Discovery {
 }
 
 /// Errors that mean "this piece of material is bad", as opposed to "the registry is not working".
-fn is_material_error(e: &RegistryError) -> bool {
+pub(super) fn is_material_error(e: &RegistryError) -> bool {
     matches!(
         e,
         RegistryError::NotFound { .. }
@@ -142,7 +142,7 @@ fn simple_signatures(
     Ok(())
 }
 
-enum LayerError {
+pub(super) enum LayerError {
     Skip(String),
     Fatal(RegistryError),
 }
@@ -183,26 +183,7 @@ fn simple_signing_layer(
             "{ANNOTATION_SIGNATURE} is not valid base64"
         )));
     }
-    let pem = |key: &str| -> std::result::Result<Option<String>, LayerError> {
-        match get(key).filter(|v| !v.trim().is_empty()) {
-            None => Ok(None),
-            Some(v) if v.contains("-----BEGIN CERTIFICATE-----") => Ok(Some(v.to_string())),
-            Some(_) => Err(LayerError::Skip(format!("{key} is not a PEM certificate"))),
-        }
-    };
-    let certificate = pem(ANNOTATION_CERTIFICATE)?;
-    let chain = pem(ANNOTATION_CHAIN)?;
-    let bundle = match get(ANNOTATION_BUNDLE).filter(|v| !v.trim().is_empty()) {
-        None => None,
-        Some(v) => match serde_json::from_str::<serde_json::Value>(v) {
-            Ok(serde_json::Value::Object(_)) => Some(v.to_string()),
-            _ => {
-                return Err(LayerError::Skip(format!(
-                    "{ANNOTATION_BUNDLE} is not a JSON object"
-                )))
-            }
-        },
-    };
+    let (certificate, chain, bundle) = keyless_annotations(layer)?;
     let bound = registry.limits.signature_layer();
     if layer.size > bound.bytes {
         return Err(RegistryError::TooLarge {
@@ -232,6 +213,44 @@ fn simple_signing_layer(
             bundle,
         },
     ))
+}
+
+/// Certificate, chain and Rekor bundle annotations, as found.
+pub(super) type KeylessAnnotations = (Option<String>, Option<String>, Option<String>);
+
+/// The keyless annotations of a cosign layer (certificate, chain, Rekor bundle), checked for
+/// well-formedness only: nothing in them is trusted here.
+pub(super) fn keyless_annotations(
+    layer: &Descriptor,
+) -> std::result::Result<KeylessAnnotations, LayerError> {
+    let get = |k: &str| {
+        layer
+            .annotations
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    };
+    let pem = |key: &str| -> std::result::Result<Option<String>, LayerError> {
+        match get(key) {
+            None => Ok(None),
+            Some(v) if v.contains("-----BEGIN CERTIFICATE-----") => Ok(Some(v.to_string())),
+            Some(_) => Err(LayerError::Skip(format!("{key} is not a PEM certificate"))),
+        }
+    };
+    let certificate = pem(ANNOTATION_CERTIFICATE)?;
+    let chain = pem(ANNOTATION_CHAIN)?;
+    let bundle = match get(ANNOTATION_BUNDLE) {
+        None => None,
+        Some(v) => match serde_json::from_str::<serde_json::Value>(v) {
+            Ok(serde_json::Value::Object(_)) => Some(v.to_string()),
+            _ => {
+                return Err(LayerError::Skip(format!(
+                    "{ANNOTATION_BUNDLE} is not a JSON object"
+                )))
+            }
+        },
+    };
+    Ok((certificate, chain, bundle))
 }
 
 fn bundles(
@@ -264,7 +283,8 @@ fn bundles(
             break;
         }
         considered += 1;
-        match bundle_referrer(registry, repo, digest, desc, artifact_type) {
+        let bound = registry.limits.signature_layer();
+        match bundle_referrer(registry, repo, digest, desc, artifact_type, bound) {
             Ok(b) => found.material.push(SignatureMaterial::Bundle(b)),
             Err(LayerError::Skip(reason)) => found.skipped.push(format!("{at}: {reason}")),
             Err(LayerError::Fatal(e)) => return Err(e),
@@ -273,12 +293,14 @@ fn bundles(
     Ok(())
 }
 
-fn bundle_referrer(
+/// Fetches the Sigstore bundle of the referrer `desc` of `subject_digest`, at most `bound` bytes.
+pub(super) fn bundle_referrer(
     registry: &Registry,
     repo: &super::Repo,
     subject_digest: &str,
     desc: &Descriptor,
     artifact_type: &str,
+    bound: super::Bound,
 ) -> std::result::Result<SigstoreBundle, LayerError> {
     let manifest_bound = registry.limits.manifest();
     if desc.size > manifest_bound.bytes {
@@ -318,7 +340,6 @@ fn bundle_referrer(
         .enumerate()
         .find(|(_, l)| is_bundle_v03(&l.media_type))
         .ok_or_else(|| LayerError::Skip("no Sigstore bundle layer".to_string()))?;
-    let bound = registry.limits.signature_layer();
     if layer.size > bound.bytes {
         return Err(LayerError::Skip(format!(
             "layer {index}: declared size {} exceeds the {} bound of {} bytes",

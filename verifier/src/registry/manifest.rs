@@ -22,6 +22,21 @@ pub const SIGSTORE_BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+
 /// The same, as the older parameterised spelling.
 pub const SIGSTORE_BUNDLE_V03_ALT: &str = "application/vnd.dev.sigstore.bundle+json;version=0.3";
 
+/// A DSSE envelope layer of a cosign `.att` manifest.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// An in-toto statement layer (BuildKit attestation manifests).
+pub const IN_TOTO_STATEMENT: &str = "application/vnd.in-toto+json";
+/// cosign's annotation of an `.att` layer naming the statement's predicate type.
+pub const ANNOTATION_PREDICATE_TYPE: &str = "predicateType";
+/// cosign v3's annotation of a bundle referrer naming its statement's predicate type.
+pub const ANNOTATION_BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+/// BuildKit: what an index entry is (`attestation-manifest`).
+pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// BuildKit: the platform manifest an attestation manifest is about.
+pub const ANNOTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// BuildKit: the predicate type of an attestation manifest layer.
+pub const ANNOTATION_IN_TOTO_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+
 pub const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 pub const ANNOTATION_CHAIN: &str = "dev.sigstore.cosign/chain";
@@ -104,6 +119,27 @@ impl ManifestDocument {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising plain strings, numbers, vectors and string maps cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The predicate type an attached SBOM's media type implies (`cosign attach sbom`): SPDX or
+/// CycloneDX; `None` for anything else (XML CycloneDX, ...). The bare `text/spdx` and
+/// `application/vnd.cyclonedx` may hold JSON or not: only JSON documents are used later.
+pub fn sbom_predicate_type(media_type: &str) -> Option<&'static str> {
+    let base = media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "text/spdx+json" | "application/spdx+json" | "text/spdx" => {
+            Some(crate::attestation::SPDX_PREDICATE)
+        }
+        "application/vnd.cyclonedx+json" | "application/vnd.cyclonedx" => {
+            Some(crate::attestation::CYCLONEDX_PREDICATE)
+        }
+        _ => None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The OCI distribution client: manifests, blobs, referrers, pushes, and signature discovery.
+//! The OCI distribution client: manifests, blobs, referrers, pushes, and the discovery of
+//! signatures and attestations.
 //!
 //! Everything a registry sends is attacker-controlled: every body is read up to a bound (a larger
 //! one is an error naming the bound), everything fetched by digest is checked against that digest,
@@ -11,11 +12,16 @@
 //! The API is blocking: the gate and the CLI are synchronous. It must not be called from inside an
 //! async runtime's worker; when it is, each call moves to a scoped thread (see [`off_runtime`]).
 
+#[cfg(test)]
+mod attestation_tests;
+mod attestations;
 mod auth;
 mod discover;
 mod manifest;
 #[cfg(test)]
 mod mock_tests;
+#[cfg(test)]
+pub(crate) mod test_registry;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -28,6 +34,7 @@ use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, 
 use reqwest::{StatusCode, Url};
 use sha2::{Digest as _, Sha256, Sha512};
 
+pub use attestations::{AttestationDiscovery, MAX_SUBJECTS};
 pub use auth::{parse_challenges, AuthFile, Challenge, Credentials};
 pub use discover::Discovery;
 pub use manifest::*;
@@ -41,6 +48,11 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_SIGNATURE_LAYER_BYTES: u64 = 1024 * 1024;
 /// At most this many signatures and bundle referrers are considered per image.
 pub const MAX_SIGNATURES: usize = 64;
+/// Largest attestation layer (DSSE envelope, attestation bundle, in-toto statement, attached SBOM)
+/// read: SBOMs of large images run to tens of MiB.
+pub const MAX_ATTESTATION_LAYER_BYTES: u64 = 32 * 1024 * 1024;
+/// At most this many attestation layers and referrers are fetched per image, all kinds together.
+pub const MAX_ATTESTATIONS: usize = 32;
 /// Largest token-endpoint answer read.
 const MAX_TOKEN_BYTES: u64 = 256 * 1024;
 /// How much of an error body is read for a message.
@@ -121,6 +133,8 @@ pub struct Limits {
     pub manifest_bytes: u64,
     pub signature_layer_bytes: u64,
     pub max_signatures: usize,
+    pub attestation_layer_bytes: u64,
+    pub max_attestations: usize,
 }
 
 impl Default for Limits {
@@ -129,6 +143,8 @@ impl Default for Limits {
             manifest_bytes: MAX_MANIFEST_BYTES,
             signature_layer_bytes: MAX_SIGNATURE_LAYER_BYTES,
             max_signatures: MAX_SIGNATURES,
+            attestation_layer_bytes: MAX_ATTESTATION_LAYER_BYTES,
+            max_attestations: MAX_ATTESTATIONS,
         }
     }
 }
@@ -145,6 +161,13 @@ impl Limits {
         Bound {
             name: "signature layer size",
             bytes: self.signature_layer_bytes,
+        }
+    }
+
+    pub fn attestation_layer(&self) -> Bound {
+        Bound {
+            name: "attestation layer size",
+            bytes: self.attestation_layer_bytes,
         }
     }
 }
@@ -337,6 +360,22 @@ impl Registry {
         signature_repository: Option<&str>,
     ) -> Result<Discovery> {
         off_runtime(|| discover::discover(self, repository, digest, signature_repository))
+    }
+
+    /// Finds the attestation material of an image in `repository` (or, for cosign's tags and
+    /// referrers, in `signature_repository`): for each of `subjects` (the image digest first, then
+    /// alternatives such as its platform manifest) the cosign `.att` and `.sbom` tags and the
+    /// Sigstore bundle referrers that are attestations; and, when the image digest is an index,
+    /// its BuildKit attestation manifests for any of `subjects`. At most
+    /// [`Limits::max_attestations`] pieces are fetched; unusable material is skipped with a
+    /// reason; an unreachable registry is an error.
+    pub fn discover_attestations(
+        &self,
+        repository: &str,
+        subjects: &[&str],
+        signature_repository: Option<&str>,
+    ) -> Result<AttestationDiscovery> {
+        off_runtime(|| attestations::discover(self, repository, subjects, signature_repository))
     }
 
     // ---- internals -------------------------------------------------------------------------

@@ -21,6 +21,10 @@ pub const MAX_BUNDLE_LEN: usize = 1024 * 1024;
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 const MAX_DSSE_PAYLOAD: usize = 512 * 1024;
+/// Largest attestation bundle accepted: its DSSE payload may be a large SBOM (base64 in the bundle).
+pub const MAX_ATTESTATION_BUNDLE_LEN: usize = 48 * 1024 * 1024;
+/// Largest attestation DSSE payload (statement) accepted.
+pub const MAX_ATTESTATION_PAYLOAD: usize = 32 * 1024 * 1024;
 const MAX_TLOG_ENTRIES: usize = 8;
 const MAX_DSSE_SIGNATURES: usize = 8;
 
@@ -167,7 +171,7 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> 
 }
 
 /// Dead Simple Signing Envelope pre-authentication encoding.
-pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {} {} ",
         payload_type.len(),
@@ -179,8 +183,20 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What a bundle is verified as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// An image signature: its statement (or message digest) must name the image.
+    Signature,
+    /// An attestation: only the DSSE signature and Rekor entry are checked here; the caller reads
+    /// the statement.
+    Attestation,
+}
+
 /// What the bundle signed, once its signature verified.
 struct Signed {
+    /// The DSSE payload (attestations).
+    payload: Vec<u8>,
     signature: Vec<u8>,
     /// The hash a Rekor entry names: of the DSSE payload, or the message digest.
     rekor_hash: Vec<u8>,
@@ -199,8 +215,42 @@ pub fn verify_bundle(
     options: &VerifyOptions,
     now: SystemTime,
 ) -> Result<VerifiedSignature> {
+    verify(material, image, authority, options, now, Purpose::Signature).map(|(v, _)| v)
+}
+
+/// Verifies the DSSE signature and Rekor entry of an attestation bundle, as [`verify_bundle`] does,
+/// and returns the verified DSSE payload (the statement is not read here).
+pub(crate) fn verify_attestation_bundle(
+    material: &SigstoreBundle,
+    image: &Image<'_>,
+    authority: &Authority<'_>,
+    options: &VerifyOptions,
+    now: SystemTime,
+) -> Result<(VerifiedSignature, Vec<u8>)> {
+    verify(
+        material,
+        image,
+        authority,
+        options,
+        now,
+        Purpose::Attestation,
+    )
+}
+
+fn verify(
+    material: &SigstoreBundle,
+    image: &Image<'_>,
+    authority: &Authority<'_>,
+    options: &VerifyOptions,
+    now: SystemTime,
+    purpose: Purpose,
+) -> Result<(VerifiedSignature, Vec<u8>)> {
     let now = unix_seconds(now);
-    let b: Bundle = json::parse(&material.json, MAX_BUNDLE_LEN, "Sigstore bundle")?;
+    let max_len = match purpose {
+        Purpose::Signature => MAX_BUNDLE_LEN,
+        Purpose::Attestation => MAX_ATTESTATION_BUNDLE_LEN,
+    };
+    let b: Bundle = json::parse(&material.json, max_len, "Sigstore bundle")?;
     if !MEDIA_TYPES.contains(&b.media_type.as_str()) {
         return Err(malformed(format!(
             "unsupported Sigstore bundle media type {:?}",
@@ -268,7 +318,12 @@ pub fn verify_bundle(
     };
 
     let signed = match (&b.dsse_envelope, &b.message_signature) {
-        (Some(env), None) => verify_dsse(env, &key, image_hex, options, &who)?,
+        (Some(env), None) => verify_dsse(env, &key, image_hex, options, &who, purpose)?,
+        (None, Some(_)) if purpose == Purpose::Attestation => {
+            return Err(malformed(
+                "Sigstore bundle holds a message signature, not an attestation",
+            ))
+        }
         (None, Some(ms)) => {
             let sig = json::b64(&ms.signature, 2048, "bundle signature")?;
             let md = ms
@@ -292,6 +347,7 @@ pub fn verify_bundle(
                 )));
             }
             Signed {
+                payload: Vec::new(),
                 signature: sig,
                 rekor_hash: digest,
                 kind: SignatureFormat::BundleMessageSignature,
@@ -378,7 +434,7 @@ pub fn verify_bundle(
     record.format = signed.kind;
     record.digest = image.digest.to_string();
     record.predicate_type = signed.predicate_type;
-    Ok(record)
+    Ok((record, signed.payload))
 }
 
 fn verify_dsse(
@@ -387,6 +443,7 @@ fn verify_dsse(
     image_hex: &str,
     options: &VerifyOptions,
     who: &dyn Fn() -> String,
+    purpose: Purpose,
 ) -> Result<Signed> {
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(wrong_image(format!(
@@ -394,7 +451,11 @@ fn verify_dsse(
             env.payload_type
         )));
     }
-    let payload = json::b64(&env.payload, MAX_DSSE_PAYLOAD, "DSSE payload")?;
+    let max_payload = match purpose {
+        Purpose::Signature => MAX_DSSE_PAYLOAD,
+        Purpose::Attestation => MAX_ATTESTATION_PAYLOAD,
+    };
+    let payload = json::b64(&env.payload, max_payload, "DSSE payload")?;
     if env.signatures.is_empty() || env.signatures.len() > MAX_DSSE_SIGNATURES {
         return Err(malformed(format!(
             "DSSE envelope has {} signatures (1 to {MAX_DSSE_SIGNATURES})",
@@ -412,6 +473,15 @@ fn verify_dsse(
     }
     let signature = signature
         .ok_or_else(|| bad_signature(format!("signature does not verify with {}", who())))?;
+    if purpose == Purpose::Attestation {
+        return Ok(Signed {
+            rekor_hash: Sha256::digest(&payload).to_vec(),
+            payload,
+            signature,
+            kind: SignatureFormat::BundleDsse,
+            predicate_type: None,
+        });
+    }
 
     // Verified: now read the statement.
     let st: Statement = json::parse(&payload, MAX_DSSE_PAYLOAD, "in-toto statement")?;
@@ -447,8 +517,9 @@ fn verify_dsse(
         )));
     }
     Ok(Signed {
-        signature,
         rekor_hash: Sha256::digest(&payload).to_vec(),
+        payload: Vec::new(),
+        signature,
         kind: SignatureFormat::BundleDsse,
         predicate_type: Some(st.predicate_type),
     })

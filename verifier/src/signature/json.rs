@@ -15,8 +15,24 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8], max_len: usize, what: &st
     serde_json::from_slice(bytes).map_err(|e| malformed(format!("{what} is not valid JSON: {e}")))
 }
 
+/// Like [`parse`], with a nesting limit of `max_depth` (documents such as SBOMs nest deeper than
+/// signatures; serde_json itself stops at 128).
+pub(crate) fn parse_deep<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_len: usize,
+    max_depth: usize,
+    what: &str,
+) -> Result<T> {
+    check_shape_depth(bytes, max_len, max_depth, what)?;
+    serde_json::from_slice(bytes).map_err(|e| malformed(format!("{what} is not valid JSON: {e}")))
+}
+
 /// Size and nesting checks on a JSON text, without parsing it.
 pub(crate) fn check_shape(bytes: &[u8], max_len: usize, what: &str) -> Result<()> {
+    check_shape_depth(bytes, max_len, MAX_DEPTH, what)
+}
+
+fn check_shape_depth(bytes: &[u8], max_len: usize, max_depth: usize, what: &str) -> Result<()> {
     if bytes.len() > max_len {
         return Err(malformed(format!(
             "{what} is {} bytes, more than the {max_len} allowed",
@@ -38,9 +54,9 @@ pub(crate) fn check_shape(bytes: &[u8], max_len: usize, what: &str) -> Result<()
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
-                if depth > MAX_DEPTH {
+                if depth > max_depth {
                     return Err(malformed(format!(
-                        "{what} is nested deeper than {MAX_DEPTH} levels"
+                        "{what} is nested deeper than {max_depth} levels"
                     )));
                 }
             }

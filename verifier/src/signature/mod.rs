@@ -9,14 +9,19 @@
 //!   certificate and a Rekor bundle);
 //! - [`verify_bundle`]: a Sigstore bundle (v0.1 to v0.3; DSSE in-toto statement or message
 //!   signature), key-based or keyless;
+//! - [`verify_attestations`]: in-toto attestations (cosign `.att` DSSE envelopes, Sigstore
+//!   bundles, BuildKit statements, attached SBOMs) about an image;
 //! - [`TrustedRoot`]: a Sigstore `trusted_root.json`.
 
+mod attestation;
 mod bundle;
 mod cert;
 mod json;
 mod rekor;
 mod trust_root;
 
+#[cfg(test)]
+mod attestation_tests;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testca;
 #[cfg(test)]
@@ -27,7 +32,14 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub use bundle::{verify_bundle, COSIGN_SIGN_PREDICATE, MAX_BUNDLE_LEN};
+pub use attestation::{
+    verify_attestations, verify_attestations_with, verify_envelope, Admit, IN_TOTO_PAYLOAD_TYPE,
+    MAX_DOCUMENT_LEN, MAX_ENVELOPE_LEN, STATEMENT_V01, STATEMENT_V1,
+};
+pub use bundle::{
+    pae as dsse_pae, verify_bundle, COSIGN_SIGN_PREDICATE, MAX_ATTESTATION_BUNDLE_LEN,
+    MAX_ATTESTATION_PAYLOAD, MAX_BUNDLE_LEN,
+};
 pub use cert::{CertificateIdentity, IdentityPolicy, Matcher};
 pub use json::{format_unix, parse_rfc3339};
 pub use rekor::RekorEntry;

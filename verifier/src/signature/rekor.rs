@@ -208,6 +208,81 @@ pub(crate) fn check_body(
     }
 }
 
+/// Checks that an entry body is about this DSSE envelope (an attestation in a cosign `.att` layer):
+/// an `intoto` entry (v0.0.1 or v0.0.2, what `cosign attest` logs) names the hash of the exact
+/// envelope bytes, the hash of its payload and the signer (v0.0.2: and the signature, which it
+/// stores base64-encoded twice); a `dsse` entry (v0.0.1, cosign's newer default) is checked by
+/// [`check_body`]. `signature` is the DSSE signature that verified.
+pub(crate) fn check_envelope_body(
+    body: &[u8],
+    envelope: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    signer: Signer<'_>,
+) -> Result<()> {
+    let b: Body = json::parse(body, MAX_BODY_LEN, "Rekor entry body")?;
+    let payload_sha256 = Sha256::digest(payload);
+    match (b.kind.as_str(), b.api_version.as_str()) {
+        ("dsse", _) => check_body(body, signature, &payload_sha256, signer),
+        ("intoto", version @ ("0.0.1" | "0.0.2")) => {
+            let content = &b.spec["content"];
+            let hash = |v: &serde_json::Value, what: &str| -> Result<String> {
+                if v["algorithm"].as_str() != Some("sha256") {
+                    return Err(malformed(format!(
+                        "Rekor intoto entry {what} algorithm is not sha256"
+                    )));
+                }
+                v["value"]
+                    .as_str()
+                    .map(str::to_ascii_lowercase)
+                    .ok_or_else(|| malformed(format!("Rekor intoto entry has no {what}")))
+            };
+            if hash(&content["hash"], "envelope hash")? != hex::encode(Sha256::digest(envelope)) {
+                return Err(untrusted(
+                    "Rekor entry is for another DSSE envelope (its hash differs)",
+                ));
+            }
+            let payload_hash = &content["payloadHash"];
+            if (version == "0.0.2" || !payload_hash.is_null())
+                && hash(payload_hash, "payload hash")? != hex::encode(payload_sha256)
+            {
+                return Err(untrusted(
+                    "Rekor entry is for another DSSE payload (its hash differs)",
+                ));
+            }
+            if version == "0.0.1" {
+                let key = b.spec["publicKey"]
+                    .as_str()
+                    .ok_or_else(|| malformed("Rekor intoto entry has no public key"))?;
+                return check_verifier(key, signer);
+            }
+            let sigs = content["envelope"]["signatures"]
+                .as_array()
+                .ok_or_else(|| malformed("Rekor intoto entry has no signatures"))?;
+            for entry in sigs.iter().take(16) {
+                let Some(content) = entry["sig"].as_str() else {
+                    continue;
+                };
+                // strfmt.Base64 of the DSSE `sig` string, itself base64.
+                let inner = json::b64(content, 8192, "Rekor entry signature")?;
+                let inner = String::from_utf8(inner)
+                    .map_err(|_| malformed("Rekor intoto entry signature is not base64 text"))?;
+                if json::b64(inner.trim(), 4096, "Rekor entry signature")? != signature {
+                    continue;
+                }
+                let key = entry["publicKey"]
+                    .as_str()
+                    .ok_or_else(|| malformed("Rekor intoto entry has no public key"))?;
+                return check_verifier(key, signer);
+            }
+            Err(untrusted("Rekor entry is for another signature"))
+        }
+        (kind, version) => Err(malformed(format!(
+            "Rekor entry kind {kind:?} version {version} is not supported for attestations (intoto 0.0.1/0.0.2, dsse 0.0.1)"
+        ))),
+    }
+}
+
 /// The entry's verifier (base64 of a PEM key or certificate) must be the signer.
 fn check_verifier(b64_pem: &str, signer: Signer<'_>) -> Result<()> {
     let pem = json::b64(b64_pem, 64 * 1024, "Rekor entry verifier")?;
