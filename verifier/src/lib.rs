@@ -30,6 +30,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod sbom;
+pub mod sbom_rule;
 pub mod sbomgen;
 pub mod sign;
 pub mod signature;

@@ -28,7 +28,27 @@
 //! [[rule.authority]]
 //! name = "ci"
 //! keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://token.actions.githubusercontent.com", subject_regex = "^https://github.com/acme/.*" }
+//! [rule.sbom]                      # only on verify rules: the authorities above check its signature
+//! require = true                   # no SBOM that counts -> deny (default true)
+//! formats = ["spdx", "cyclonedx"]  # which formats count (default both)
+//! min_fields = ["supplier", "name", "version", "purl", "relationships", "author", "timestamp"]
+//! deny_licenses = ["GPL-3.0-only", "AGPL-*"]
+//! allow_licenses = []              # when non-empty, every package's license must satisfy it
+//! deny_packages = ["pkg:deb/debian/openssl@<3.0.7", "pkg:npm/event-stream"]
+//! deny_severity = "critical"       # deny at or above: "critical" | "high" | "medium" | "low"
+//! deny_cves = ["CVE-2021-44228"]
+//! ignore = [{ id = "CVE-2023-1234", until = "2027-01-01" }]   # until optional; date or RFC 3339
+//! max_age_days = 90
+//! rego = "/etc/vouch/rules/sbom.rego"   # custom rules, evaluated by the gate
+//! allow_unsigned = false           # unsigned SBOMs and vulnerability reports count too
 //! ```
+//!
+//! `min_fields` are the NTIA minimum elements: `supplier`, `name`, `version` and `purl` of every
+//! package, at least one relationship, an `author` (a person or organisation: the tools that wrote
+//! the document do not count, NTIA asks for the author of the SBOM data) and a creation
+//! `timestamp`. Vulnerabilities come from the SBOM (CycloneDX `vulnerabilities`) and from
+//! vulnerability attestations; signed OpenVEX statements and `ignore` entries clear them (see
+//! [`crate::sbom_rule`]).
 //!
 //! Every matching rule applies and a deny wins. [`Policy::evaluate`] is pure: it sees only the repository,
 //! the pod namespace and whether the container is a pod sandbox.
@@ -43,7 +63,9 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::license::LicensePattern;
 use crate::pattern::{ImagePattern, NamespacePattern};
+use crate::sbom_rule::{self, Ignore, MinField, PackageMatcher, SbomRequirement};
 use crate::tomlfile;
 
 /// The only policy format version this build understands.
@@ -117,6 +139,9 @@ pub struct Rule {
     pub mode: Option<Mode>,
     /// What a `verify` rule requires; `None` for other actions.
     pub verify: Option<Verification>,
+    /// A verify rule's `[rule.sbom]`: SBOM, license and vulnerability policy over the image's
+    /// attestations, whose signatures the rule's authorities check.
+    pub sbom: Option<SbomRequirement>,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -258,6 +283,46 @@ struct RawRule {
     multi_arch: Option<Spanned<MultiArch>>,
     #[serde(default, rename = "authority")]
     authorities: Option<Spanned<Vec<RawAuthority>>>,
+    #[serde(default)]
+    sbom: Option<Spanned<RawSbom>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSbom {
+    #[serde(default)]
+    require: Option<bool>,
+    #[serde(default)]
+    formats: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    min_fields: Vec<Spanned<MinField>>,
+    #[serde(default)]
+    deny_licenses: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow_licenses: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_packages: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny_severity: Option<Spanned<String>>,
+    #[serde(default)]
+    deny_cves: Vec<Spanned<String>>,
+    #[serde(default)]
+    ignore: Vec<Spanned<RawIgnore>>,
+    #[serde(default)]
+    max_age_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    rego: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_unsigned: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIgnore {
+    id: Spanned<String>,
+    /// A string (a date or an RFC 3339 time) or a TOML date or date-time.
+    #[serde(default)]
+    until: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -513,6 +578,149 @@ impl Locator<'_> {
     }
 }
 
+impl Locator<'_> {
+    /// Checks and builds `[rule.sbom]`, which only a verify rule may have: its attestations count
+    /// when the rule's authorities signed them.
+    fn sbom_requirement(
+        &self,
+        policy_path: &Path,
+        action: Action,
+        raw: Option<Spanned<RawSbom>>,
+    ) -> Result<Option<SbomRequirement>> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        if action != Action::Verify {
+            return Err(self.error(
+                raw.span().start,
+                "[rule.sbom] belongs to rules with action = \"verify\" (the rule's authorities \
+                 check the SBOM's signature)",
+            ));
+        }
+        let raw = raw.into_inner();
+        let mut req = SbomRequirement::default();
+        if let Some(require) = raw.require {
+            req.require = require;
+        }
+        if let Some(list) = raw.formats {
+            if list.get_ref().is_empty() {
+                return Err(self.error(
+                    list.span().start,
+                    "formats must name at least one of \"spdx\" and \"cyclonedx\"",
+                ));
+            }
+            req.formats.clear();
+            for f in list.into_inner() {
+                let format = sbom_rule::parse_format(f.get_ref()).ok_or_else(|| {
+                    self.error(
+                        f.span().start,
+                        &format!(
+                            "unknown SBOM format \"{}\"; use \"spdx\" or \"cyclonedx\"",
+                            f.get_ref()
+                        ),
+                    )
+                })?;
+                if !req.formats.contains(&format) {
+                    req.formats.push(format);
+                }
+            }
+        }
+        for field in raw.min_fields {
+            if !req.min_fields.contains(field.get_ref()) {
+                req.min_fields.push(field.into_inner());
+            }
+        }
+        req.deny_licenses = self.patterns(raw.deny_licenses, LicensePattern::new)?;
+        req.allow_licenses = self.patterns(raw.allow_licenses, LicensePattern::new)?;
+        req.deny_packages = raw
+            .deny_packages
+            .into_iter()
+            .map(|m| PackageMatcher::new(m.get_ref()).map_err(|e| self.error(m.span().start, &e)))
+            .collect::<Result<_>>()?;
+        if let Some(s) = raw.deny_severity {
+            req.deny_severity = Some(sbom_rule::parse_severity(s.get_ref()).ok_or_else(|| {
+                self.error(
+                    s.span().start,
+                    &format!(
+                        "unknown severity \"{}\"; use \"critical\", \"high\", \"medium\" or \"low\"",
+                        s.get_ref()
+                    ),
+                )
+            })?);
+        }
+        let vulnerability_id = |id: &Spanned<String>, what: &str| -> Result<String> {
+            let text = id.get_ref().trim();
+            if text.is_empty()
+                || text
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '"')
+            {
+                return Err(self.error(
+                    id.span().start,
+                    &format!("{what} must be a vulnerability id such as CVE-2021-44228"),
+                ));
+            }
+            Ok(text.to_string())
+        };
+        req.deny_cves = raw
+            .deny_cves
+            .iter()
+            .map(|id| vulnerability_id(id, "each deny_cves entry"))
+            .collect::<Result<_>>()?;
+        for entry in raw.ignore {
+            let entry = entry.into_inner();
+            let id = vulnerability_id(&entry.id, "ignore id")?;
+            let until = match entry.until {
+                None => None,
+                Some(u) => Some(until_time(u.get_ref()).ok_or_else(|| {
+                    self.error(
+                        u.span().start,
+                        "until must be a date (2027-01-01) or an RFC 3339 time \
+                         (2027-01-01T00:00:00Z)",
+                    )
+                })?),
+            };
+            req.ignore.push(Ignore { id, until });
+        }
+        if let Some(days) = raw.max_age_days {
+            let n = *days.get_ref();
+            req.max_age_days =
+                Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    self.error(
+                        days.span().start,
+                        "max_age_days must be a whole number of days, at least 1",
+                    )
+                })?);
+        }
+        if let Some(rego) = raw.rego {
+            if rego.get_ref().trim().is_empty() {
+                return Err(self.error(rego.span().start, "rego must name a file"));
+            }
+            let base = policy_path.parent().unwrap_or(Path::new("/"));
+            req.rego = Some(base.join(rego.get_ref()));
+        }
+        req.allow_unsigned = raw.allow_unsigned.unwrap_or(false);
+        Ok(Some(req))
+    }
+}
+
+/// `until` of an ignore entry: a date means midnight UTC at its start.
+fn until_time(value: &toml::Value) -> Option<OffsetDateTime> {
+    let text = match value {
+        toml::Value::String(s) => s.trim().to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        _ => return None,
+    };
+    if let Ok(t) = OffsetDateTime::parse(&text, &Rfc3339) {
+        return Some(t);
+    }
+    let date = time::Date::parse(
+        &text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    );
+    date.ok().map(|d| d.midnight().assume_utc())
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -556,6 +764,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
                 authorities: rule.authorities,
             },
         )?;
+        let sbom = at.sbom_requirement(path, rule.action, rule.sbom)?;
         rules.push(Rule {
             name,
             images,
@@ -563,6 +772,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             action: rule.action,
             mode: rule.mode,
             verify,
+            sbom,
         });
     }
     let Version = raw.version;
@@ -823,6 +1033,180 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         );
         assert!(
             e.contains("line 6") && e.contains("belong to rules with action = \"verify\""),
+            "{e}"
+        );
+    }
+
+    const SBOM_EXAMPLE: &str = r#"version = 1
+[[rule]]
+name = "prod"
+images = ["registry.example.com/prod/**"]
+action = "verify"
+[[rule.authority]]
+name = "release"
+key = "/etc/vouch/keys/release.pub"
+[rule.sbom]
+require = true
+formats = ["spdx", "cyclonedx"]
+min_fields = ["supplier", "name", "version", "purl", "relationships", "author", "timestamp"]
+deny_licenses = ["GPL-3.0-only", "AGPL-*"]
+allow_licenses = []
+deny_packages = ["pkg:deb/debian/openssl@<3.0.7", "pkg:npm/event-stream"]
+deny_severity = "critical"
+deny_cves = ["CVE-2021-44228"]
+ignore = [{ id = "CVE-2023-1234", until = "2027-01-01" }, { id = "GHSA-xxxx-yyyy-zzzz" }, { id = "CVE-2024-1", until = "2026-06-30T12:00:00+02:00" }]
+max_age_days = 90
+rego = "rules/sbom.rego"
+allow_unsigned = false
+"#;
+
+    const SBOM_HEAD: &str = "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"k\"\nkey = \"/k.pub\"\n[rule.sbom]\n";
+
+    #[test]
+    fn sbom_rule_example_parses_with_every_key() {
+        let p = policy(SBOM_EXAMPLE);
+        let r = p.rules[0].sbom.as_ref().unwrap();
+        assert!(r.require);
+        assert_eq!(
+            r.formats,
+            vec![crate::sbom::Format::Spdx, crate::sbom::Format::CycloneDx]
+        );
+        assert_eq!(r.min_fields.len(), 7);
+        assert_eq!(r.min_fields[0], MinField::Supplier);
+        assert_eq!(r.min_fields[6], MinField::Timestamp);
+        assert_eq!(r.deny_licenses[1].as_str(), "AGPL-*");
+        assert!(r.allow_licenses.is_empty());
+        assert_eq!(r.deny_packages[0].as_str(), "pkg:deb/debian/openssl@<3.0.7");
+        assert_eq!(r.deny_severity, Some(crate::sbom::Severity::Critical));
+        assert_eq!(r.deny_cves, vec!["CVE-2021-44228".to_string()]);
+        assert_eq!(r.ignore.len(), 3);
+        assert_eq!(r.ignore[0].id, "CVE-2023-1234");
+        assert_eq!(
+            r.ignore[0].until.map(|t| t.unix_timestamp()),
+            Some(1798761600)
+        );
+        assert_eq!(r.ignore[0].until_text().as_deref(), Some("2027-01-01"));
+        assert_eq!(r.ignore[1].until, None);
+        assert_eq!(
+            r.ignore[2].until.map(|t| t.unix_timestamp()),
+            Some(1782813600)
+        );
+        assert_eq!(r.max_age_days, Some(90));
+        assert_eq!(
+            r.rego.as_deref(),
+            Some(Path::new("/etc/vouch/rules/sbom.rego"))
+        );
+        assert!(!r.allow_unsigned);
+        // The rule's serialised form (vouch policy check --output json) names the same words.
+        let json = serde_json::to_value(&p.rules[0]).unwrap();
+        assert_eq!(json["sbom"]["formats"][1], "cyclonedx");
+        assert_eq!(json["sbom"]["deny_severity"], "critical");
+        assert_eq!(json["sbom"]["min_fields"][4], "relationships");
+        assert_eq!(json["sbom"]["ignore"][0]["until"], "2027-01-01T00:00:00Z");
+        let lines = crate::sbom_rule::describe(r);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "ignored: CVE-2023-1234 until 2027-01-01"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn sbom_rule_defaults_require_a_signed_sbom_of_either_format() {
+        let p = policy(SBOM_HEAD);
+        let r = p.rules[0].sbom.as_ref().unwrap();
+        assert_eq!(*r, crate::sbom_rule::SbomRequirement::default());
+        assert!(r.require && !r.allow_unsigned);
+        assert_eq!(r.formats.len(), 2);
+        assert!(r.min_fields.is_empty() && r.deny_severity.is_none());
+        // No [rule.sbom]: no SBOM requirement.
+        let p = policy(&SBOM_HEAD.replace("[rule.sbom]\n", ""));
+        assert_eq!(p.rules[0].sbom, None);
+        // A TOML date works as well as a string.
+        let p = policy(&format!("{SBOM_HEAD}ignore = [{{ id = \"CVE-1\", until = 2027-01-01 }}]\nformats = [\"spdx\"]\nrequire = false\n"));
+        let r = p.rules[0].sbom.as_ref().unwrap();
+        assert_eq!(r.ignore[0].until_text().as_deref(), Some("2027-01-01"));
+        assert_eq!(r.formats, vec![crate::sbom::Format::Spdx]);
+        assert!(!r.require);
+    }
+
+    #[test]
+    fn sbom_rule_errors_name_file_line_and_column() {
+        let at = |line: usize, key: &str| {
+            let e = parse_err(&format!("{SBOM_HEAD}{key}\n"));
+            assert!(
+                e.starts_with(&format!("/etc/vouch/policy.toml: line {line}, ")),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+            e
+        };
+        let e = at(10, "deny_licence = [\"GPL-3.0\"]");
+        assert!(e.contains("column 1: unknown field `deny_licence`"), "{e}");
+        let e = at(10, "min_fields = [\"name\", \"homepage\"]");
+        assert!(e.contains("column 23: unknown variant `homepage`"), "{e}");
+        let e = at(10, "deny_licenses = [\"MIT\", \"GPL 3\"]");
+        assert!(e.contains("column 25: invalid pattern \"GPL 3\""), "{e}");
+        let e = at(10, "allow_licenses = [\"MIT;\"]");
+        assert!(e.contains("invalid character ';'"), "{e}");
+        let e = at(10, "deny_packages = [\"npm/event-stream\"]");
+        assert!(
+            e.contains("column 18: invalid package matcher \"npm/event-stream\": a purl starts with \"pkg:\""),
+            "{e}"
+        );
+        let e = at(10, "deny_packages = [\"pkg:npm/x@<<1\"]");
+        assert!(e.contains("unknown comparison"), "{e}");
+        let e = at(10, "deny_severity = \"severe\"");
+        assert!(
+            e.contains("column 17: unknown severity \"severe\"; use \"critical\", \"high\", \"medium\" or \"low\""),
+            "{e}"
+        );
+        let e = at(10, "ignore = [{ id = \"CVE-1\", until = \"next year\" }]");
+        assert!(
+            e.contains("column 35: until must be a date (2027-01-01) or an RFC 3339 time"),
+            "{e}"
+        );
+        let e = at(10, "ignore = [{ id = \"CVE-1\", util = \"2027-01-01\" }]");
+        assert!(e.contains("unknown field `util`"), "{e}");
+        let e = at(10, "ignore = [{ until = \"2027-01-01\" }]");
+        assert!(e.contains("missing field `id`"), "{e}");
+        let e = at(10, "ignore = [{ id = \"\" }]");
+        assert!(e.contains("ignore id must be a vulnerability id"), "{e}");
+        let e = at(10, "deny_cves = [\"CVE 1\"]");
+        assert!(
+            e.contains("column 14: each deny_cves entry must be a vulnerability id"),
+            "{e}"
+        );
+        let e = at(10, "formats = [\"spdx\", \"swid\"]");
+        assert!(e.contains("column 20: unknown SBOM format \"swid\""), "{e}");
+        let e = at(10, "formats = []");
+        assert!(e.contains("formats must name at least one"), "{e}");
+        let e = at(10, "max_age_days = 0");
+        assert!(
+            e.contains("column 16: max_age_days must be a whole number of days, at least 1"),
+            "{e}"
+        );
+        let e = at(10, "max_age_days = -5");
+        assert!(e.contains("max_age_days must be"), "{e}");
+        let e = at(10, "require = \"yes\"");
+        assert!(e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn sbom_rule_belongs_to_verify_rules_only() {
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"a.io/x\"]\naction = \"allow\"\n[rule.sbom]\nrequire = true\n",
+        );
+        assert!(
+            e.starts_with("/etc/vouch/policy.toml: line 6, column 1: [rule.sbom] belongs to rules with action = \"verify\""),
+            "{e}"
+        );
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"a.io/x\"]\naction = \"deny\"\nsbom = { require = false }\n",
+        );
+        assert!(
+            e.contains("line 6") && e.contains("[rule.sbom] belongs"),
             "{e}"
         );
     }
