@@ -28,6 +28,7 @@ pub mod pattern;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod rego;
 pub mod sbom;
 pub mod sign;
 pub mod signature;
