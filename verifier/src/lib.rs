@@ -29,6 +29,7 @@ pub mod pattern;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod rego;
 pub mod sbom;
 pub mod sbom_rule;
 pub mod sbomgen;
