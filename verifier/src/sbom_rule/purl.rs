@@ -102,8 +102,8 @@ impl fmt::Display for Purl {
 fn normalise(purl_type: &str, namespace: Option<String>, name: &str) -> (Option<String>, String) {
     let lower = |s: &str| s.to_ascii_lowercase();
     match purl_type {
-        "alpm" | "apk" | "bitbucket" | "composer" | "deb" | "github" | "golang" | "hex" | "npm"
-        | "luarocks" | "qpkg" => (namespace.as_deref().map(lower), lower(name)),
+        "alpine" | "alpm" | "apk" | "bitbucket" | "composer" | "deb" | "github" | "golang"
+        | "hex" | "npm" | "luarocks" | "qpkg" => (namespace.as_deref().map(lower), lower(name)),
         "pypi" => (
             namespace.as_deref().map(lower),
             lower(name).replace('_', "-"),

@@ -102,8 +102,14 @@ pub struct Ignore {
 }
 
 impl Ignore {
+    /// Whether this entry clears `id` at `now`.
     pub fn applies(&self, id: &str, now: OffsetDateTime) -> bool {
-        self.id.eq_ignore_ascii_case(id) && self.until.is_none_or(|until| now < until)
+        self.id.eq_ignore_ascii_case(id) && self.in_effect(now)
+    }
+
+    /// Not expired at `now` (`until` is exclusive).
+    pub fn in_effect(&self, now: OffsetDateTime) -> bool {
+        self.until.is_none_or(|until| now < until)
     }
 
     /// `2027-01-01` for a midnight UTC, else the full RFC 3339 time.
@@ -224,4 +230,60 @@ pub fn describe(req: &SbomRequirement) -> Vec<String> {
         out.push(format!("custom rules: {}", rego.display()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_ignore_entry_clears_its_id_until_its_time_exclusive() {
+        let until = datetime!(2027-01-01 0:00 UTC);
+        let entry = Ignore {
+            id: "CVE-2023-1234".into(),
+            until: Some(until),
+        };
+        assert!(entry.applies("cve-2023-1234", datetime!(2026-12-31 23:59:59 UTC)));
+        assert!(!entry.applies("CVE-2023-1234", until));
+        assert!(!entry.applies("CVE-2023-12345", datetime!(2026-01-01 0:00 UTC)));
+        let forever = Ignore {
+            id: "GHSA-x".into(),
+            until: None,
+        };
+        assert!(forever.applies("GHSA-X", datetime!(2999-01-01 0:00 UTC)));
+        assert_eq!(forever.until_text(), None);
+        let odd = Ignore {
+            id: "x".into(),
+            until: Some(datetime!(2027-01-01 12:30 +02:00)),
+        };
+        assert_eq!(
+            odd.until_text().as_deref(),
+            Some("2027-01-01T12:30:00+02:00")
+        );
+    }
+
+    #[test]
+    fn describe_says_what_each_key_does() {
+        let req = SbomRequirement {
+            require: false,
+            formats: vec![Format::CycloneDx],
+            allow_unsigned: true,
+            deny_severity: Some(Severity::High),
+            max_age_days: Some(30),
+            ..SbomRequirement::default()
+        };
+        let lines = describe(&req);
+        assert_eq!(
+            lines[0],
+            "SBOM optional: cyclonedx, signed by one of the rule's authorities, or unsigned \
+             (allow_unsigned); checked when present"
+        );
+        assert!(lines.contains(&"vulnerabilities denied at or above high".to_string()));
+        assert!(lines.contains(&"SBOM at most 30 days old".to_string()));
+        assert_eq!(
+            describe(&SbomRequirement::default()),
+            ["SBOM required: spdx or cyclonedx, signed by one of the rule's authorities"]
+        );
+    }
 }

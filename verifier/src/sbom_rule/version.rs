@@ -28,7 +28,7 @@ impl Scheme {
     pub fn of_purl_type(purl_type: &str) -> Scheme {
         match purl_type {
             "deb" => Scheme::Dpkg,
-            "apk" => Scheme::Apk,
+            "apk" | "alpine" => Scheme::Apk,
             "rpm" | "alpm" => Scheme::Rpm,
             _ => Scheme::Generic,
         }
