@@ -12,10 +12,12 @@ use crate::gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, Verdict};
 use crate::identity::{self, ContainerRef, ImageResolver};
 use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, SandboxPolicy, Subject};
 use crate::registry::Registry;
-use crate::verify::{self, Outcome, SignatureSource};
+use crate::verify::{self, Outcome, SignatureSource, StartContext};
 
 /// CRI's annotation with the pod's Kubernetes namespace.
 pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+/// CRI's annotation with the pod's name.
+pub const SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 /// CRI's annotation saying whether a container is the pod `sandbox` or a `container`.
 pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
@@ -72,6 +74,7 @@ impl NodeGate {
         loaded: &LoadedPolicy,
         names: &[String],
         image: &ImageIdentity,
+        start: &StartContext<'_>,
     ) -> Vec<(RuleDenial, Option<Vec<String>>)> {
         let rules: Vec<&Rule> = names.iter().filter_map(|n| loaded.policy.rule(n)).collect();
         let mode = |rule: &str| {
@@ -89,6 +92,7 @@ impl NodeGate {
         verify::check_rules(
             &rules,
             image,
+            start,
             &loaded.policy_digest,
             &cache,
             &|| (self.sources)(config),
@@ -221,7 +225,13 @@ impl Gate for NodeGate {
                 let mut audited: Vec<String> =
                     audited.into_iter().map(|d| denial(d).to_string()).collect();
                 if let (false, Some(img)) = (verify.is_empty(), image.as_ref()) {
-                    for (d, verified) in self.verify_rules(&config, &loaded, &verify, img) {
+                    let start = StartContext {
+                        namespace,
+                        pod_name: annotation(SANDBOX_NAME),
+                        image_name: annotation(identity::CRI_IMAGE_NAME)
+                            .or(Some(img.name.as_str())),
+                    };
+                    for (d, verified) in self.verify_rules(&config, &loaded, &verify, img, &start) {
                         match verified {
                             Some(v) => {
                                 log::info!("rule \"{}\": verified {}", d.rule, v.join(", "));

@@ -19,6 +19,9 @@ use crate::{
     material::SignatureMaterial,
     policy::{Authority, Match, MultiArch, Rule, Trust, Verification},
     registry::{AttestationDiscovery, Discovery, Registry, RegistryError},
+    rego::{self, RegoInput, RegoPolicy},
+    sbom::Limits as SbomLimits,
+    sbom_rule::{self, SbomContext, SbomRequirement},
     signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
 };
 
@@ -149,27 +152,61 @@ fn read_trust_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
 /// started from (one digest may be signed for one repository and not another), the policy bytes and
 /// every trust file the verify rules name, so that replacing a key or a trusted root invalidates what
 /// was verified with it.
-pub fn material_digest(repository: &str, policy_digest: &str, rules: &[&Rule]) -> String {
+///
+/// A rule with Rego rules adds the Rego file and the pod (namespace and name) the start is for: Rego
+/// may read `input.pod`, so its verdict holds for that pod only.
+pub fn material_digest(
+    repository: &str,
+    policy_digest: &str,
+    rules: &[&Rule],
+    start: &StartContext<'_>,
+) -> String {
     let mut h = Sha256::new();
     h.update(repository.as_bytes());
     h.update(b"\0");
     h.update(policy_digest.as_bytes());
+    let mut file = |path: &Path| {
+        h.update(b"\0");
+        h.update(path.as_os_str().as_encoded_bytes());
+        match read_trust_file(path) {
+            Ok(bytes) => h.update(Sha256::digest(&bytes)),
+            Err(_) => h.update(b"unreadable"),
+        }
+    };
+    let mut pod_bound = false;
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
         for a in &v.authorities {
-            let path = match &a.trust {
-                Trust::Key(p) => p,
-                Trust::Keyless(k) => &k.trusted_root,
-            };
-            h.update(b"\0");
-            h.update(path.as_os_str().as_encoded_bytes());
-            match read_trust_file(path) {
-                Ok(bytes) => h.update(Sha256::digest(&bytes)),
-                Err(_) => h.update(b"unreadable"),
+            match &a.trust {
+                Trust::Key(p) => file(p),
+                Trust::Keyless(k) => file(&k.trusted_root),
             }
         }
+        if let Some(rego) = rule.sbom.as_ref().and_then(|s| s.rego.as_deref()) {
+            file(rego);
+            pod_bound = true;
+        }
+    }
+    if pod_bound {
+        h.update(b"\0pod\0");
+        h.update(start.namespace.unwrap_or("").as_bytes());
+        h.update(b"\0");
+        h.update(start.pod_name.unwrap_or("").as_bytes());
+        h.update(b"\0");
+        h.update(start.image_name.unwrap_or("").as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+/// Who is starting the image, as far as SBOM rules care: Rego sees it as `input.pod` and
+/// `input.image.name`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartContext<'a> {
+    /// The pod's Kubernetes namespace (`None` outside Kubernetes).
+    pub namespace: Option<&'a str>,
+    pub pod_name: Option<&'a str>,
+    /// The image as the client named it (`registry/repo:tag`), when known.
+    pub image_name: Option<&'a str>,
 }
 
 enum Loaded {
@@ -431,6 +468,7 @@ pub type MakeSource<'a> = &'a dyn Fn() -> std::result::Result<Box<dyn SignatureS
 pub fn check_rules(
     rules: &[&Rule],
     image: &ImageIdentity,
+    start: &StartContext<'_>,
     policy_digest: &str,
     cache: &VerdictCache,
     make_source: MakeSource<'_>,
@@ -438,7 +476,7 @@ pub fn check_rules(
 ) -> Vec<(String, Outcome)> {
     let key = Key {
         image_digest: image.digest.clone(),
-        material_digest: material_digest(&image.repository, policy_digest, rules),
+        material_digest: material_digest(&image.repository, policy_digest, rules, start),
     };
     let locked = match cache.lock(&key) {
         Ok(l) => Some(l),
@@ -487,6 +525,21 @@ pub fn check_rules(
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Failed(format!("cannot read signatures: {e}")),
         };
+        // The SBOM is read only for an image whose signature verified.
+        let outcome = match (outcome, &rule.sbom) {
+            (Outcome::Verified(mut who), Some(req)) => {
+                match check_sbom(v, req, image, start, source.as_ref(), now) {
+                    Ok(Ok(summary)) => {
+                        who.push(summary);
+                        Outcome::Verified(who)
+                    }
+                    Ok(Err(reason)) => Outcome::Failed(reason),
+                    Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
+                    Err(e) => Outcome::Failed(format!("cannot read attestations: {e}")),
+                }
+            }
+            (o, _) => o,
+        };
         outcomes.push((rule.name.clone(), outcome));
     }
     let cacheable = outcomes
@@ -511,6 +564,82 @@ pub fn check_rules(
         }
     }
     outcomes
+}
+
+/// The rule's `[rule.sbom]`: the image's attestations, verified with the rule's authorities, judged
+/// by the built-in checks and then the rule's Rego. `Ok(Ok(summary))` passes; `Ok(Err(reason))`
+/// fails with every reason on one line.
+fn check_sbom(
+    v: &Verification,
+    req: &SbomRequirement,
+    image: &ImageIdentity,
+    start: &StartContext<'_>,
+    source: &dyn SignatureSource,
+    now: SystemTime,
+) -> std::result::Result<std::result::Result<String, String>, RegistryError> {
+    // For a multi-arch image, attestations about this node's platform manifest count as well
+    // (BuildKit and most SBOM tools describe the platform image), unless the rule says index only.
+    let accepted: Vec<String> = match v.multi_arch {
+        MultiArch::Index => Vec::new(),
+        MultiArch::Either | MultiArch::Platform => source
+            .platform_manifest(&image.repository, &image.digest)?
+            .into_iter()
+            .collect(),
+    };
+    let report = attestations(v, image, &accepted, source, now)?;
+    let ctx = SbomContext {
+        image_digest: &image.digest,
+        repository: &image.repository,
+    };
+    let verdict = sbom_rule::evaluate(
+        req,
+        &ctx,
+        &report.attestations,
+        &SbomLimits::default(),
+        OffsetDateTime::from(now),
+    );
+    let mut failures = verdict.failures.clone();
+    if verdict.sbom.is_none() && !failures.is_empty() {
+        // Say why material that was there did not count (forged, about another image, ...);
+        // predicates policy never reads (provenance) are not news.
+        let why: Vec<&String> = report
+            .rejected
+            .iter()
+            .filter(|r| !r.contains("is not read by policy"))
+            .collect();
+        match why.as_slice() {
+            [] => {}
+            [one] => failures.push(format!("rejected: {one}")),
+            [first, rest @ ..] => {
+                failures.push(format!("rejected: {first} (and {} more)", rest.len()))
+            }
+        }
+    }
+    if let Some(path) = &req.rego {
+        let name = start.image_name.unwrap_or(&image.repository);
+        let input = rego::input_document(&RegoInput {
+            image_name: name,
+            image_digest: &image.digest,
+            repository: &image.repository,
+            namespace: start.namespace,
+            pod_name: start.pod_name,
+            sbom: verdict.sbom.as_ref(),
+            sbom_digest: verdict.sbom_digest.as_deref(),
+            vulnerabilities: &verdict.vulnerabilities,
+        });
+        match RegoPolicy::load(path).and_then(|p| p.deny(&input)) {
+            Ok(messages) => failures.extend(messages),
+            Err(e) => failures.push(format!("rego: {e}")),
+        }
+    }
+    for c in &verdict.cleared {
+        log::info!("{}: {c}", image.subject());
+    }
+    if failures.is_empty() {
+        Ok(Ok(format!("SBOM {}", verdict.summary)))
+    } else {
+        Ok(Err(format!("SBOM: {}", failures.join("; "))))
+    }
 }
 
 /// Checks a rule on the image digest and, for a multi-arch image, on this node's platform manifest,
