@@ -516,7 +516,7 @@ fn rego_rule_denying_a_package_is_refused_with_its_message() {
     let rego = c.dir.path().join("sbom.rego");
     std::fs::write(
         &rego,
-        "package vouch\n\nimport rego.v1\n\ndeny contains msg if {\n    some p in input.sbom.packages\n    p.name == \"zlib1g\"\n    msg := sprintf(\"package %s is banned in namespace %v\", [p.name, input.pod.namespace])\n}\n",
+        "package vouch\n\nimport rego.v1\n\ndeny contains msg if {\n    some p in input.sbom.packages\n    p.name == \"zlib1g\"\n    msg := sprintf(\"package %s is banned from %s\", [p.name, input.image.repository])\n}\n",
     )
     .unwrap();
     let out = c.run(
@@ -548,7 +548,7 @@ fn oversized_and_deeply_nested_sboms_are_refused_with_the_limit_named() {
     doc["packages"][0]["annotations"] = deep;
     c.attest(&doc, "spdxjson");
     let out = c.run(&c.config("require = true\n"), "nested");
-    assert_refused(&out, &["SBOM", "depth"]);
+    assert_refused(&out, &["SBOM", "nested deeper than"]);
     assert_nothing_left(&c.rig, &c.ns);
 }
 

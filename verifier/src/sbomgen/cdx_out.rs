@@ -65,6 +65,10 @@ pub(super) fn render(inv: &Inventory, meta: &Meta<'_>) -> Result<Value, SbomGenE
         json!(format!("vouch:subject:{}", subject.name)),
     );
     root.insert("name".into(), json!(subject.name));
+    root.insert("purl".into(), json!(super::subject_purl(subject)));
+    if let Some(a) = meta.authors.first() {
+        root.insert("supplier".into(), json!({"name": a.name()}));
+    }
     if let Some(digest) = &subject.digest {
         root.insert("version".into(), json!(digest));
         if let Some(hex) = digest.strip_prefix("sha256:") {
@@ -128,6 +132,10 @@ pub(super) fn render(inv: &Inventory, meta: &Meta<'_>) -> Result<Value, SbomGenE
             )),
         );
         os.insert("name".into(), json!(id));
+        os.insert("supplier".into(), json!({"name": id}));
+        if let Some(purl) = super::os_purl(&inv.distro) {
+            os.insert("purl".into(), json!(purl));
+        }
         if let Some(v) = &inv.distro.version_id {
             os.insert("version".into(), json!(v));
         }

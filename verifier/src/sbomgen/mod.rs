@@ -91,7 +91,7 @@ impl Author {
         }
     }
 
-    fn spdx(&self) -> String {
+    pub(crate) fn spdx(&self) -> String {
         match self {
             Author::Person(n) => format!("Person: {n}"),
             Author::Organization(n) => format!("Organization: {n}"),
@@ -424,4 +424,40 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SbomGenError> {
         return Err(io_err(path, e));
     }
     Ok(())
+}
+
+/// The purl of the SBOM's subject: `pkg:oci/<name>@sha256%3A<hex>` for an image (named by its ref
+/// name, else `image`), `pkg:generic/<name>` for a directory. NTIA's minimum elements ask every
+/// component for an identifier, the described one included.
+pub(crate) fn subject_purl(subject: &Subject) -> String {
+    match (&subject.digest, subject.is_image) {
+        (Some(digest), true) => format!(
+            "pkg:oci/{}@{}",
+            purl_segment(subject.ref_name.as_deref().unwrap_or("image")),
+            digest.replace(':', "%3A")
+        ),
+        _ => format!("pkg:generic/{}", purl_segment(&subject.name)),
+    }
+}
+
+/// The purl of the operating system found in `etc/os-release`: `pkg:generic/<ID>@<VERSION_ID>`.
+pub(crate) fn os_purl(distro: &Distro) -> Option<String> {
+    let id = distro.id.as_deref()?;
+    Some(match &distro.version_id {
+        Some(v) => format!("pkg:generic/{}@{}", purl_segment(id), purl_segment(v)),
+        None => format!("pkg:generic/{}", purl_segment(id)),
+    })
+}
+
+/// Percent-encodes what a purl segment may not hold as is.
+fn purl_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'+') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

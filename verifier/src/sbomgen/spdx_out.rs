@@ -57,7 +57,23 @@ pub(super) fn render(inv: &Inventory, meta: &Meta<'_>) -> Result<Value, SbomGenE
             );
         }
     }
-    root.insert("supplier".into(), json!(NOASSERTION));
+    // The subject's supplier is whoever publishes the SBOM about it: the first author.
+    root.insert(
+        "supplier".into(),
+        json!(meta
+            .authors
+            .first()
+            .map(|a| a.spdx())
+            .unwrap_or_else(|| NOASSERTION.to_owned())),
+    );
+    root.insert(
+        "externalRefs".into(),
+        json!([{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": super::subject_purl(subject),
+        }]),
+    );
     root.insert("downloadLocation".into(), json!(NOASSERTION));
     root.insert("filesAnalyzed".into(), json!(false));
     root.insert("licenseConcluded".into(), json!(NOASSERTION));
@@ -85,7 +101,17 @@ pub(super) fn render(inv: &Inventory, meta: &Meta<'_>) -> Result<Value, SbomGenE
         if let Some(v) = &inv.distro.version_id {
             os.insert("versionInfo".into(), json!(v));
         }
-        os.insert("supplier".into(), json!(NOASSERTION));
+        os.insert("supplier".into(), json!(format!("Organization: {id}")));
+        if let Some(purl) = super::os_purl(&inv.distro) {
+            os.insert(
+                "externalRefs".into(),
+                json!([{
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": purl,
+                }]),
+            );
+        }
         os.insert("downloadLocation".into(), json!(NOASSERTION));
         os.insert("filesAnalyzed".into(), json!(false));
         os.insert("licenseConcluded".into(), json!(NOASSERTION));

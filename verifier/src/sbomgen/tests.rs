@@ -840,10 +840,18 @@ fn hostile_layers_stay_inside_the_tree_and_whiteouts_apply() {
         let generated = render(&inv, &options(format)).unwrap();
         let parsed = sbom::parse(&generated.document, &sbom::Limits::default()).unwrap();
         assert_eq!(parsed.files.len(), 9);
+        let purls: Vec<&str> = parsed
+            .packages
+            .iter()
+            .filter(|p| p.kind.as_deref() != Some("file"))
+            .map(|p| p.purl.as_deref().unwrap_or(""))
+            .collect();
+        // The dpkg packages, and the image and its operating system (NTIA: every component).
         assert_eq!(
-            parsed.packages.iter().filter(|p| p.purl.is_some()).count(),
+            purls.iter().filter(|p| p.starts_with("pkg:deb/")).count(),
             2
         );
+        assert!(purls.iter().all(|p| p.starts_with("pkg:")), "{purls:?}");
         let root = if format == OutputFormat::SpdxJson {
             parsed
                 .packages
