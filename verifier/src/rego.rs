@@ -1135,6 +1135,22 @@ deny contains "never" if {
     }
 
     #[test]
+    fn a_policy_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        let policy = policy(BAN_MUSL_V1);
+        shared(&policy);
+        let sbom = fixture("spdx/syft-0.57.0_alpine-latest.spdx22.json");
+        let messages = std::thread::scope(|s| {
+            let worker = s.spawn(|| policy.deny_input(&input(Some(&sbom), &[])));
+            worker.join().unwrap_or_else(|_| panic!("worker panicked"))
+        });
+        assert_eq!(
+            messages,
+            Ok(vec!["package musl 1.2.3-r0 is banned".to_owned()])
+        );
+    }
+
+    #[test]
     fn load_reads_a_file_and_refuses_missing_and_oversized_ones() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("policy.rego");
