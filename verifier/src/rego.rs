@@ -184,6 +184,17 @@ fn sbom_document(sbom: &Sbom, digest: Option<&str>) -> Json {
 }
 
 fn vulnerability_document(v: &Vulnerability, by_id: &HashMap<&str, &Package>) -> Json {
+    json!({
+        "id": v.id,
+        "severity": v.severity.as_str(),
+        "packages": affected(v, by_id),
+        "analysis": v.analysis,
+    })
+}
+
+/// The names and purls of the packages a vulnerability affects; a reference that names no
+/// package of the SBOM is kept as written (often a purl already).
+fn affected<'a>(v: &'a Vulnerability, by_id: &HashMap<&str, &'a Package>) -> Vec<&'a str> {
     let mut packages: Vec<&str> = Vec::new();
     for reference in &v.affects {
         match by_id.get(reference.as_str()) {
@@ -198,12 +209,7 @@ fn vulnerability_document(v: &Vulnerability, by_id: &HashMap<&str, &Package>) ->
     }
     let mut seen = BTreeSet::new();
     packages.retain(|p| seen.insert(*p));
-    json!({
-        "id": v.id,
-        "severity": v.severity.as_str(),
-        "packages": packages,
-        "analysis": v.analysis,
-    })
+    packages
 }
 
 /// A parsed policy, ready to evaluate. Cloning it is cheap; so is evaluating it repeatedly.
@@ -302,11 +308,17 @@ impl RegoPolicy {
 
     /// The sorted, deduplicated `data.vouch.deny` messages for `input`.
     pub fn deny(&self, input: &Json) -> Result<Vec<String>, RegoError> {
-        let input = to_rego(input, 0).map_err(|reason| RegoError::Eval {
+        let input = to_rego(input).map_err(|reason| RegoError::Eval {
             at: self.name.clone(),
             reason,
         })?;
         self.deny_value(input)
+    }
+
+    /// `self.deny(&input_document(input))`, faster: the input is built for regorus directly,
+    /// without the JSON document in between.
+    pub fn deny_input(&self, input: &RegoInput<'_>) -> Result<Vec<String>, RegoError> {
+        self.deny_value(input_value(input))
     }
 
     /// [`RegoPolicy::deny`] over an input already converted to a regorus value.
@@ -474,8 +486,18 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// Converts JSON to a regorus value directly, without printing and re-parsing it.
-fn to_rego(value: &Json, depth: usize) -> Result<Value, String> {
+/// Converts JSON to a regorus value directly, without printing and re-parsing it. Object keys
+/// repeat across thousands of packages: each distinct key is allocated once.
+fn to_rego(value: &Json) -> Result<Value, String> {
+    let mut keys: HashMap<&str, Value> = HashMap::new();
+    to_rego_keyed(value, 0, &mut keys)
+}
+
+fn to_rego_keyed<'a>(
+    value: &'a Json,
+    depth: usize,
+    keys: &mut HashMap<&'a str, Value>,
+) -> Result<Value, String> {
     if depth > MAX_INPUT_DEPTH {
         return Err(format!("input nested deeper than {MAX_INPUT_DEPTH}"));
     }
@@ -495,17 +517,247 @@ fn to_rego(value: &Json, depth: usize) -> Result<Value, String> {
         Json::Array(items) => Value::from(
             items
                 .iter()
-                .map(|v| to_rego(v, depth + 1))
+                .map(|v| to_rego_keyed(v, depth + 1, keys))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         Json::Object(map) => {
             let mut object = BTreeMap::new();
             for (k, v) in map {
-                object.insert(Value::from(k.as_str()), to_rego(v, depth + 1)?);
+                let key = keys
+                    .entry(k.as_str())
+                    .or_insert_with(|| Value::from(k.as_str()))
+                    .clone();
+                object.insert(key, to_rego_keyed(v, depth + 1, keys)?);
             }
             Value::from(object)
         }
     })
+}
+
+/// The keys of the input document, allocated once per conversion and shared by every object.
+struct Keys {
+    image: Value,
+    pod: Value,
+    sbom: Value,
+    vulnerabilities: Value,
+    name: Value,
+    digest: Value,
+    repository: Value,
+    namespace: Value,
+    format: Value,
+    spec_version: Value,
+    created: Value,
+    tools: Value,
+    authors: Value,
+    packages: Value,
+    files: Value,
+    relationships: Value,
+    id: Value,
+    version: Value,
+    purl: Value,
+    supplier: Value,
+    licenses: Value,
+    checksums: Value,
+    kind: Value,
+    path: Value,
+    sha256: Value,
+    sha1: Value,
+    package: Value,
+    from: Value,
+    to: Value,
+    severity: Value,
+    analysis: Value,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            image: "image".into(),
+            pod: "pod".into(),
+            sbom: "sbom".into(),
+            vulnerabilities: "vulnerabilities".into(),
+            name: "name".into(),
+            digest: "digest".into(),
+            repository: "repository".into(),
+            namespace: "namespace".into(),
+            format: "format".into(),
+            spec_version: "spec_version".into(),
+            created: "created".into(),
+            tools: "tools".into(),
+            authors: "authors".into(),
+            packages: "packages".into(),
+            files: "files".into(),
+            relationships: "relationships".into(),
+            id: "id".into(),
+            version: "version".into(),
+            purl: "purl".into(),
+            supplier: "supplier".into(),
+            licenses: "licenses".into(),
+            checksums: "checksums".into(),
+            kind: "type".into(),
+            path: "path".into(),
+            sha256: "sha256".into(),
+            sha1: "sha1".into(),
+            package: "package".into(),
+            from: "from".into(),
+            to: "to".into(),
+            severity: "severity".into(),
+            analysis: "analysis".into(),
+        }
+    }
+}
+
+fn object<const N: usize>(entries: [(&Value, Value); N]) -> Value {
+    Value::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v))
+            .collect::<BTreeMap<Value, Value>>(),
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::from(s)
+}
+
+fn optional(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, Value::from)
+}
+
+fn texts(list: &[String]) -> Value {
+    Value::from(list.iter().map(|s| text(s)).collect::<Vec<_>>())
+}
+
+/// [`input_document`] built as a regorus value, without an intermediate JSON document.
+fn input_value(input: &RegoInput<'_>) -> Value {
+    let k = Keys::new();
+    let pod = if input.namespace.is_none() && input.pod_name.is_none() {
+        Value::Null
+    } else {
+        object([
+            (&k.namespace, optional(input.namespace)),
+            (&k.name, optional(input.pod_name)),
+        ])
+    };
+    let sbom = match input.sbom {
+        Some(sbom) => sbom_value(&k, sbom, input.sbom_digest),
+        None => Value::Null,
+    };
+    let by_id: HashMap<&str, &Package> = input
+        .sbom
+        .map(|s| s.packages.iter().map(|p| (p.id.as_str(), p)).collect())
+        .unwrap_or_default();
+    let vulnerabilities = input
+        .vulnerabilities
+        .iter()
+        .map(|v| {
+            object([
+                (&k.id, text(&v.id)),
+                (&k.severity, text(v.severity.as_str())),
+                (
+                    &k.packages,
+                    Value::from(
+                        affected(v, &by_id)
+                            .into_iter()
+                            .map(text)
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+                (&k.analysis, optional(v.analysis.as_deref())),
+            ])
+        })
+        .collect::<Vec<_>>();
+    object([
+        (
+            &k.image,
+            object([
+                (&k.name, text(input.image_name)),
+                (&k.digest, text(input.image_digest)),
+                (&k.repository, text(input.repository)),
+            ]),
+        ),
+        (&k.pod, pod),
+        (&k.sbom, sbom),
+        (&k.vulnerabilities, Value::from(vulnerabilities)),
+    ])
+}
+
+/// Strings that repeat across an SBOM, allocated once: package ids (which files and relationships
+/// name again), relationship types, checksum algorithms, suppliers, licenses, package types.
+struct Interner<'a>(HashMap<&'a str, Value>);
+
+impl<'a> Interner<'a> {
+    fn get(&mut self, s: &'a str) -> Value {
+        self.0.entry(s).or_insert_with(|| Value::from(s)).clone()
+    }
+
+    fn optional(&mut self, s: Option<&'a str>) -> Value {
+        s.map_or(Value::Null, |s| self.get(s))
+    }
+}
+
+fn sbom_value(k: &Keys, sbom: &Sbom, digest: Option<&str>) -> Value {
+    let mut shared = Interner(HashMap::with_capacity(sbom.packages.len() + 64));
+    let created = sbom.created.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    let packages = sbom
+        .packages
+        .iter()
+        .map(|p| {
+            let checksums = p
+                .checksums
+                .iter()
+                .map(|c| (shared.get(&c.algorithm), text(&c.value)))
+                .collect::<BTreeMap<Value, Value>>();
+            let licenses = p.licenses.iter().map(|l| shared.get(l)).collect::<Vec<_>>();
+            object([
+                (&k.id, shared.get(&p.id)),
+                (&k.name, text(&p.name)),
+                (&k.version, optional(p.version.as_deref())),
+                (&k.purl, optional(p.purl.as_deref())),
+                (&k.supplier, shared.optional(p.supplier.as_deref())),
+                (&k.licenses, Value::from(licenses)),
+                (&k.checksums, Value::from(checksums)),
+                (&k.kind, shared.optional(p.kind.as_deref())),
+            ])
+        })
+        .collect::<Vec<_>>();
+    let files = sbom
+        .files
+        .iter()
+        .map(|f| {
+            object([
+                (&k.path, text(&f.path)),
+                (&k.sha256, optional(f.sha256.as_deref())),
+                (&k.sha1, optional(f.sha1.as_deref())),
+                (&k.package, shared.optional(f.package.as_deref())),
+            ])
+        })
+        .collect::<Vec<_>>();
+    let relationships = sbom
+        .relationships
+        .iter()
+        .map(|r| {
+            object([
+                (&k.from, shared.get(&r.from)),
+                (&k.kind, shared.get(&r.kind)),
+                (&k.to, shared.get(&r.to)),
+            ])
+        })
+        .collect::<Vec<_>>();
+    object([
+        (&k.format, text(sbom.format.as_str())),
+        (&k.spec_version, text(&sbom.spec_version)),
+        (&k.created, optional(created.as_deref())),
+        (&k.tools, texts(&sbom.tools)),
+        (&k.authors, texts(&sbom.authors)),
+        (&k.digest, optional(digest)),
+        (&k.packages, Value::from(packages)),
+        (&k.files, Value::from(files)),
+        (&k.relationships, Value::from(relationships)),
+    ])
 }
 
 #[cfg(test)]
@@ -721,6 +973,27 @@ deny[msg] { input.sbom.packages[_]; msg := "a" }
     }
 
     #[test]
+    fn the_direct_input_value_equals_the_converted_json_document() {
+        for name in [
+            "spdx/syft-0.57.0_alpine-small_files-sha256.spdx22.json",
+            "spdx/apko_chainguard-curl_files-sha1-sha256-sha512.spdx23.json",
+            "cyclonedx/trivy-dev_fluentd-image_vulnerabilities.cdx17.json",
+            "cyclonedx/sbomer_jboss-eap-7.4_file-components-hashes.cdx16.json",
+        ] {
+            let sbom = fixture(name);
+            let with_sbom = input(Some(&sbom), &sbom.vulnerabilities);
+            let mut without = input(None, &sbom.vulnerabilities);
+            without.namespace = None;
+            without.pod_name = None;
+            without.sbom_digest = None;
+            for input in [with_sbom, without] {
+                let converted = to_rego(&input_document(&input));
+                assert_eq!(converted.as_ref(), Ok(&input_value(&input)), "{name}");
+            }
+        }
+    }
+
+    #[test]
     fn a_syntax_error_is_one_line_with_its_position() {
         let source = "package vouch\nimport rego.v1\n\ndeny contains msg if {\n    msg := \n}\n";
         let error = RegoPolicy::from_source("bad.rego", source)
@@ -854,12 +1127,27 @@ deny contains "never" if {
         let doc = input_document(&input(Some(&sbom), &[]));
         let source = BAN_MUSL_V1.replace("\"musl\"", "\"pkg19999\"");
         let policy = policy(&source);
+        let expected = Ok(vec!["package pkg19999 1.19999-1 is banned".to_owned()]);
         for _ in 0..2 {
-            assert_eq!(
-                policy.deny(&doc),
-                Ok(vec!["package pkg19999 1.19999-1 is banned".to_owned()])
-            );
+            assert_eq!(policy.deny(&doc), expected);
+            assert_eq!(policy.deny_input(&input(Some(&sbom), &[])), expected);
         }
+    }
+
+    #[test]
+    fn a_policy_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        let policy = policy(BAN_MUSL_V1);
+        shared(&policy);
+        let sbom = fixture("spdx/syft-0.57.0_alpine-latest.spdx22.json");
+        let messages = std::thread::scope(|s| {
+            let worker = s.spawn(|| policy.deny_input(&input(Some(&sbom), &[])));
+            worker.join().unwrap_or_else(|_| panic!("worker panicked"))
+        });
+        assert_eq!(
+            messages,
+            Ok(vec!["package musl 1.2.3-r0 is banned".to_owned()])
+        );
     }
 
     #[test]
