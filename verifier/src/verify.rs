@@ -19,7 +19,7 @@ use crate::{
     material::SignatureMaterial,
     policy::{Authority, Match, MultiArch, Rule, Trust, Verification},
     registry::{AttestationDiscovery, Discovery, Registry, RegistryError},
-    rego::{self, RegoInput, RegoPolicy},
+    rego::{RegoInput, RegoPolicy},
     sbom::Limits as SbomLimits,
     sbom_rule::{self, SbomContext, SbomRequirement},
     signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
@@ -617,7 +617,7 @@ fn check_sbom(
     }
     if let Some(path) = &req.rego {
         let name = start.image_name.unwrap_or(&image.repository);
-        let input = rego::input_document(&RegoInput {
+        let input = RegoInput {
             image_name: name,
             image_digest: &image.digest,
             repository: &image.repository,
@@ -626,8 +626,8 @@ fn check_sbom(
             sbom: verdict.sbom.as_ref(),
             sbom_digest: verdict.sbom_digest.as_deref(),
             vulnerabilities: &verdict.vulnerabilities,
-        });
-        match RegoPolicy::load(path).and_then(|p| p.deny(&input)) {
+        };
+        match RegoPolicy::load(path).and_then(|p| p.deny_input(&input)) {
             Ok(messages) => failures.extend(messages),
             Err(e) => failures.push(format!("rego: {e}")),
         }
