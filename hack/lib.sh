@@ -22,6 +22,42 @@ build_busybox_layout() {
 	rm -rf "$work"
 }
 
+# Adds Debian package metadata to a busybox image: layout DIR, new tag TAG from tag FROM, with a
+# package `libdemo1` under license LICENSE (a Debian copyright-format name, e.g. Expat or GPL-3).
+add_debian_packages() {
+	local dir=$1 from=$2 tag=$3 license=$4 work r
+	work=$(mktemp -d "${TMPDIR:-/tmp}/vouch-img.XXXXXX")
+	umoci unpack --image "$dir:$from" "$work/bundle" >/dev/null
+	r=$work/bundle/rootfs
+	mkdir -p "$r/etc" "$r/var/lib/dpkg/info" "$r/usr/lib" "$r/usr/share/doc/libdemo1" "$r/usr/share/doc/base-files"
+	printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n' >"$r/etc/os-release"
+	cat >"$r/var/lib/dpkg/status" <<EOT
+Package: base-files
+Status: install ok installed
+Maintainer: Santiago Vila <sanvila@debian.org>
+Architecture: amd64
+Version: 12.4+deb12u5
+Description: Debian base system miscellaneous files
+
+Package: libdemo1
+Status: install ok installed
+Maintainer: Demo Maintainers <pkg@example.com>
+Architecture: amd64
+Source: demo
+Version: 1.2.3-1
+Depends: base-files
+Description: a demo library
+EOT
+	printf '/etc\n/etc/debian_version\n' >"$r/var/lib/dpkg/info/base-files.list"
+	printf '/usr\n/usr/lib\n/usr/lib/libdemo.so.1\n' >"$r/var/lib/dpkg/info/libdemo1:amd64.list"
+	echo 12.5 >"$r/etc/debian_version"
+	echo "demo library" >"$r/usr/lib/libdemo.so.1"
+	printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: Debian\nLicense: GPL-2+\n' >"$r/usr/share/doc/base-files/copyright"
+	printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: 2024 Example\nLicense: %s\n' "$license" >"$r/usr/share/doc/libdemo1/copyright"
+	umoci repack --image "$dir:$tag" "$work/bundle"
+	rm -rf "$work"
+}
+
 # Picks a free TCP port on 127.0.0.1.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
