@@ -18,6 +18,10 @@
 //!   them ([`vex`]; unsigned VEX never counts), then `ignore` entries until their `until`. What is
 //!   left fails on `deny_cves` and at or above `deny_severity`; severity `unknown` never reaches it.
 //!
+//! When no SBOM counts, `require = true` fails with what was found instead (unsigned ones, other
+//! formats, unreadable ones, each unreadable one with its reason); `require = false` only notes it
+//! in the summary. An unreadable SBOM beside one that parses is only noted.
+//!
 //! Every failure is one line naming the evidence; each kind lists at most [`MAX_LISTED`] lines and
 //! then counts the rest.
 
@@ -118,8 +122,15 @@ pub fn evaluate(
         None => "no SBOM evaluated".to_string(),
     };
     let from_sbom = findings.len();
-    collect_reports(req, attestations, limits, &mut findings, &mut notes);
-    if from_sbom > 0 || findings.len() > from_sbom {
+    collect_reports(
+        req,
+        attestations,
+        limits,
+        &mut findings,
+        &mut cleared,
+        &mut notes,
+    );
+    if !findings.is_empty() {
         notes.push(format!(
             "{} vulnerabilities reported ({from_sbom} in the SBOM)",
             findings.len()
@@ -245,8 +256,12 @@ fn choose<'a>(
         found.push(format!("{unsigned} unsigned (allow_unsigned = false)"));
     }
     if !other_formats.is_empty() {
-        let mut names: Vec<&str> = other_formats.iter().map(|f| f.as_str()).collect();
-        names.dedup();
+        let mut names: Vec<&str> = Vec::new();
+        for f in &other_formats {
+            if !names.contains(&f.as_str()) {
+                names.push(f.as_str());
+            }
+        }
         let accepted: Vec<String> = req
             .formats
             .iter()
@@ -472,6 +487,7 @@ fn collect_reports(
     attestations: &[Attestation],
     limits: &Limits,
     findings: &mut Vec<Finding>,
+    cleared: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
     for a in attestations
@@ -495,6 +511,9 @@ fn collect_reports(
                     plural(report.findings.len(), "vulnerability", "vulnerabilities")
                 ));
                 findings.extend(report.findings);
+                for line in report.cleared {
+                    push_unique(cleared, line);
+                }
             }
             Err(e) => notes.push(format!(
                 "vulnerability report from {} contributes nothing: {e}",
