@@ -3,7 +3,8 @@
 //!
 //! Which SBOM is evaluated: attestations whose predicate is SPDX or CycloneDX in one of `formats`,
 //! signed by one of the rule's authorities (or unsigned, only with `allow_unsigned`), that parse.
-//! Of several, the newest by creation time (on a tie, the later in the list). Then, in order:
+//! Of several, the newest by creation time (on a tie, the later in the list), a signed one before
+//! any unsigned one. Then, in order:
 //! `min_fields`, licenses, `deny_packages`, vulnerabilities, `max_age_days`.
 //!
 //! - Licenses: each license expression of each package ([`crate::license`]). `MIT OR GPL-3.0-only`
@@ -241,9 +242,11 @@ fn choose<'a>(
         }
     }
     let others = parsed.len().saturating_sub(1);
+    // A signed SBOM always beats an unsigned one: with allow_unsigned, anyone who can push to the
+    // registry could otherwise hide the signed SBOM behind a newer unsigned one.
     let chosen = parsed
         .into_iter()
-        .max_by(|x, y| x.2.created.cmp(&y.2.created).then(x.0.cmp(&y.0)))
+        .max_by_key(|(i, a, s)| (a.is_signed(), s.created, *i))
         .map(|(_, a, s)| (a, s));
     if others > 0 {
         notes.push(format!(

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use base64::Engine;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -44,7 +45,7 @@ fn att(predicate_type: &str, predicate: Value, signer: Option<&str>, origin: &st
     Attestation {
         predicate_type: predicate_type.to_string(),
         predicate,
-        digest: format!("sha256:{:064x}", origin.len()),
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(origin))),
         subject_digest: DIGEST.to_string(),
         signer: match signer {
             Some(who) => Signer::Authority(who.to_string()),
@@ -314,6 +315,20 @@ fn the_newest_sbom_is_evaluated() {
             v.summary
         );
     }
+    // With allow_unsigned, a newer unsigned SBOM does not displace a signed one.
+    let mut unsigned_newer = newer.clone();
+    unsigned_newer.signer = Signer::Unsigned;
+    let req = SbomRequirement {
+        allow_unsigned: true,
+        ..SbomRequirement::default()
+    };
+    let v = run(&req, &[older.clone(), unsigned_newer.clone()]);
+    assert_eq!(v.sbom_digest.as_deref(), Some(older.digest.as_str()));
+    let v = run(&req, &[unsigned_newer.clone()]);
+    assert_eq!(
+        v.sbom_digest.as_deref(),
+        Some(unsigned_newer.digest.as_str())
+    );
     // On a tie, the later in the list.
     let mut twin = newer.clone();
     twin.digest = "sha256:twin".into();
