@@ -428,6 +428,39 @@ fn denied_packages_are_named_with_the_matcher() {
 }
 
 #[test]
+fn a_dsse_wrapped_trivy_sbom_is_checked_with_rpm_epochs_from_the_purl() {
+    let line = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/attestations/trivy_centos-7-cyclonedx.intoto.jsonl"),
+    )
+    .unwrap();
+    let statement = dsse_statement(&serde_json::from_str(line.trim()).unwrap());
+    let a = att(
+        statement["predicateType"].as_str().unwrap(),
+        statement["predicate"].clone(),
+        Some("ci"),
+        "centos.att",
+    );
+    let req = SbomRequirement {
+        deny_licenses: vec![LicensePattern::new("GPLv3*").unwrap()],
+        deny_packages: vec![
+            // The purl says `@1.0.2k-16.el7?epoch=1`: epoch 1 is newer than any epoch-0 version.
+            PackageMatcher::new("pkg:rpm/centos/openssl-libs@<1.0.2k-19.el7").unwrap(),
+            PackageMatcher::new("pkg:rpm/centos/openssl-libs@<1:1.0.2k-19.el7").unwrap(),
+        ],
+        ..SbomRequirement::default()
+    };
+    let v = run(&req, &[a]);
+    assert_eq!(
+        v.failures,
+        [
+            "license GPLv3+ of package bash 4.2.46-31.el7 is denied (deny_licenses \"GPLv3*\")",
+            "package pkg:rpm/centos/openssl-libs@1:1.0.2k-16.el7 is denied (deny_packages \"pkg:rpm/centos/openssl-libs@<1:1.0.2k-19.el7\")",
+        ]
+    );
+}
+
+#[test]
 fn sbom_vulnerabilities_fail_by_severity_and_id_unless_cleared() {
     let req = SbomRequirement {
         deny_severity: Some(Severity::Critical),
