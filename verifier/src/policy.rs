@@ -1194,6 +1194,30 @@ allow_unsigned = false
     }
 
     #[test]
+    fn the_deploy_example_parses_with_its_sbom_table_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policy.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut inside = false;
+        let uncommented: String = text
+            .lines()
+            .map(|line| {
+                inside |= line == "# [rule.sbom]";
+                match line.strip_prefix("# ") {
+                    Some(rest) if inside => format!("{rest}\n"),
+                    _ => format!("{line}\n"),
+                }
+            })
+            .collect();
+        assert!(inside, "deploy/policy.toml has no [rule.sbom] example");
+        let p = policy(&text);
+        assert_eq!(p.rules[2].sbom, None);
+        let p = policy(&uncommented);
+        let r = p.rules[2].sbom.as_ref().unwrap();
+        assert_eq!(r.deny_packages.len(), 2);
+        assert_eq!(r.ignore[0].until_text().as_deref(), Some("2027-01-01"));
+    }
+
+    #[test]
     fn sbom_rule_belongs_to_verify_rules_only() {
         let e = parse_err(
             "version = 1\n[[rule]]\nname = \"a\"\nimages = [\"a.io/x\"]\naction = \"allow\"\n[rule.sbom]\nrequire = true\n",

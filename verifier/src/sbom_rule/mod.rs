@@ -3,7 +3,8 @@
 //!
 //! Which SBOM is evaluated: attestations whose predicate is SPDX or CycloneDX in one of `formats`,
 //! signed by one of the rule's authorities (or unsigned, only with `allow_unsigned`), that parse.
-//! Of several, the newest by creation time (on a tie, the later in the list). Then, in order:
+//! Of several, the newest by creation time (on a tie, the later in the list), a signed one before
+//! any unsigned one. Then, in order:
 //! `min_fields`, licenses, `deny_packages`, vulnerabilities, `max_age_days`.
 //!
 //! - Licenses: each license expression of each package ([`crate::license`]). `MIT OR GPL-3.0-only`
@@ -17,6 +18,10 @@
 //!   They still apply when no SBOM counted and `require = false`. Signed OpenVEX statements clear
 //!   them ([`vex`]; unsigned VEX never counts), then `ignore` entries until their `until`. What is
 //!   left fails on `deny_cves` and at or above `deny_severity`; severity `unknown` never reaches it.
+//!
+//! When no SBOM counts, `require = true` fails with what was found instead (unsigned ones, other
+//! formats, unreadable ones, each unreadable one with its reason); `require = false` only notes it
+//! in the summary. An unreadable SBOM beside one that parses is only noted.
 //!
 //! Every failure is one line naming the evidence; each kind lists at most [`MAX_LISTED`] lines and
 //! then counts the rest.
@@ -118,8 +123,15 @@ pub fn evaluate(
         None => "no SBOM evaluated".to_string(),
     };
     let from_sbom = findings.len();
-    collect_reports(req, attestations, limits, &mut findings, &mut notes);
-    if from_sbom > 0 || findings.len() > from_sbom {
+    collect_reports(
+        req,
+        attestations,
+        limits,
+        &mut findings,
+        &mut cleared,
+        &mut notes,
+    );
+    if !findings.is_empty() {
         notes.push(format!(
             "{} vulnerabilities reported ({from_sbom} in the SBOM)",
             findings.len()
@@ -230,9 +242,11 @@ fn choose<'a>(
         }
     }
     let others = parsed.len().saturating_sub(1);
+    // A signed SBOM always beats an unsigned one: with allow_unsigned, anyone who can push to the
+    // registry could otherwise hide the signed SBOM behind a newer unsigned one.
     let chosen = parsed
         .into_iter()
-        .max_by(|x, y| x.2.created.cmp(&y.2.created).then(x.0.cmp(&y.0)))
+        .max_by_key(|(i, a, s)| (a.is_signed(), s.created, *i))
         .map(|(_, a, s)| (a, s));
     if others > 0 {
         notes.push(format!(
@@ -245,8 +259,12 @@ fn choose<'a>(
         found.push(format!("{unsigned} unsigned (allow_unsigned = false)"));
     }
     if !other_formats.is_empty() {
-        let mut names: Vec<&str> = other_formats.iter().map(|f| f.as_str()).collect();
-        names.dedup();
+        let mut names: Vec<&str> = Vec::new();
+        for f in &other_formats {
+            if !names.contains(&f.as_str()) {
+                names.push(f.as_str());
+            }
+        }
         let accepted: Vec<String> = req
             .formats
             .iter()
@@ -472,6 +490,7 @@ fn collect_reports(
     attestations: &[Attestation],
     limits: &Limits,
     findings: &mut Vec<Finding>,
+    cleared: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
     for a in attestations
@@ -495,6 +514,9 @@ fn collect_reports(
                     plural(report.findings.len(), "vulnerability", "vulnerabilities")
                 ));
                 findings.extend(report.findings);
+                for line in report.cleared {
+                    push_unique(cleared, line);
+                }
             }
             Err(e) => notes.push(format!(
                 "vulnerability report from {} contributes nothing: {e}",

@@ -33,7 +33,7 @@ impl Purl {
         };
         let rest = rest.trim_start_matches('/');
         let rest = rest.split_once('#').map_or(rest, |(head, _)| head);
-        let rest = rest.split_once('?').map_or(rest, |(head, _)| head);
+        let (rest, qualifiers) = rest.split_once('?').unwrap_or((rest, ""));
         let (path, version) = match rest.rsplit_once('@') {
             // An `@` before the last `/` belongs to a namespace (`pkg:npm/@scope/name`).
             Some((path, version)) if !version.contains('/') => (path, Some(version)),
@@ -60,7 +60,19 @@ impl Purl {
         };
         let namespace = (!namespace.is_empty()).then(|| namespace.join("/"));
         let (namespace, name) = normalise(&purl_type, namespace, name);
-        let version = version.map(percent_decode).filter(|v| !v.trim().is_empty());
+        let mut version = version.map(percent_decode).filter(|v| !v.trim().is_empty());
+        // rpm purls carry the epoch as a qualifier (`?epoch=1`); it orders before the version.
+        if purl_type == "rpm" {
+            let epoch = qualifiers
+                .split('&')
+                .find_map(|q| q.strip_prefix("epoch="))
+                .filter(|e| !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()));
+            if let (Some(epoch), Some(v)) = (epoch, &version) {
+                if !v.contains(':') {
+                    version = Some(format!("{epoch}:{v}"));
+                }
+            }
+        }
         Ok(Purl {
             purl_type,
             namespace,
@@ -161,7 +173,8 @@ impl Op {
 
 /// One entry of `deny_packages`: a purl without qualifiers; its version, when given, is an exact
 /// version (`@1.2.3`), a comparison (`@<3.0.7`, `@<=`, `@>`, `@>=`, `@=`) or a comma-separated
-/// conjunction (`@>=1.0,<2.0`), compared by the package type's rules ([`Scheme`]).
+/// conjunction (`@>=1.0,<2.0`), compared by the package type's rules ([`Scheme`]). An rpm epoch
+/// is written into the version (`@<1:1.0.2k-19.el7`); a package purl's `epoch` qualifier counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageMatcher {
     written: String,
@@ -294,6 +307,8 @@ mod tests {
         let p = purl("pkg:golang/github.com/aquasecurity/trivy");
         assert_eq!(p.namespace.as_deref(), Some("github.com/aquasecurity"));
         assert_eq!(p.version, None);
+        let p = purl("pkg:rpm/centos/openssl-libs@1.0.2k-16.el7?arch=x86_64&epoch=1");
+        assert_eq!(p.version.as_deref(), Some("1:1.0.2k-16.el7"));
         let p = purl("pkg:deb/debian/openssl@1%3A3.0.2-0ubuntu1.10");
         assert_eq!(p.version.as_deref(), Some("1:3.0.2-0ubuntu1.10"));
 

@@ -4,8 +4,8 @@
 //! A statement is about a finding when it names the vulnerability (its `name`, `@id` or an alias,
 //! case-insensitive) and either lists no products, or one of its products names this image (an
 //! `@id` or purl containing the image digest's hex: `pkg:oci/app@sha256%3A<hex>`, `sha256:<hex>`)
-//! or the affected package (a purl of the same package; a versioned purl must give the same
-//! version). A product with subcomponents is about those subcomponents only: the statement
+//! or the affected package (a purl of the same package, where a versioned purl must give the same
+//! version; or the reference the report uses for it, such as a CycloneDX bom-ref). A product with subcomponents is about those subcomponents only: the statement
 //! applies to a package a subcomponent names, or, for a finding that names no package, to the
 //! image the product names. Of the statements about a finding, the latest (by statement
 //! `timestamp`, else the document's; later in order on a tie) decides: `not_affected` and `fixed`
@@ -98,8 +98,16 @@ impl Names {
         !digest_hex.is_empty() && self.texts.iter().any(|t| t.contains(digest_hex))
     }
 
-    /// Names the package `affected` (by purl; versioned purls must agree on the version).
+    /// Names the package `affected`: by purl (versioned purls must agree on the version), or by
+    /// the reference the report gives it (a CycloneDX bom-ref).
     fn package(&self, affected: &Affected) -> bool {
+        if self
+            .texts
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&affected.reference))
+        {
+            return true;
+        }
         let Some(purl) = &affected.purl else {
             return false;
         };
@@ -342,6 +350,8 @@ mod tests {
                 {"vulnerability": {"name": "CVE-4"}, "status": "not_affected",
                  "products": [{"@id": format!("sha256:{HEX}"),
                                "subcomponents": [{"@id": "pkg:deb/debian/bash"}]}]},
+                {"vulnerability": {"name": "CVE-6"}, "status": "not_affected",
+                 "products": [{"@id": "Final product@1.2.3"}]},
                 {"vulnerability": {"name": "CVE-5"}, "status": "maybe"},
                 {"status": "fixed"}
             ]
@@ -370,6 +380,14 @@ mod tests {
         assert!(vex.decide(&["CVE-4"], Some(&bash), HEX).is_some());
         assert!(vex.decide(&["CVE-4"], Some(&openssl), HEX).is_none());
         assert!(vex.decide(&["CVE-4"], None, HEX).is_some());
+        // A bom-ref the report uses, without a purl.
+        let bom_ref = Affected {
+            reference: "Final product@1.2.3".into(),
+            label: "Final product@1.2.3".into(),
+            purl: None,
+        };
+        assert!(vex.decide(&["CVE-6"], Some(&bom_ref), HEX).is_some());
+        assert!(vex.decide(&["CVE-6"], Some(&bash), HEX).is_none());
         assert_eq!(vex.by_id.get("cve-2"), Some(&vec![2]));
         assert!(Vex::default().add(&json!({"x": 1}), "v").is_err());
     }

@@ -116,6 +116,8 @@ pub(crate) struct Report {
     /// `trivy 0.50.1`, `grype`, `CycloneDX`, for the summary.
     pub scanner: String,
     pub findings: Vec<Finding>,
+    /// Entries a CycloneDX result's own analysis cleared.
+    pub cleared: Vec<String>,
 }
 
 /// Reads a cosign vuln predicate. `Err` says why it contributes nothing (no result, a report
@@ -152,12 +154,12 @@ pub(crate) fn from_vuln_predicate(predicate: &Value, limits: &Limits) -> Result<
         }
         Some(other) => other.clone(),
     };
+    let mut cleared = Vec::new();
     let (kind, findings) = if result.get("bomFormat").is_some() {
         let bom =
             sbom::parse_predicate(&result, limits).map_err(|e| format!("scanner result: {e}"))?;
         let by_id = index(&bom);
-        let mut ignored = Vec::new();
-        ("CycloneDX", from_sbom(&bom, &by_id, "report", &mut ignored))
+        ("CycloneDX", from_sbom(&bom, &by_id, "report", &mut cleared))
     } else if result.get("Results").is_some() || result.get("SchemaVersion").is_some() {
         ("Trivy", trivy(&result))
     } else if result.get("matches").is_some() {
@@ -170,6 +172,7 @@ pub(crate) fn from_vuln_predicate(predicate: &Value, limits: &Limits) -> Result<
     Ok(Report {
         scanner: scanner_name.unwrap_or_else(|| kind.to_string()),
         findings,
+        cleared,
     })
 }
 
@@ -370,6 +373,20 @@ mod tests {
         assert_eq!(r.findings[0].severity, Severity::Critical);
         assert_eq!(r.findings[1].affects[0].label, "bash 5.0-4");
         assert_eq!(r.findings[2].affects[0].label, "activesupport 6.0.2.1");
+        assert!(r.cleared.is_empty());
+
+        // A result's own analysis clears entries, and says so.
+        let doc = std::fs::read_to_string(format!(
+            "{}/../../shared/fixtures/sbom/cyclonedx/dependency-track-4.13.5_nested_56-vulnerabilities.cdx16.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let r =
+            from_vuln_predicate(&json!({"scanner": {"result": doc}}), &Limits::default()).unwrap();
+        assert_eq!(r.findings.len(), 56 - 15);
+        assert!(r
+            .cleared
+            .contains(&"CVE-2025-26519 cleared by the report's analysis (false_positive)".into()));
     }
 
     #[test]
