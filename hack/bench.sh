@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Container start benchmark, interleaved in one run on one private containerd and registry:
 # start-to-exit of /bin/true through `ctr run --rm` with the stock io.containerd.runc.v2 shim and
-# with vouch under three policies (an allow rule; a verify rule with its verdict cached; the same
+# with vouch under five policies (an allow rule; a verify rule with its verdict cached; the same
 # verify rule with the cache cleared before each start, so the signature is fetched from the
-# loopback registry and verified, as for a newly signed image); then `vouch verify` of a cached
+# loopback registry and verified, as for a newly signed image; a verify rule with [rule.sbom], cached
+# and with the cache cleared, so the signature and the SBOM attestation are fetched and judged); then `vouch verify` of a cached
 # image, and the resident memory of each shim with one running container.
 #
 #   hack/bench.sh            # 30 runs of each (BENCH_RUNS=N to change)
@@ -46,6 +47,19 @@ action = "verify"
 [[rule.authority]]
 name = "bench"
 key = "$root/keys/bench.pub"
+[[rule]]
+name = "sbom"
+images = ["$REGISTRY/bench/sbom"]
+action = "verify"
+[[rule.authority]]
+name = "bench"
+key = "$root/keys/bench.pub"
+[rule.sbom]
+min_fields = ["supplier", "name", "version", "purl", "relationships", "author", "timestamp"]
+deny_licenses = ["GPL-3.0-only", "AGPL-*"]
+deny_packages = ["pkg:deb/debian/openssl@<3.0.7"]
+deny_severity = "critical"
+max_age_days = 90
 EOT
 start_containerd "$root" "$root/bin"
 
@@ -55,6 +69,14 @@ for name in plain signed; do
 	ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/$name:v1" >/dev/null
 done
 "$root/bin/vouch" sign "$REGISTRY/bench/signed:v1" --key "$root/keys/bench.key" >/dev/null
+# The SBOM image: the same busybox with Debian package metadata, an SBOM made by vouch sbom, attested.
+add_debian_packages "$root/layout" latest sbom Expat
+umoci config --image "$root/layout:sbom" --config.cmd /bin/true >/dev/null
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:sbom" "docker://$REGISTRY/bench/sbom:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/sbom:v1" >/dev/null
+"$root/bin/vouch" sbom "$root/layout" --ref sbom --author "Organization: Bench" --file "$root/sbom.spdx.json" 2>/dev/null
+"$root/bin/vouch" sign "$REGISTRY/bench/sbom:v1" --key "$root/keys/bench.key" >/dev/null
+"$root/bin/vouch" attest "$REGISTRY/bench/sbom:v1" --predicate "$root/sbom.spdx.json" --type spdxjson --key "$root/keys/bench.key" >/dev/null
 digest=$(ctr -a "$sock" -n $ns images ls | awk -v r="$REGISTRY/bench/signed:v1" '$1 == r { print $3 }')
 
 now_ns() { date +%s%N; }
@@ -67,18 +89,23 @@ run_once() {
 }
 plain=$REGISTRY/bench/plain:v1
 signed=$REGISTRY/bench/signed:v1
+sbom=$REGISTRY/bench/sbom:v1
 
 # Warm every path once (page cache, snapshots, the verdict cache), then interleave.
 run_once io.containerd.runc.v2 "$plain" warm-r >/dev/null
 run_once io.containerd.vouch.v2 "$plain" warm-p >/dev/null
 run_once io.containerd.vouch.v2 "$signed" warm-s >/dev/null
-for s in runc plain cached first; do : >"$root/$s.us"; done
+run_once io.containerd.vouch.v2 "$sbom" warm-b >/dev/null
+for s in runc plain cached first sbomc sbomf; do : >"$root/$s.us"; done
 for i in $(seq 1 "$runs"); do
 	run_once io.containerd.runc.v2 "$plain" "r$i" >>"$root/runc.us"
 	run_once io.containerd.vouch.v2 "$plain" "p$i" >>"$root/plain.us"
 	run_once io.containerd.vouch.v2 "$signed" "c$i" >>"$root/cached.us"
+	run_once io.containerd.vouch.v2 "$sbom" "b$i" >>"$root/sbomc.us"
+	# Clearing the cache makes both next starts first starts (and caches them for the next round).
 	rm -rf "$root/vouch/state/cache"
 	run_once io.containerd.vouch.v2 "$signed" "f$i" >>"$root/first.us"
+	run_once io.containerd.vouch.v2 "$sbom" "g$i" >>"$root/sbomf.us"
 done
 
 : >"$root/verify.us"
@@ -122,6 +149,8 @@ EOT
 line "vouch, allow rule" "$root/plain.us"
 line "vouch, verify rule, cached verdict" "$root/cached.us"
 line "vouch, verify rule, first start" "$root/first.us"
+line "vouch, verify + SBOM rule, cached" "$root/sbomc.us"
+line "vouch, verify + SBOM rule, first start" "$root/sbomf.us"
 read -r vm vmin vmax <<<"$(stats "$root/verify.us")"
 cat <<EOT
 vouch verify of a cached image (pinned digest), $runs runs: median $vm ms (min $vmin, max $vmax)

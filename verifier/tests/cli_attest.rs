@@ -82,3 +82,42 @@ fn attest_errors_exit_2_with_one_line() {
     // An unknown --type is clap's usage error.
     assert_eq!(run(&sbom, "slsaprovenance", &pw).status.code(), Some(2));
 }
+
+#[test]
+fn policy_check_describes_sbom_rules_and_refuses_them_on_allow_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[[rule]]\nname = \"prod\"\nimages = [\"registry.example.com/**\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"release\"\nkey = \"/etc/vouch/keys/release.pub\"\n[rule.sbom]\nmin_fields = [\"supplier\", \"purl\"]\ndeny_licenses = [\"GPL-3.0-only\"]\ndeny_severity = \"critical\"\n",
+    )
+    .unwrap();
+    let out = vouch(&["policy", "check", &policy.display().to_string()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "SBOM required",
+        "supplier, purl",
+        "GPL-3.0-only",
+        "critical",
+    ] {
+        assert!(text.contains(needle), "expected {needle:?} in {text}");
+    }
+    std::fs::write(
+        &policy,
+        "version = 1\n[[rule]]\nname = \"open\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.sbom]\nrequire = true\n",
+    )
+    .unwrap();
+    let out = vouch(&["policy", "check", &policy.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 6") && err.contains("action = \"verify\""),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

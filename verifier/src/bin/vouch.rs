@@ -714,6 +714,12 @@ fn describe_rule(policy: &Policy, rule: &Rule) -> String {
             }
         ));
     }
+    if let Some(req) = &rule.sbom {
+        line.push_str(&format!(
+            "; {}",
+            vouch_verifier::sbom_rule::describe(req).join("; ")
+        ));
+    }
     line
 }
 

@@ -367,7 +367,12 @@ fn min_fields(req: &SbomRequirement, sbom: &Sbom, failures: &mut Vec<String>) {
                 continue;
             }
         };
-        let mut lacking = sbom.packages.iter().filter(|p| lacks(p));
+        // CycloneDX `file` components are files, not components NTIA asks a supplier or purl of.
+        let mut lacking = sbom
+            .packages
+            .iter()
+            .filter(|p| p.kind.as_deref() != Some("file"))
+            .filter(|p| lacks(p));
         if let Some(first) = lacking.next() {
             let n = 1 + lacking.count();
             missing.push(format!(

@@ -741,7 +741,7 @@ fn sbom_age_is_checked_against_max_age_days() {
 }
 
 #[test]
-fn ten_thousand_packages_evaluate_in_linear_time() {
+fn ten_thousand_packages_evaluate_with_the_expected_failures() {
     let n = 10_000;
     let components: Vec<Value> = (0..n)
         .map(|i| {
@@ -773,9 +773,8 @@ fn ten_thousand_packages_evaluate_in_linear_time() {
         ..SbomRequirement::default()
     };
     let a = [att(CYCLONEDX_PREDICATE, doc, Some("ci"), "big")];
-    let started = std::time::Instant::now();
+    // Timing is the criterion bench's job (benches/benches/sbom.rs); this checks the result.
     let v = run(&req, &a);
-    let took = started.elapsed();
     assert_eq!(
         v.failures,
         [
@@ -784,11 +783,30 @@ fn ten_thousand_packages_evaluate_in_linear_time() {
         ]
     );
     assert_eq!(v.vulnerabilities.len(), n / 2);
-    // Generous for an unoptimised build on a busy machine; quadratic work takes far longer.
-    assert!(took.as_millis() < 3000, "took {took:?}");
-    let started = std::time::Instant::now();
     let parsed = sbom::parse_predicate(&a[0].predicate, &Limits::default());
-    let parse = started.elapsed();
     assert_eq!(parsed.map(|s| s.packages.len()).ok(), Some(n));
-    eprintln!("10,000 packages evaluated in {took:?}, of which parsing the SBOM about {parse:?}");
+}
+
+#[test]
+fn file_components_are_not_asked_for_supplier_or_purl() {
+    let req = SbomRequirement {
+        min_fields: vec![MinField::Supplier, MinField::Purl],
+        ..SbomRequirement::default()
+    };
+    let mut with_file = component("a", "1.0.0", Some("MIT"));
+    with_file["components"] = json!([{
+        "type": "file", "bom-ref": "file:/usr/lib/a.so", "name": "/usr/lib/a.so",
+        "hashes": [{"alg": "SHA-256", "content": "00".repeat(32)}],
+    }]);
+    let doc = cdx(json!([with_file]));
+    let v = run(&req, &[att(CYCLONEDX_PREDICATE, doc, Some("ci"), "f")]);
+    assert!(v.failures.is_empty(), "{:?}", v.failures);
+    // A library component without them still fails.
+    let bare = json!({"type": "library", "bom-ref": "b", "name": "b", "version": "1"});
+    let doc = cdx(json!([component("a", "1.0.0", Some("MIT")), bare]));
+    let v = run(&req, &[att(CYCLONEDX_PREDICATE, doc, Some("ci"), "g")]);
+    assert_eq!(
+        v.failures,
+        ["missing minimum fields: supplier (1 package, e.g. b 1), purl (1 package, e.g. b 1)"]
+    );
 }
