@@ -1,10 +1,17 @@
 //! SBOMs: parsing and normalising the largest fixture (3,274 packages, SPDX 2.3) and generated
 //! 10,000-package documents (SPDX 2.3, CycloneDX 1.6), and evaluating a Rego policy over them.
 
+// The same allocator as the `vouch` binary, which does this work at container start.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
+use vouch_verifier::attestation::{Attestation, Signer, SPDX_PREDICATE};
+use vouch_verifier::license::LicensePattern;
 use vouch_verifier::rego::{input_document, RegoInput, RegoPolicy};
-use vouch_verifier::sbom::{parse, Limits, Sbom, Vulnerability};
+use vouch_verifier::sbom::{parse, Limits, Sbom, Severity, Vulnerability};
+use vouch_verifier::sbom_rule::{evaluate, MinField, PackageMatcher, SbomContext, SbomRequirement};
 
 const LARGEST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -245,6 +252,66 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse SPDX 2.3, 10,000 packages, 20,000 files", |b| {
         b.iter(|| parsed(black_box(&spdx)))
     });
+
+    // The same packages without file entries, as syft writes an image SBOM by default.
+    let mut no_files: Value = serde_json::from_slice(&spdx).unwrap_or_else(|e| panic!("{e}"));
+    no_files["files"] = json!([]);
+    if let Some(packages) = no_files["packages"].as_array_mut() {
+        for p in packages {
+            if let Some(p) = p.as_object_mut() {
+                p.remove("hasFiles");
+            }
+        }
+    }
+    let no_files = serde_json::to_vec(&no_files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed(&no_files).packages.len(), PACKAGES);
+    c.bench_function("parse SPDX 2.3, 10,000 packages, no files", |b| {
+        b.iter(|| parsed(black_box(&no_files)))
+    });
+
+    // The built-in [rule.sbom] checks as the gate runs them: the SPDX document as a verified
+    // attestation's predicate, parsed and judged (NTIA fields, licenses, purl ranges, CVEs).
+    let requirement = SbomRequirement {
+        min_fields: vec![
+            MinField::Supplier,
+            MinField::Name,
+            MinField::Version,
+            MinField::Purl,
+            MinField::Relationships,
+            MinField::Author,
+            MinField::Timestamp,
+        ],
+        deny_licenses: ["GPL-3.0-only", "AGPL-*"]
+            .iter()
+            .map(|l| LicensePattern::new(l).unwrap_or_else(|e| panic!("{e}")))
+            .collect(),
+        deny_packages: ["pkg:deb/debian/openssl@<3.0.7", "pkg:npm/event-stream"]
+            .iter()
+            .map(|m| PackageMatcher::new(m).unwrap_or_else(|e| panic!("{e}")))
+            .collect(),
+        deny_severity: Some(Severity::Critical),
+        deny_cves: vec!["CVE-2021-44228".into()],
+        ..SbomRequirement::default()
+    };
+    let attestations = [Attestation {
+        predicate_type: SPDX_PREDICATE.into(),
+        predicate: serde_json::from_slice(&spdx).unwrap_or_else(|e| panic!("{e}")),
+        digest: "sha256:ab".into(),
+        subject_digest: "sha256:cd".into(),
+        signer: Signer::Authority("bench".into()),
+        origin: "bench".into(),
+    }];
+    let ctx = SbomContext {
+        image_digest: "sha256:cd",
+        repository: "127.0.0.1:5000/app",
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let verdict = evaluate(&requirement, &ctx, &attestations, &limits, now);
+    assert!(verdict.sbom.is_some(), "{:?}", verdict.failures);
+    c.bench_function(
+        "[rule.sbom] evaluate (parse + built-in checks), 10,000 packages, 20,000 files",
+        |b| b.iter(|| evaluate(&requirement, &ctx, black_box(&attestations), &limits, now)),
+    );
 
     let cyclonedx = cyclonedx_document();
     let cyclonedx_sbom = parsed(&cyclonedx);

@@ -14,6 +14,12 @@
 //! Global options: `--config C` (else `$VOUCH_CONFIG`, else `/etc/vouch/config.toml`; its `[registry]`
 //! says how registries are reached) and `--output text|json`.
 
+// `vouch gate` parses SBOMs of tens of thousands of packages at container start; with glibc's
+// allocator half of that time went to malloc and free (measured with perf on the 10,000-package
+// bench).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
