@@ -65,6 +65,18 @@ impl Counted {
     }
 }
 
+impl Counted {
+    /// Its slot in the counts, its limit and the limit's name.
+    fn limit(self, limits: &Limits) -> (usize, usize, &'static str) {
+        match self {
+            Counted::Packages => (0, limits.max_packages, "packages/components"),
+            Counted::Files => (1, limits.max_files, "files"),
+            Counted::Relationships => (2, limits.max_relationships, "relationships/dependencies"),
+            Counted::Vulnerabilities => (3, limits.max_vulnerabilities, "vulnerabilities"),
+        }
+    }
+}
+
 struct Frame {
     array: bool,
     /// Arrays: what their elements count against.
@@ -143,6 +155,47 @@ pub(crate) fn check(bytes: &[u8], limits: &Limits) -> Result<(), SbomError> {
     Ok(())
 }
 
+/// The same limits over a document already in memory (an in-toto predicate): nesting depth, element
+/// counts by the key that names each array, and array elements in all. Without recursion.
+pub(crate) fn check_value(value: &serde_json::Value, limits: &Limits) -> Result<(), SbomError> {
+    use serde_json::Value;
+    let mut counts = [0usize; 4];
+    let mut elements = 0usize;
+    let mut stack: Vec<(&Value, usize, Option<Counted>)> = vec![(value, 1, None)];
+    while let Some((v, depth, counted)) = stack.pop() {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth > limits.max_depth => {
+                return Err(SbomError::Limit {
+                    what: "JSON nesting depth",
+                    limit: limits.max_depth,
+                });
+            }
+            Value::Array(items) => {
+                elements += items.len();
+                if elements > limits.max_array_elements {
+                    return Err(SbomError::Limit {
+                        what: "array elements in the document",
+                        limit: limits.max_array_elements,
+                    });
+                }
+                if let Some(c) = counted {
+                    let (slot, limit, what) = c.limit(limits);
+                    counts[slot] += items.len();
+                    if counts[slot] > limit {
+                        return Err(SbomError::Limit { what, limit });
+                    }
+                }
+                stack.extend(items.iter().map(|i| (i, depth + 1, None)));
+            }
+            Value::Object(map) => {
+                stack.extend(map.iter().map(|(k, v)| (v, depth + 1, Counted::of_key(k))));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A value begins: in an array awaiting its next element, that is one more element.
 fn start_value(
     stack: &mut [Frame],
@@ -165,12 +218,7 @@ fn start_value(
         });
     }
     if let Some(counted) = top.counted {
-        let (slot, limit, what) = match counted {
-            Counted::Packages => (0, limits.max_packages, "packages/components"),
-            Counted::Files => (1, limits.max_files, "files"),
-            Counted::Relationships => (2, limits.max_relationships, "relationships/dependencies"),
-            Counted::Vulnerabilities => (3, limits.max_vulnerabilities, "vulnerabilities"),
-        };
+        let (slot, limit, what) = counted.limit(limits);
         counts[slot] += 1;
         if counts[slot] > limit {
             return Err(SbomError::Limit { what, limit });

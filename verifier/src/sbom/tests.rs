@@ -437,6 +437,60 @@ fn deep_predicate_value_is_refused_without_recursion() {
     );
 }
 
+#[test]
+fn predicate_value_reads_like_its_bytes_every_fixture() {
+    // Read from the value in memory, each fixture gives the inventory its bytes give.
+    for path in [
+        fixture!("sbom/spdx/redhat_OCP-TOOLS-4.11-RHEL-8_3274pkgs.spdx23.json"),
+        fixture!("sbom/spdx/apko_chainguard-curl_files-sha1-sha256-sha512.spdx23.json"),
+        fixture!("sbom/cyclonedx/dependency-track-4.13.5_nested_56-vulnerabilities.cdx16.json"),
+        fixture!("sbom/cyclonedx/sbomer_jboss-eap-7.4_file-components-hashes.cdx16.json"),
+    ] {
+        let bytes = read(path);
+        let value: Value = serde_json::from_slice(&bytes).expect("fixture is JSON");
+        let from_bytes = parse(&bytes, &Limits::default()).expect("bytes parse");
+        let from_value = parse_predicate(&value, &Limits::default()).expect("value parses");
+        assert_eq!(from_value, from_bytes, "{path}");
+    }
+}
+
+#[test]
+fn predicate_value_over_a_count_limit_or_with_a_wrong_type_is_refused() {
+    let packages: Vec<Value> = (0..10)
+        .map(|i| json!({"SPDXID": format!("SPDXRef-{i}"), "name": format!("p{i}")}))
+        .collect();
+    let doc = json!({
+        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "n",
+        "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: t"]},
+        "packages": packages,
+    });
+    let limits = Limits {
+        max_packages: 9,
+        ..Limits::default()
+    };
+    let err = parse_predicate(&doc, &limits).expect_err("over the package limit");
+    assert!(
+        matches!(
+            err,
+            SbomError::Limit {
+                what: "packages/components",
+                limit: 9
+            }
+        ),
+        "{err}"
+    );
+    let mut wrong = doc.clone();
+    wrong["packages"][3]["versionInfo"] = json!(5);
+    let err = parse_predicate(&wrong, &Limits::default()).expect_err("wrong type");
+    assert_eq!(
+        err.to_string(),
+        parse(&serde_json::to_vec(&wrong).unwrap(), &Limits::default())
+            .expect_err("wrong type")
+            .to_string()
+    );
+    assert!(err.to_string().contains("packages[3].versionInfo"), "{err}");
+}
+
 // --- malformed fixtures --------------------------------------------------------------------------
 
 #[test]
