@@ -537,7 +537,7 @@ fn rego_rule_denying_a_package_is_refused_with_its_message() {
 }
 
 #[test]
-fn oversized_and_deeply_nested_sboms_are_refused_with_the_limit_named() {
+fn deeply_nested_sbom_is_refused_with_the_limit_named() {
     let c = Case::new("app", "sbom/nested");
     // Valid JSON, nested 100 levels deep inside a package: over the depth limit.
     let mut deep = json!("bottom");

@@ -2,7 +2,7 @@
 //! a dead shim), serving, and exiting when the last container is gone.
 
 use std::{
-    io::{IsTerminal, Read},
+    io::{IsTerminal, Read, Write},
     path::{Path, PathBuf},
     sync::Arc,
     time::SystemTime,
@@ -28,6 +28,18 @@ pub struct Service {
     address: String,
     socket: String,
     exit: Arc<ExitSignal>,
+}
+
+/// Writes a `start`/`delete` answer to stdout for containerd and exits at once (status 0, or 1 when
+/// stdout is gone), skipping the framework's teardown of its signal handling.
+fn finish<T>(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> T {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let code = match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    };
+    std::process::exit(code)
 }
 
 /// Reads the bundle's annotations for the grouping key (sandbox id, else the container id).
@@ -114,7 +126,11 @@ impl containerd_shim::Shim for Service {
             }
         }
         let _ = containerd_shim::cgroup::adjust_oom_score(pid);
-        Ok(address)
+        // Answer and exit here rather than returning to the framework: containerd-shim 0.11 drops
+        // its signal-hook iterator after `start`, and a SIGPIPE arriving then (containerd gave up
+        // on a slow start and closed the pipe) makes the handler write to the closed self-pipe,
+        // which raises SIGPIPE again: a `start` process spinning forever (seen under load in CI).
+        finish(|out| out.write_all(address.as_bytes()))
     }
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
@@ -141,11 +157,16 @@ impl containerd_shim::Shim for Service {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        Ok(DeleteResponse {
+        let response = DeleteResponse {
             pid: 0,
             exit_status: 128 + 9,
             exited_at: Some(timestamp(SystemTime::now())).into(),
             ..Default::default()
+        };
+        // As in `start_shim`: answer and exit before the framework tears its signal handling down.
+        finish(|out| {
+            use containerd_shim::protos::protobuf::Message;
+            response.write_to_writer(out).map_err(std::io::Error::other)
         })
     }
 

@@ -10,8 +10,10 @@
 //! - [`node`]: [`node::NodeGate`], the [`gate::Gate`] the shim uses, tying the above together;
 //! - [`registry`], [`signature`], [`keys`], [`cosign_key`], [`sign`], [`verify`], [`cache`]: cosign
 //!   signatures found in registries, verified offline, with a verdict cache;
-//! - [`sbom`] and [`license`]: SBOM documents (SPDX, CycloneDX) and SPDX license expressions, for the
-//!   SBOM rules that come next.
+//! - [`attestation`], [`sbom`], [`license`], [`sbom_rule`], [`rego`]: in-toto attestations of an
+//!   image (SBOMs, vulnerability reports, OpenVEX), SBOM documents (SPDX, CycloneDX), SPDX license
+//!   expressions, and the `[rule.sbom]` checks and Rego rules over them;
+//! - [`attest`], [`sbomgen`]: publishing attestations and generating SBOMs (`vouch attest`, `vouch sbom`).
 
 pub mod attest;
 pub mod attestation;

@@ -114,6 +114,20 @@ pub enum AttestationMaterial {
 }
 
 impl AttestationMaterial {
+    /// Bytes held: what the discovery budget counts.
+    pub fn len(&self) -> usize {
+        match self {
+            AttestationMaterial::Dsse(d) => d.envelope.len(),
+            AttestationMaterial::Bundle(b) => b.json.len(),
+            AttestationMaterial::Statement(s) => s.json.len(),
+            AttestationMaterial::Sbom(s) => s.document.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn origin(&self) -> &Origin {
         match self {
             AttestationMaterial::Dsse(d) => &d.origin,

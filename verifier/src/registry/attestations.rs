@@ -52,13 +52,25 @@ impl Walk<'_> {
             return false;
         }
         let max = self.registry.limits.max_attestations;
-        if self.fetched < max {
+        let total = self.registry.limits.attestation_total_bytes;
+        let held: u64 = self
+            .found
+            .material
+            .iter()
+            .map(|m| u64::try_from(m.len()).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        if self.fetched < max && held < total {
             self.fetched += 1;
             return true;
         }
         self.exhausted = true;
+        let why = if held >= total {
+            format!("attestations already fetched hold {held} bytes, the limit is {total}")
+        } else {
+            format!("more than {max} attestations")
+        };
         self.found.skipped.push(format!(
-            "{at}: more than {max} attestations: this and later ones are not considered"
+            "{at}: {why}: this and later ones are not considered"
         ));
         false
     }
@@ -208,7 +220,9 @@ fn cosign_tag(walk: &mut Walk<'_>, repo: &Repo, digest: &str, kind: Tag) -> Resu
         }
     };
     let bound = walk.registry.limits.attestation_layer();
-    for (i, layer) in doc.layers.iter().enumerate() {
+    // Newest first: cosign and `vouch attest` append, so when the budget runs out it is old
+    // attestations (superseded scans, SBOMs) that are left unread.
+    for (i, layer) in doc.layers.iter().enumerate().rev() {
         let at = format!("{manifest_at}: layer {i}");
         let origin = Origin {
             manifest: format!("{}@{}", repo.name, manifest.digest),

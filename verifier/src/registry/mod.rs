@@ -53,6 +53,9 @@ pub const MAX_SIGNATURES: usize = 64;
 pub const MAX_ATTESTATION_LAYER_BYTES: u64 = 32 * 1024 * 1024;
 /// At most this many attestation layers and referrers are fetched per image, all kinds together.
 pub const MAX_ATTESTATIONS: usize = 32;
+/// Attestation material held at once, all pieces together: past it, nothing more is fetched (one
+/// piece can still add a layer's worth).
+pub const MAX_ATTESTATION_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest token-endpoint answer read.
 const MAX_TOKEN_BYTES: u64 = 256 * 1024;
 /// How much of an error body is read for a message.
@@ -135,6 +138,7 @@ pub struct Limits {
     pub max_signatures: usize,
     pub attestation_layer_bytes: u64,
     pub max_attestations: usize,
+    pub attestation_total_bytes: u64,
 }
 
 impl Default for Limits {
@@ -145,6 +149,7 @@ impl Default for Limits {
             max_signatures: MAX_SIGNATURES,
             attestation_layer_bytes: MAX_ATTESTATION_LAYER_BYTES,
             max_attestations: MAX_ATTESTATIONS,
+            attestation_total_bytes: MAX_ATTESTATION_TOTAL_BYTES,
         }
     }
 }

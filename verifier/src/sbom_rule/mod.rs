@@ -44,7 +44,7 @@ pub use requirement::{describe, parse_format, parse_severity, Ignore, MinField, 
 use crate::attestation::{Attestation, PredicateKind, Signer};
 use crate::license::{satisfies_allow, violates_deny, LicenseExpr, LicensePattern};
 use crate::sbom::{self, Format, Limits, Package, Sbom, Severity};
-use vuln::{label, push_unique, Finding};
+use vuln::{dedup_in_order, label, push_unique, Finding};
 
 /// Failure lines listed per kind before the rest are only counted.
 pub const MAX_LISTED: usize = 5;
@@ -187,6 +187,7 @@ pub fn evaluate(
         Some((a, sbom)) => (Some(a.digest.clone()), Some(sbom)),
         None => (None, None),
     };
+    dedup_in_order(&mut cleared);
     SbomVerdict {
         failures,
         sbom,
@@ -403,6 +404,9 @@ fn licenses(req: &SbomRequirement, sbom: &Sbom, failures: &mut Vec<String>) {
     }
     // Real SBOMs repeat a few expressions thousands of times: parse each once.
     let mut parsed: HashMap<&str, Result<LicenseExpr, String>> = HashMap::new();
+    // Text that is not an expression (`GPL-3.0-only AND`, `(GPL-3.0-only`, `GPL-3.0-only/MIT`) is read
+    // as one unknown license name; a denied license among its words still denies it.
+    let mut free_text_denied: HashMap<&str, Option<String>> = HashMap::new();
     let (mut denied, mut refused, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
     for p in &sbom.packages {
         if p.licenses.is_empty() {
@@ -428,6 +432,18 @@ fn licenses(req: &SbomRequirement, sbom: &Sbom, failures: &mut Vec<String>) {
                     continue;
                 }
             };
+            if !deny.is_empty() {
+                let words = free_text_denied
+                    .entry(text.as_str())
+                    .or_insert_with(|| denied_word(text, deny));
+                if let Some((word, pattern)) = words.as_ref().and_then(|w| w.split_once('\0')) {
+                    denied.push(format!(
+                        "license {word} (in {text:?}, not a valid expression) of package {} is denied (deny_licenses \"{pattern}\")",
+                        package_label(p)
+                    ));
+                    continue;
+                }
+            }
             if let Some(offender) = violates_deny(expr, deny) {
                 let terms = expr.licenses();
                 let patterns: Vec<&LicensePattern> = deny
@@ -458,6 +474,24 @@ fn licenses(req: &SbomRequirement, sbom: &Sbom, failures: &mut Vec<String>) {
         "packages with licenses allow_licenses does not name",
     );
     listed(failures, unreadable, "unreadable license expressions");
+}
+
+/// For license text that does not parse as an SPDX expression: the first word of it that a deny
+/// pattern matches, and that pattern (joined by a NUL). Without a valid expression there is no
+/// `OR` to choose, so any denied license named in the text denies.
+fn denied_word(text: &str, deny: &[LicensePattern]) -> Option<String> {
+    if LicenseExpr::parse(text).is_ok() {
+        return None;
+    }
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '+' | ':')))
+        .filter(|w| !w.is_empty())
+        .find_map(|word| match LicenseExpr::parse(word) {
+            Ok(LicenseExpr::License(l)) => deny
+                .iter()
+                .find(|p| p.matches(&l))
+                .map(|p| format!("{word}\0{p}")),
+            _ => None,
+        })
 }
 
 fn packages(
@@ -622,6 +656,7 @@ fn clear(
             remaining.push(f);
         }
     }
+    dedup_in_order(&mut expired);
     if !expired.is_empty() {
         notes.push(format!(
             "expired ignore entries clear nothing: {}",
@@ -637,6 +672,9 @@ struct Group<'a> {
     ids: Vec<&'a str>,
     severity: Severity,
     labels: Vec<&'a str>,
+    /// Membership of `ids` and `labels`, so that a report listing millions of affected packages
+    /// is not quadratic.
+    seen: HashSet<&'a str>,
 }
 
 fn vulnerability_failures(req: &SbomRequirement, findings: &[Finding], failures: &mut Vec<String>) {
@@ -652,6 +690,7 @@ fn vulnerability_failures(req: &SbomRequirement, findings: &[Finding], failures:
                 ids: vec![&f.id],
                 severity: f.severity,
                 labels: Vec::new(),
+                seen: HashSet::new(),
             });
             groups.len() - 1
         });
@@ -665,7 +704,7 @@ fn vulnerability_failures(req: &SbomRequirement, findings: &[Finding], failures:
             }
         }
         for a in &f.affects {
-            if !g.labels.contains(&a.label.as_str()) {
+            if g.seen.insert(a.label.as_str()) {
                 g.labels.push(&a.label);
             }
         }

@@ -810,3 +810,31 @@ fn file_components_are_not_asked_for_supplier_or_purl() {
         ["missing minimum fields: supplier (1 package, e.g. b 1), purl (1 package, e.g. b 1)"]
     );
 }
+
+#[test]
+fn denied_license_inside_text_that_is_not_an_expression_still_denies() {
+    let req = SbomRequirement {
+        deny_licenses: vec![LicensePattern::new("GPL-3.0-only").unwrap()],
+        ..SbomRequirement::default()
+    };
+    for text in [
+        "GPL-3.0-only AND",
+        "(GPL-3.0-only",
+        "GPL-3.0-only/MIT",
+        "GPL-3.0-only;",
+    ] {
+        let doc = cdx(json!([component("a", "1.0.0", Some(text))]));
+        let v = run(&req, &[att(CYCLONEDX_PREDICATE, doc, Some("ci"), "t")]);
+        assert_eq!(v.failures.len(), 1, "{text}: {:?}", v.failures);
+        assert!(
+            v.failures[0].contains("license GPL-3.0-only (in ")
+                && v.failures[0].contains("package a 1.0.0"),
+            "{text}: {:?}",
+            v.failures
+        );
+    }
+    // Free text naming no denied license passes, as before.
+    let doc = cdx(json!([component("a", "1.0.0", Some("Expat (MIT/X11)"))]));
+    let v = run(&req, &[att(CYCLONEDX_PREDICATE, doc, Some("ci"), "u")]);
+    assert!(v.failures.is_empty(), "{:?}", v.failures);
+}

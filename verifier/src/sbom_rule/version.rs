@@ -20,6 +20,8 @@ pub enum Scheme {
     Dpkg,
     Apk,
     Rpm,
+    /// Semantic versioning (npm, Go modules, Cargo): a `-` suffix is a pre-release, before the release.
+    Semver,
     Generic,
 }
 
@@ -30,6 +32,7 @@ impl Scheme {
             "deb" => Scheme::Dpkg,
             "apk" | "alpine" => Scheme::Apk,
             "rpm" | "alpm" => Scheme::Rpm,
+            "npm" | "golang" | "cargo" => Scheme::Semver,
             _ => Scheme::Generic,
         }
     }
@@ -39,6 +42,7 @@ impl Scheme {
             Scheme::Dpkg => dpkg(a, b),
             Scheme::Apk => apk(a, b),
             Scheme::Rpm => rpm(a, b),
+            Scheme::Semver => semver(a, b),
             Scheme::Generic => generic(a, b),
         }
     }
@@ -392,6 +396,60 @@ fn tokens(v: &str) -> Vec<Token<'_>> {
     out
 }
 
+/// Semantic versioning 2.0 precedence: the `major.minor.patch` core numerically (a leading `v` and
+/// `+build` metadata ignored), then a version with a `-` pre-release before the same version without:
+/// `1.2.3-1 < 1.2.3`, and Go pseudo-versions `v1.2.3-0.20230101000000-abcdef < v1.2.3`. Pre-release
+/// identifiers compare numerically when both are numbers, numbers before words, and a shorter list
+/// first.
+pub fn semver(a: &str, b: &str) -> Ordering {
+    fn split(v: &str) -> (&str, Option<&str>) {
+        let v = v.trim();
+        let v = v.split_once('+').map_or(v, |(head, _)| head);
+        let v = v
+            .strip_prefix('v')
+            .or_else(|| v.strip_prefix('V'))
+            .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            .unwrap_or(v);
+        match v.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (v, None),
+        }
+    }
+    let ((core_a, pre_a), (core_b, pre_b)) = (split(a), split(b));
+    let core = generic(core_a, core_b);
+    if core != Ordering::Equal {
+        return core;
+    }
+    match (pre_a, pre_b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => {
+            let (mut xs, mut ys) = (x.split('.'), y.split('.'));
+            loop {
+                match (xs.next(), ys.next()) {
+                    (None, None) => return Ordering::Equal,
+                    (None, Some(_)) => return Ordering::Less,
+                    (Some(_), None) => return Ordering::Greater,
+                    (Some(p), Some(q)) => {
+                        let numeric =
+                            |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+                        let order = match (numeric(p), numeric(q)) {
+                            (true, true) => digits(p, q),
+                            (true, false) => Ordering::Less,
+                            (false, true) => Ordering::Greater,
+                            (false, false) => p.cmp(q),
+                        };
+                        if order != Ordering::Equal {
+                            return order;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A comparison for ecosystems without their own here: an optional leading `v` and `+build`
 /// metadata are ignored; numbers compare numerically and sort after words at the same place;
 /// `dev` < `alpha`/`a` < `beta`/`b` < `milestone`/`m` < `rc`/`pre` < other words < the release
@@ -443,6 +501,27 @@ pub fn generic(a: &str, b: &str) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn semver_prereleases_come_before_their_release() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("1.2.3-1", "1.2.3", Less),
+            ("v1.2.3-0.20230101000000-abcdef123456", "v1.2.3", Less),
+            ("1.0.0-alpha", "1.0.0-alpha.1", Less),
+            ("1.0.0-alpha.1", "1.0.0-alpha.beta", Less),
+            ("1.0.0-beta.2", "1.0.0-beta.11", Less),
+            ("1.0.0-rc.1", "1.0.0", Less),
+            ("1.0.0+build.5", "1.0.0", Equal),
+            ("1.10.0", "1.9.9", Greater),
+            ("v2.0.0", "1.99.0", Greater),
+        ] {
+            assert_eq!(semver(a, b), want, "{a} vs {b}");
+        }
+        assert_eq!(Scheme::of_purl_type("golang"), Scheme::Semver);
+        assert_eq!(Scheme::of_purl_type("npm"), Scheme::Semver);
+    }
+
     use super::*;
     use Ordering::{Equal, Greater, Less};
 

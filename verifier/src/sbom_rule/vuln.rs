@@ -104,10 +104,16 @@ pub(crate) fn label(name: &str, version: Option<&str>) -> String {
     }
 }
 
+/// Appends a line; duplicates are removed once, by [`dedup_in_order`], so that a report of many
+/// findings does not cost a scan of the list per line.
 pub(crate) fn push_unique(list: &mut Vec<String>, line: String) {
-    if !list.contains(&line) {
-        list.push(line);
-    }
+    list.push(line);
+}
+
+/// Drops repeated lines, keeping the first of each in its place.
+pub(crate) fn dedup_in_order(list: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|line| seen.insert(line.clone()));
 }
 
 /// What a vulnerability attestation contributed.

@@ -587,7 +587,17 @@ impl Applier<'_> {
                         .then(|| (entry.kind.clone(), self.tree.read(t).map(<[u8]>::to_vec)))
                 });
                 match found {
-                    Some((kind, contents)) => (kind, contents.filter(|_| wanted(&path))),
+                    Some((kind, contents)) => {
+                        // Kept contents count against the package-database budget, link or not.
+                        let keep = match &contents {
+                            Some(c) if wanted(&path) => {
+                                let len = u64::try_from(c.len()).unwrap_or(u64::MAX);
+                                self.tree.may_keep(&path, len)
+                            }
+                            _ => false,
+                        };
+                        (kind, contents.filter(|_| keep))
+                    }
                     None => {
                         self.tree.warnings.push(format!(
                             "skipped /{path}: hard link to /{target}, which is not a regular file"
