@@ -32,6 +32,10 @@ pub struct Entry {
     pub allowed: bool,
     /// Per rule: `Ok(summary of what verified)` or `Err(reason)`.
     pub rules: Vec<(String, std::result::Result<Vec<String>, String>)>,
+    /// Seconds since the epoch from which the verdict no longer holds, whatever the TTL: an
+    /// `ignore` entry or an authority's validity ends, an SBOM grows older than `max_age_days`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 impl Entry {
@@ -43,7 +47,14 @@ impl Entry {
             verified_at: now_s(),
             allowed,
             rules,
+            expires_at: None,
         }
+    }
+
+    /// The same entry, stale from `expires_at` (seconds since the epoch) on.
+    pub fn expiring(mut self, expires_at: Option<u64>) -> Self {
+        self.expires_at = expires_at;
+        self
     }
 }
 
@@ -130,8 +141,10 @@ impl VerdictCache {
         } else {
             self.deny_ttl
         };
-        let age = now_s().saturating_sub(entry.verified_at);
-        (age < ttl.as_secs()).then_some(entry)
+        let now = now_s();
+        let age = now.saturating_sub(entry.verified_at);
+        let expired = entry.expires_at.is_some_and(|at| now >= at);
+        (age < ttl.as_secs() && !expired).then_some(entry)
     }
 
     /// Writes the entry atomically.
@@ -252,5 +265,22 @@ mod tests {
             assert!(h.join().unwrap());
         }
         assert_eq!(verifications.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_entry_past_its_expiry_is_stale_within_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerdictCache::new(dir.path(), 3600, 60);
+        let key = Key {
+            image_digest: format!("sha256:{}", "ab".repeat(32)),
+            material_digest: "cd".repeat(32),
+        };
+        let l = cache.lock(&key).unwrap();
+        let entry = Entry::new(true, vec![]).expiring(Some(now_s().saturating_sub(1)));
+        cache.store(&l, &entry).unwrap();
+        assert!(cache.fresh(&l).is_none());
+        let entry = Entry::new(true, vec![]).expiring(Some(now_s() + 600));
+        cache.store(&l, &entry).unwrap();
+        assert!(cache.fresh(&l).is_some());
     }
 }

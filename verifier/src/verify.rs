@@ -518,6 +518,7 @@ pub fn check_rules(
         }
     };
     let mut outcomes = Vec::new();
+    let mut expiry = policy_deadline(rules, OffsetDateTime::from(now));
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
         let outcome = match check_multi_arch(v, image, source.as_ref(), now) {
@@ -529,11 +530,12 @@ pub fn check_rules(
         let outcome = match (outcome, &rule.sbom) {
             (Outcome::Verified(mut who), Some(req)) => {
                 match check_sbom(v, req, image, start, source.as_ref(), now) {
-                    Ok(Ok(summary)) => {
+                    Ok((Ok(summary), too_old_at)) => {
+                        expiry = earliest(expiry, too_old_at);
                         who.push(summary);
                         Outcome::Verified(who)
                     }
-                    Ok(Err(reason)) => Outcome::Failed(reason),
+                    Ok((Err(reason), _)) => Outcome::Failed(reason),
                     Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
                     Err(e) => Outcome::Failed(format!("cannot read attestations: {e}")),
                 }
@@ -559,16 +561,49 @@ pub fn check_rules(
                 (n.clone(), r)
             })
             .collect();
-        if let Err(e) = cache.store(l, &Entry::new(allowed, rules)) {
+        let expires_at = expiry.and_then(|t| u64::try_from(t.unix_timestamp()).ok());
+        if let Err(e) = cache.store(l, &Entry::new(allowed, rules).expiring(expires_at)) {
             log::warn!("cannot store the verdict: {e}");
         }
     }
     outcomes
 }
 
+fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The first moment after `now` at which the rules could judge the same material differently:
+/// an authority's validity window opens or closes, an `ignore` entry ends.
+fn policy_deadline(rules: &[&Rule], now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let mut deadline = None;
+    let mut consider = |t: Option<OffsetDateTime>| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            deadline = earliest(deadline, Some(t));
+        }
+    };
+    for rule in rules {
+        if let Some(v) = &rule.verify {
+            for a in &v.authorities {
+                consider(a.valid_from);
+                consider(a.valid_until);
+            }
+        }
+        if let Some(sbom) = &rule.sbom {
+            for i in &sbom.ignore {
+                consider(i.until);
+            }
+        }
+    }
+    deadline
+}
+
 /// The rule's `[rule.sbom]`: the image's attestations, verified with the rule's authorities, judged
 /// by the built-in checks and then the rule's Rego. `Ok(Ok(summary))` passes; `Ok(Err(reason))`
-/// fails with every reason on one line.
+/// fails with every reason on one line. With it, when the SBOM will be older than `max_age_days`.
 fn check_sbom(
     v: &Verification,
     req: &SbomRequirement,
@@ -576,7 +611,8 @@ fn check_sbom(
     start: &StartContext<'_>,
     source: &dyn SignatureSource,
     now: SystemTime,
-) -> std::result::Result<std::result::Result<String, String>, RegistryError> {
+) -> std::result::Result<(std::result::Result<String, String>, Option<OffsetDateTime>), RegistryError>
+{
     // For a multi-arch image, attestations about this node's platform manifest count as well
     // (BuildKit and most SBOM tools describe the platform image), unless the rule says index only.
     let accepted: Vec<String> = match v.multi_arch {
@@ -635,10 +671,17 @@ fn check_sbom(
     for c in &verdict.cleared {
         log::info!("{}: {c}", image.subject());
     }
+    let too_old_at = match (
+        req.max_age_days,
+        verdict.sbom.as_ref().and_then(|s| s.created),
+    ) {
+        (Some(days), Some(created)) => Some(created + time::Duration::days(i64::from(days))),
+        _ => None,
+    };
     if failures.is_empty() {
-        Ok(Ok(format!("SBOM {}", verdict.summary)))
+        Ok((Ok(format!("SBOM {}", verdict.summary)), too_old_at))
     } else {
-        Ok(Err(format!("SBOM: {}", failures.join("; "))))
+        Ok((Err(format!("SBOM: {}", failures.join("; "))), too_old_at))
     }
 }
 
@@ -707,6 +750,42 @@ mod tests {
         assert_eq!(select_platform(b"garbage", "amd64"), None);
         assert_eq!(
             select_platform(br#"{"manifests":[{"digest":"md5:x","platform":{"os":"linux","architecture":"amd64"}}]}"#, "amd64"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_cache_deadline_is_the_next_ignore_or_authority_boundary() {
+        let policy = crate::policy::parse(
+            std::path::Path::new("policy.toml"),
+            br#"version = 1
+[[rule]]
+name = "prod"
+images = ["registry.example.com/**"]
+action = "verify"
+[[rule.authority]]
+name = "old"
+key = "/k.pub"
+valid_until = "2030-01-01T00:00:00Z"
+[rule.sbom]
+ignore = [{ id = "CVE-1", until = "2020-01-01" }, { id = "CVE-2", until = "2029-06-01" }]
+"#,
+        )
+        .unwrap();
+        let rules: Vec<&Rule> = policy.policy.rules.iter().collect();
+        let now = time::macros::datetime!(2026-11-25 00:00 UTC);
+        // The expired ignore entry is past; the next boundary is CVE-2's end.
+        assert_eq!(
+            policy_deadline(&rules, now),
+            Some(time::macros::datetime!(2029-06-01 00:00 UTC))
+        );
+        let later = time::macros::datetime!(2029-07-01 00:00 UTC);
+        assert_eq!(
+            policy_deadline(&rules, later),
+            Some(time::macros::datetime!(2030-01-01 00:00 UTC))
+        );
+        assert_eq!(
+            policy_deadline(&rules, time::macros::datetime!(2031-01-01 00:00 UTC)),
             None
         );
     }
