@@ -16,7 +16,7 @@ use crate::{
     cache::{now_s, Entry, Key, VerdictCache},
     gate::ImageIdentity,
     keys::PublicKey,
-    material::SignatureMaterial,
+    material::{AttestationMaterial, SignatureMaterial},
     policy::{Authority, Match, MultiArch, Rule, Trust, Verification},
     registry::{AttestationDiscovery, Discovery, Registry, RegistryError},
     rego::{RegoInput, RegoPolicy},
@@ -400,14 +400,41 @@ pub fn attestations(
     source: &dyn SignatureSource,
     now: SystemTime,
 ) -> std::result::Result<AttestationReport, RegistryError> {
+    attestations_with(v, image, accepted_subjects, source, now, true)
+}
+
+/// [`attestations`], with unsigned material (BuildKit statements, attached SBOMs) left unread
+/// unless `include_unsigned`: a rule without `allow_unsigned` never parses it. Each piece left is
+/// named in `rejected`.
+pub fn attestations_with(
+    v: &Verification,
+    image: &ImageIdentity,
+    accepted_subjects: &[String],
+    source: &dyn SignatureSource,
+    now: SystemTime,
+    include_unsigned: bool,
+) -> std::result::Result<AttestationReport, RegistryError> {
     let subjects: Vec<&str> = std::iter::once(image.digest.as_str())
         .chain(accepted_subjects.iter().map(String::as_str))
         .collect();
-    let found = source.discover_attestations(
+    let mut found = source.discover_attestations(
         &image.repository,
         &subjects,
         v.signature_repository.as_deref(),
     )?;
+    let mut unread = Vec::new();
+    if !include_unsigned {
+        found.material.retain(|m| match m {
+            AttestationMaterial::Statement(_) | AttestationMaterial::Sbom(_) => {
+                unread.push(format!(
+                    "{}: unsigned, and the rule does not set allow_unsigned",
+                    m.origin()
+                ));
+                false
+            }
+            AttestationMaterial::Dsse(_) | AttestationMaterial::Bundle(_) => true,
+        });
+    }
     let mut load_errors = Vec::new();
     let mut loaded = Vec::new();
     for authority in &v.authorities {
@@ -457,6 +484,7 @@ pub fn attestations(
     );
     report.rejected.extend(load_errors);
     report.rejected.extend(found.skipped);
+    report.rejected.extend(unread);
     Ok(report)
 }
 
@@ -622,7 +650,7 @@ fn check_sbom(
             .into_iter()
             .collect(),
     };
-    let report = attestations(v, image, &accepted, source, now)?;
+    let report = attestations_with(v, image, &accepted, source, now, req.allow_unsigned)?;
     let ctx = SbomContext {
         image_digest: &image.digest,
         repository: &image.repository,

@@ -111,6 +111,27 @@ fn discovery_finds_sboms_buildkit_and_bundles_and_skips_what_it_cannot_use() {
     assert_eq!(report.attestations[1].subject_digest, platform);
     let report = crate::verify::attestations(&v, &image, &[], &client, SystemTime::now()).unwrap();
     assert_eq!(report.attestations.len(), 1, "{:?}", report.rejected);
+    // A rule without allow_unsigned does not read unsigned material at all, and says so.
+    let report = crate::verify::attestations_with(
+        &v,
+        &image,
+        std::slice::from_ref(&platform),
+        &client,
+        SystemTime::now(),
+        false,
+    )
+    .unwrap();
+    assert!(report.attestations.is_empty(), "{:?}", report.attestations);
+    assert_eq!(
+        report
+            .rejected
+            .iter()
+            .filter(|r| r.contains("unsigned, and the rule does not set allow_unsigned"))
+            .count(),
+        2,
+        "{:?}",
+        report.rejected
+    );
 
     // The budget: one piece at most.
     let small = reg.client().with_limits(crate::registry::Limits {
