@@ -22,10 +22,9 @@ use crate::keys::PublicKey;
 use crate::reference::Reference;
 use crate::registry::{
     is_image_manifest, sha256_digest, tag_schema_tag, Descriptor, ManifestDocument, Registry,
-    RegistryError, ANNOTATION_PREDICATE_TYPE, DOCKER_CONTAINER_CONFIG, DOCKER_MANIFEST,
-    DSSE_ENVELOPE, OCI_CONFIG, OCI_MANIFEST,
+    RegistryError, ANNOTATION_PREDICATE_TYPE, DSSE_ENVELOPE, OCI_MANIFEST,
 };
-use crate::sign::{docker_reference, signature_config, DEFAULT_TAG};
+use crate::sign::{cosign_manifest, docker_reference, DEFAULT_TAG};
 use crate::signature::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V01};
 
 /// Largest predicate file read.
@@ -288,29 +287,8 @@ pub fn add_attestation(
         .into_iter()
         .collect(),
     });
-    let config = signature_config(&layers);
-    let config_media_type = if media_type == DOCKER_MANIFEST {
-        DOCKER_CONTAINER_CONFIG
-    } else {
-        OCI_CONFIG
-    };
-    let manifest = ManifestDocument {
-        schema_version: 2,
-        media_type: Some(media_type),
-        config: Some(Descriptor {
-            media_type: config_media_type.to_string(),
-            digest: sha256_digest(&config),
-            size: config.len() as u64,
-            ..Descriptor::default()
-        }),
-        layers,
-        annotations: existing.map(|d| d.annotations.clone()).unwrap_or_default(),
-        ..ManifestDocument::default()
-    };
-    Ok(AttestationManifest::Updated {
-        manifest: Box::new(manifest),
-        config,
-    })
+    let (manifest, config) = cosign_manifest(media_type, layers, existing);
+    Ok(AttestationManifest::Updated { manifest, config })
 }
 
 /// What [`attest_image`] did.
@@ -509,6 +487,7 @@ mod tests {
     use crate::attestation::{Signer, CYCLONEDX_PREDICATE};
     use crate::registry::tag_schema_tag;
     use crate::registry::test_registry::{fixture, identity, key_rule as rule, TestRegistry};
+    use crate::sign::signature_config;
 
     #[test]
     fn attest_discover_verify_round_trip_appends_and_refuses_other_keys() {

@@ -192,6 +192,18 @@ pub fn add_signature(
             .into_iter()
             .collect(),
     });
+    let (manifest, config) = cosign_manifest(media_type, layers, existing);
+    Ok(SignatureManifest::Updated { manifest, config })
+}
+
+/// A cosign `.sig`/`.att` manifest of `layers` in `media_type`, with its config blob (which lists
+/// the layer digests, as cosign writes it). Annotations of an `existing` manifest (cosign sets none,
+/// other tools may) are kept.
+pub(crate) fn cosign_manifest(
+    media_type: String,
+    layers: Vec<Descriptor>,
+    existing: Option<&ManifestDocument>,
+) -> (Box<ManifestDocument>, Vec<u8>) {
     let config = signature_config(&layers);
     let config_media_type = if media_type == DOCKER_MANIFEST {
         DOCKER_CONTAINER_CONFIG
@@ -208,14 +220,10 @@ pub fn add_signature(
             ..Descriptor::default()
         }),
         layers,
-        // Annotations of the manifest itself (cosign sets none, other tools may): kept.
         annotations: existing.map(|d| d.annotations.clone()).unwrap_or_default(),
         ..ManifestDocument::default()
     };
-    Ok(SignatureManifest::Updated {
-        manifest: Box::new(manifest),
-        config,
-    })
+    (Box::new(manifest), config)
 }
 
 /// What [`sign_image`] did.

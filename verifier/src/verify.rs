@@ -214,6 +214,24 @@ enum Loaded {
     Keyless(TrustedRoot, IdentityPolicy),
 }
 
+impl Loaded {
+    /// The signature module's view of this authority, named `name`.
+    fn authority<'a>(&'a self, name: &'a str) -> signature::Authority<'a> {
+        match self {
+            Loaded::Key(key) => signature::Authority::Key {
+                name,
+                key,
+                rekor: None,
+            },
+            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
+                name,
+                trusted_root: root,
+                identity,
+            },
+        }
+    }
+}
+
 fn load(authority: &Authority) -> std::result::Result<Loaded, String> {
     let fail = |e: String| format!("authority \"{}\": {e}", authority.name);
     match &authority.trust {
@@ -306,18 +324,7 @@ pub fn check(
                 continue;
             }
         };
-        let auth = match &loaded {
-            Loaded::Key(key) => signature::Authority::Key {
-                name: &authority.name,
-                key,
-                rekor: None,
-            },
-            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
-                name: &authority.name,
-                trusted_root: root,
-                identity,
-            },
-        };
+        let auth = loaded.authority(&authority.name);
         let mut last_error = None;
         for m in material {
             match signature::verify(m, &target, &auth, &options, now) {
@@ -445,18 +452,7 @@ pub fn attestations_with(
     }
     let authorities: Vec<signature::Authority<'_>> = loaded
         .iter()
-        .map(|(authority, l)| match l {
-            Loaded::Key(key) => signature::Authority::Key {
-                name: &authority.name,
-                key,
-                rekor: None,
-            },
-            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
-                name: &authority.name,
-                trusted_root: root,
-                identity,
-            },
-        })
+        .map(|(authority, l)| l.authority(&authority.name))
         .collect();
     let window = |i: usize, sig: &signature::VerifiedSignature| {
         let at = sig
