@@ -35,6 +35,41 @@ pub struct StdioSpec {
 enum Sink {
     Fifo(PathBuf),
     File(PathBuf),
+    /// A FIFO already opened for writing (see [`open_early`]).
+    Opened(File),
+}
+
+/// Opens an output FIFO at create time, before runc runs, when its reader is already there (ctr and
+/// CRI open theirs before creating the task), as containerd's own shim does. Opened later, in the
+/// copy thread, a process that exits at once could be reported before the FIFO had a writer, and a
+/// client that gives up its reader at the exit (ctr's `Delete` cancels readers still opening) would
+/// lose the output. Without a reader yet, the copy thread opens it, blocking, as before.
+fn open_early(sink: Option<Sink>) -> Option<Sink> {
+    match sink {
+        Some(Sink::Fifo(path)) => match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(f) => {
+                // Writes block again from here on: the copier must not drop output when the
+                // FIFO is momentarily full.
+                // SAFETY: F_GETFL/F_SETFL on a descriptor this function owns.
+                let cleared = unsafe {
+                    let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+                    flags >= 0
+                        && libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+                };
+                if cleared {
+                    Some(Sink::Opened(f))
+                } else {
+                    Some(Sink::Fifo(path))
+                }
+            }
+            Err(_) => Some(Sink::Fifo(path)),
+        },
+        other => other,
+    }
 }
 
 fn sink(uri: &str) -> io::Result<Option<Sink>> {
@@ -59,6 +94,7 @@ impl Sink {
         match self {
             // Blocks until containerd opens the read side; that is why it runs in the copy thread.
             Sink::Fifo(p) => OpenOptions::new().write(true).open(p),
+            Sink::Opened(f) => f.try_clone(),
             Sink::File(p) => {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -133,8 +169,8 @@ impl ProcessIo {
 /// Pipes for a process without a terminal. Returns the runc side (handed to `runc create`/`exec`)
 /// and a function that starts the copy threads once runc has returned.
 pub fn pipes(spec: &StdioSpec, uid: u32, gid: u32) -> io::Result<(Arc<PipedIo>, PendingCopy)> {
-    let stdout = sink(&spec.stdout)?;
-    let stderr = sink(&spec.stderr)?;
+    let stdout = open_early(sink(&spec.stdout)?);
+    let stderr = open_early(sink(&spec.stderr)?);
     // stdout and stderr always get a pipe: an unset stream is drained and dropped rather than left
     // to inherit runc's own (captured) output, which would hold runc's output open for as long as
     // the container lives.
@@ -387,7 +423,7 @@ impl ConsoleSocket {
             piped: None,
             stdin: (!stdio.stdin.is_empty())
                 .then(|| StdinSource::Path(PathBuf::from(&stdio.stdin))),
-            stdout: sink(&stdio.stdout)?,
+            stdout: open_early(sink(&stdio.stdout)?),
             stderr: None,
             console: Some(File::from(master)),
         })
@@ -397,6 +433,34 @@ impl ConsoleSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_fifo_with_its_reader_waiting_is_opened_at_create_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // No reader yet: left to the copy thread.
+        let s = open_early(Some(Sink::Fifo(fifo.clone())));
+        assert!(matches!(s, Some(Sink::Fifo(_))));
+        // A reader (as ctr has before it creates the task): opened now, in blocking mode.
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let s = open_early(Some(Sink::Fifo(fifo.clone())));
+        let Some(Sink::Opened(mut w)) = s else {
+            panic!("not opened early")
+        };
+        // SAFETY: F_GETFL on a descriptor the test owns.
+        let flags = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        w.write_all(b"ran\n").unwrap();
+        drop(w);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "ran\n");
+    }
 
     #[test]
     fn stdio_uris_map_to_fifos_and_files() {
