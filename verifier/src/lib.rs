@@ -26,6 +26,7 @@ pub mod identity;
 pub mod keys;
 pub mod license;
 pub mod material;
+pub mod measure;
 pub mod node;
 pub mod pattern;
 pub mod policy;
