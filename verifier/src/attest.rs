@@ -24,7 +24,7 @@ use crate::registry::{
     is_image_manifest, sha256_digest, tag_schema_tag, Descriptor, ManifestDocument, Registry,
     RegistryError, ANNOTATION_PREDICATE_TYPE, DSSE_ENVELOPE, OCI_MANIFEST,
 };
-use crate::sign::{cosign_manifest, docker_reference, DEFAULT_TAG};
+use crate::sign::{cosign_manifest, docker_reference, push_cosign_manifest, DEFAULT_TAG};
 use crate::signature::{IN_TOTO_PAYLOAD_TYPE, STATEMENT_V01};
 
 /// Largest predicate file read.
@@ -430,11 +430,8 @@ pub fn attest_image(
             })
         }
         AttestationManifest::Updated { manifest, config } => {
-            registry.push_blob(&att_repo, &envelope)?;
-            registry.push_blob(&att_repo, &config)?;
-            let media_type = manifest.media_type.as_deref().unwrap_or(OCI_MANIFEST);
             let manifest_digest =
-                registry.push_manifest(&att_repo, &tag, media_type, &manifest.to_bytes())?;
+                push_cosign_manifest(registry, &att_repo, &tag, &envelope, &manifest, &config)?;
             Ok(Attested {
                 repository,
                 digest,

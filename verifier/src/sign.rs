@@ -196,6 +196,22 @@ pub fn add_signature(
     Ok(SignatureManifest::Updated { manifest, config })
 }
 
+/// Pushes a `.sig`/`.att` manifest made by [`cosign_manifest`]: the new layer's blob, the config,
+/// then the manifest under `tag`. Returns the manifest digest.
+pub(crate) fn push_cosign_manifest(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    layer: &[u8],
+    manifest: &ManifestDocument,
+    config: &[u8],
+) -> std::result::Result<String, crate::registry::RegistryError> {
+    registry.push_blob(repository, layer)?;
+    registry.push_blob(repository, config)?;
+    let media_type = manifest.media_type.as_deref().unwrap_or(OCI_MANIFEST);
+    registry.push_manifest(repository, tag, media_type, &manifest.to_bytes())
+}
+
 /// A cosign `.sig`/`.att` manifest of `layers` in `media_type`, with its config blob (which lists
 /// the layer digests, as cosign writes it). Annotations of an `existing` manifest (cosign sets none,
 /// other tools may) are kept.
@@ -333,11 +349,8 @@ pub fn sign_image(
             })
         }
         SignatureManifest::Updated { manifest, config } => {
-            registry.push_blob(&sig_repo, &payload)?;
-            registry.push_blob(&sig_repo, &config)?;
-            let media_type = manifest.media_type.as_deref().unwrap_or(OCI_MANIFEST);
             let manifest_digest =
-                registry.push_manifest(&sig_repo, &tag, media_type, &manifest.to_bytes())?;
+                push_cosign_manifest(registry, &sig_repo, &tag, &payload, &manifest, &config)?;
             Ok(Signed {
                 repository,
                 digest,
