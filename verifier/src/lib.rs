@@ -17,11 +17,14 @@
 
 pub mod attest;
 pub mod attestation;
+pub mod attestlog;
+pub mod baseline;
 pub mod cache;
 pub mod config;
 pub mod cosign_key;
 pub mod error;
 pub mod gate;
+pub mod host;
 pub mod identity;
 pub mod keys;
 pub mod license;
@@ -33,12 +36,14 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod rego;
+pub mod rootfs;
 pub mod sbom;
 pub mod sbom_rule;
 pub mod sbomgen;
 pub mod sign;
 pub mod signature;
 mod tomlfile;
+pub mod tpm;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! The attestation log: one DSSE-signed, hash-chained in-toto record per start decision.
+//!
+//! Groundwork: not wired into the gate yet.
