@@ -74,6 +74,10 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// `[cache]`: how long verdicts are reused.
     pub cache: CacheConfig,
+    /// `[tpm]`: whether and how decisions are extended into a PCR and quoted.
+    pub tpm: TpmConfig,
+    /// `[attestation]`: the signed log of every decision.
+    pub attestation: AttestationConfig,
     /// Where this configuration was read from (or would have been, for defaults).
     pub source: ConfigSource,
 }
@@ -135,6 +139,81 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[tpm] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TpmMode {
+    /// No TPM is used; records say so.
+    #[default]
+    Off,
+    /// Used when reachable; otherwise the start goes on and its record is marked unquoted.
+    Optional,
+    /// Every start is extended and quoted; without a working TPM, starts are refused.
+    Required,
+}
+
+/// `[tpm]`: the TPM every decision is extended into (one PCR, SHA-256 bank) and quoted by.
+///
+/// ```toml
+/// [tpm]
+/// mode = "required"              # "off" (default) | "optional" | "required"
+/// tcti = "device:/dev/tpmrm0"    # the default; "swtpm:host=127.0.0.1,port=2321" for swtpm
+/// pcr = 23                       # the PCR extended with each event (default 23)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TpmConfig {
+    pub mode: TpmMode,
+    pub tcti: String,
+    pub pcr: u32,
+}
+
+impl Default for TpmConfig {
+    fn default() -> Self {
+        TpmConfig {
+            mode: TpmMode::Off,
+            tcti: crate::tpm::DEFAULT_TCTI.to_string(),
+            pcr: crate::tpm::DEFAULT_PCR,
+        }
+    }
+}
+
+/// Default bound on the time a start spends posting records to the collector.
+pub const DEFAULT_COLLECTOR_TIMEOUT_MS: u64 = 2000;
+
+/// `[attestation]`: where the signed record of every decision goes, and the key that signs it.
+///
+/// ```toml
+/// [attestation]
+/// key = "/etc/vouch/node.key"              # PEM PKCS#8, or cosign's encrypted format
+/// key_password_file = "/etc/vouch/node.pw" # for an encrypted key
+/// log = "/var/lib/vouch/attestations.jsonl"   # default <state_dir>/attestations.jsonl
+/// collector = "https://collector.example/v1/records"   # optional: each record is POSTed there
+/// collector_timeout_ms = 2000              # at most this long per start, retries included
+/// ```
+///
+/// Without `key`, vouch makes a P-256 node key once at `<state_dir>/attestation/node.key` (0600)
+/// and writes its public key beside it (`node.pub`), for `vouch attestation verify --node-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationConfig {
+    pub key: Option<PathBuf>,
+    pub key_password_file: Option<PathBuf>,
+    pub log: PathBuf,
+    pub collector: Option<String>,
+    pub collector_timeout_ms: u64,
+}
+
+impl AttestationConfig {
+    fn defaults(state_dir: &Path) -> AttestationConfig {
+        AttestationConfig {
+            key: None,
+            key_password_file: None,
+            log: state_dir.join("attestations.jsonl"),
+            collector: None,
+            collector_timeout_ms: DEFAULT_COLLECTOR_TIMEOUT_MS,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -142,6 +221,26 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     registry: Option<RawRegistry>,
     cache: Option<RawCache>,
+    tpm: Option<RawTpm>,
+    attestation: Option<RawAttestation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTpm {
+    mode: Option<TpmMode>,
+    tcti: Option<toml::Spanned<String>>,
+    pcr: Option<toml::Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttestation {
+    key: Option<PathBuf>,
+    key_password_file: Option<PathBuf>,
+    log: Option<PathBuf>,
+    collector: Option<toml::Spanned<String>>,
+    collector_timeout_ms: Option<std::num::NonZeroU64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +269,8 @@ impl Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             registry: RegistryConfig::default(),
             cache: CacheConfig::default(),
+            tpm: TpmConfig::default(),
+            attestation: AttestationConfig::defaults(Path::new(DEFAULT_STATE_DIR)),
             source,
         }
     }
@@ -202,17 +303,67 @@ impl Config {
                 deny_ttl_s: c.deny_ttl_s.unwrap_or(DEFAULT_DENY_TTL_S),
             },
         };
+        let state_dir = raw
+            .state_dir
+            .map(resolve)
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let text = String::from_utf8_lossy(bytes);
+        let located = |offset: usize, reason: &str| {
+            tomlfile::located(source.path(), &text, Some(offset), reason)
+        };
+        let mut tpm = TpmConfig::default();
+        if let Some(t) = raw.tpm {
+            tpm.mode = t.mode.unwrap_or_default();
+            if let Some(tcti) = t.tcti {
+                let value = tcti.get_ref().trim();
+                if value.is_empty() || value.chars().any(char::is_control) {
+                    return Err(located(
+                        tcti.span().start,
+                        "tcti must name a TPM, e.g. \"device:/dev/tpmrm0\" or \"swtpm:host=127.0.0.1,port=2321\"",
+                    ));
+                }
+                tpm.tcti = value.to_string();
+            }
+            if let Some(pcr) = t.pcr {
+                if *pcr.get_ref() > 23 {
+                    return Err(located(pcr.span().start, "pcr must be between 0 and 23"));
+                }
+                tpm.pcr = pcr.into_inner();
+            }
+        }
+        let mut attestation = AttestationConfig::defaults(&state_dir);
+        if let Some(a) = raw.attestation {
+            attestation.key = a.key.map(resolve);
+            attestation.key_password_file = a.key_password_file.map(resolve);
+            if let Some(log) = a.log {
+                attestation.log = resolve(log);
+            }
+            if let Some(url) = a.collector {
+                let value = url.get_ref().trim();
+                if !(value.starts_with("http://") || value.starts_with("https://"))
+                    || value.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(located(
+                        url.span().start,
+                        "collector must be an http:// or https:// URL",
+                    ));
+                }
+                attestation.collector = Some(value.to_string());
+            }
+            if let Some(ms) = a.collector_timeout_ms {
+                attestation.collector_timeout_ms = ms.get();
+            }
+        }
         Ok(Config {
             registry,
             cache,
+            tpm,
+            attestation,
             policy: raw
                 .policy
                 .map(resolve)
                 .unwrap_or_else(|| DEFAULT_POLICY.into()),
-            state_dir: raw
-                .state_dir
-                .map(resolve)
-                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            state_dir,
             source,
         })
     }
@@ -236,6 +387,75 @@ fn locate_with(option: Option<&Path>, env: Option<PathBuf>) -> ConfigSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(
+            ConfigSource::RuntimeOption("/etc/vouch/config.toml".into()),
+            text.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn tpm_and_attestation_tables_parse_with_defaults() {
+        let c = parse("state_dir = \"/run/v\"\n").unwrap();
+        assert_eq!(c.tpm, TpmConfig::default());
+        assert_eq!(c.tpm.tcti, "device:/dev/tpmrm0");
+        assert_eq!(c.tpm.pcr, 23);
+        assert_eq!(
+            c.attestation.log,
+            PathBuf::from("/run/v/attestations.jsonl")
+        );
+        assert_eq!(c.attestation.key, None);
+        let c = parse(
+            "[tpm]\nmode = \"required\"\ntcti = \"swtpm:host=127.0.0.1,port=2321\"\npcr = 16\n\
+             [attestation]\nkey = \"node.key\"\nkey_password_file = \"/k/pw\"\nlog = \"/l/a.jsonl\"\n\
+             collector = \"https://c.example/r\"\ncollector_timeout_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.tpm,
+            TpmConfig {
+                mode: TpmMode::Required,
+                tcti: "swtpm:host=127.0.0.1,port=2321".into(),
+                pcr: 16
+            }
+        );
+        assert_eq!(c.attestation.key, Some("/etc/vouch/node.key".into()));
+        assert_eq!(c.attestation.key_password_file, Some("/k/pw".into()));
+        assert_eq!(c.attestation.log, PathBuf::from("/l/a.jsonl"));
+        assert_eq!(
+            c.attestation.collector.as_deref(),
+            Some("https://c.example/r")
+        );
+        assert_eq!(c.attestation.collector_timeout_ms, 500);
+    }
+
+    #[test]
+    fn tpm_and_attestation_errors_name_the_line() {
+        let e = parse("[tpm]\nmode = \"always\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("unknown variant `always`"),
+            "{e}"
+        );
+        let e = parse("[tpm]\npcr = 24\n").unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("between 0 and 23"),
+            "{e}"
+        );
+        let e = parse("[tpm]\ntcti = \"\"\n").unwrap_err().to_string();
+        assert!(e.contains("tcti must name a TPM"), "{e}");
+        let e = parse("[attestation]\ncollector = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("http:// or https://"),
+            "{e}"
+        );
+        let e = parse("[attestation]\nkeyfile = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `keyfile`"), "{e}");
+    }
 
     #[test]
     fn option_wins_then_env_then_default() {
@@ -317,7 +537,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/etc/vouch/config.toml: line 3, column 1: unknown field `polcy`, expected one of `policy`, `state_dir`, `registry`, `cache`"
+            "/etc/vouch/config.toml: line 3, column 1: unknown field `polcy`, expected one of `policy`, `state_dir`, `registry`, `cache`, `tpm`, `attestation`"
         );
     }
 

@@ -41,6 +41,15 @@
 //! max_age_days = 90
 //! rego = "/etc/vouch/rules/sbom.rego"   # custom rules, evaluated by the gate
 //! allow_unsigned = false           # unsigned SBOMs and vulnerability reports count too
+//! [rule.rootfs]                    # on allow and verify rules: the measured root filesystem
+//! baseline = "image"               # "image" | "declared-files-match" | "no-undeclared-executables" | "off"
+//! exempt_paths = ["/var/cache/**"] # never compared; `*` within a name, `**` across directories
+//! [rule.host]                      # on allow and verify rules: the host and the spec's security settings
+//! allow_privileged = false         # a privileged container is refused (the default)
+//! require_seccomp = true           # a container without a seccomp filter is refused (default false)
+//! allowed_modules = ["overlay", "br_netfilter", "nf_*"]   # every loaded module must match one
+//! required_lsm = ["apparmor"]      # each must be active (apparmor and selinux: enforcing)
+//! runc_sha256 = ["<64 hex digits>"]    # the runc binary must have one of these digests
 //! ```
 //!
 //! `min_fields` are the NTIA minimum elements: `supplier`, `name`, `version` and `purl` of every
@@ -142,6 +151,46 @@ pub struct Rule {
     /// A verify rule's `[rule.sbom]`: SBOM, license and vulnerability policy over the image's
     /// attestations, whose signatures the rule's authorities check.
     pub sbom: Option<SbomRequirement>,
+    /// `[rule.rootfs]`: what the measured root filesystem is compared with.
+    pub rootfs: Option<RootfsRequirement>,
+    /// `[rule.host]`: the host's state and the container's security settings.
+    pub host: Option<HostRequirement>,
+}
+
+/// `baseline` of `[rule.rootfs]`: what the measured root filesystem must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// The unpacked layers equal the signed image's layer blobs in containerd's content store.
+    Image,
+    /// Files the SBOM declares with checksums match.
+    DeclaredFilesMatch,
+    /// As `declared-files-match`, and no executable or shared library the SBOM does not declare.
+    NoUndeclaredExecutables,
+    /// Measured and recorded, never compared.
+    Off,
+}
+
+/// `[rule.rootfs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootfsRequirement {
+    pub baseline: Baseline,
+    /// Absolute path patterns never compared: `*` matches within one name, `**` any depth.
+    pub exempt_paths: Vec<String>,
+}
+
+/// `[rule.host]`. Only what is written is checked, except `allow_privileged`, which defaults to
+/// false: a rule that looks at the host at all refuses privileged containers unless told not to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostRequirement {
+    pub allow_privileged: bool,
+    pub require_seccomp: bool,
+    /// Every loaded kernel module must match one (`*` wildcards); `None`: not checked.
+    pub allowed_modules: Option<Vec<String>>,
+    /// LSMs that must be active; `apparmor` and `selinux` must also be enforcing.
+    pub required_lsm: Vec<String>,
+    /// Lower-case hex SHA-256 digests the runc binary may have; empty: not checked.
+    pub runc_sha256: Vec<String>,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -285,6 +334,33 @@ struct RawRule {
     authorities: Option<Spanned<Vec<RawAuthority>>>,
     #[serde(default)]
     sbom: Option<Spanned<RawSbom>>,
+    #[serde(default)]
+    rootfs: Option<Spanned<RawRootfs>>,
+    #[serde(default)]
+    host: Option<Spanned<RawHost>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRootfs {
+    baseline: Baseline,
+    #[serde(default)]
+    exempt_paths: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    #[serde(default)]
+    allow_privileged: Option<bool>,
+    #[serde(default)]
+    require_seccomp: Option<bool>,
+    #[serde(default)]
+    allowed_modules: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    required_lsm: Vec<Spanned<String>>,
+    #[serde(default)]
+    runc_sha256: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -704,6 +780,129 @@ impl Locator<'_> {
     }
 }
 
+impl Locator<'_> {
+    /// Checks and builds `[rule.rootfs]` (allow and verify rules; the SBOM baselines need the
+    /// rule's `[rule.sbom]`).
+    fn rootfs_requirement(
+        &self,
+        action: Action,
+        has_sbom: bool,
+        raw: Option<Spanned<RawRootfs>>,
+    ) -> Result<Option<RootfsRequirement>> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let at = raw.span().start;
+        if action == Action::Deny {
+            return Err(self.error(at, "[rule.rootfs] belongs to allow and verify rules"));
+        }
+        let raw = raw.into_inner();
+        if matches!(
+            raw.baseline,
+            Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables
+        ) && !has_sbom
+        {
+            return Err(self.error(
+                at,
+                "baseline = \"declared-files-match\" and \"no-undeclared-executables\" compare with \
+                 the SBOM: the rule needs a [rule.sbom]",
+            ));
+        }
+        let mut exempt_paths = Vec::with_capacity(raw.exempt_paths.len());
+        for p in raw.exempt_paths {
+            let text = p.get_ref();
+            let bad = !text.starts_with('/')
+                || text.split('/').any(|c| c == ".." || c == ".")
+                || text.chars().any(char::is_control);
+            if bad {
+                return Err(self.error(
+                    p.span().start,
+                    &format!(
+                        "exempt_paths entry \"{}\" must be an absolute path pattern without . or .. \
+                         (e.g. \"/var/cache/**\")",
+                        one_line(text)
+                    ),
+                ));
+            }
+            exempt_paths.push(p.into_inner());
+        }
+        Ok(Some(RootfsRequirement {
+            baseline: raw.baseline,
+            exempt_paths,
+        }))
+    }
+
+    /// Checks and builds `[rule.host]` (allow and verify rules).
+    fn host_requirement(
+        &self,
+        action: Action,
+        raw: Option<Spanned<RawHost>>,
+    ) -> Result<Option<HostRequirement>> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        if action == Action::Deny {
+            return Err(self.error(
+                raw.span().start,
+                "[rule.host] belongs to allow and verify rules",
+            ));
+        }
+        let raw = raw.into_inner();
+        let word = |w: &Spanned<String>, what: &str| -> Result<String> {
+            let t = w.get_ref().trim();
+            if t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '*'))
+            {
+                return Err(self.error(
+                    w.span().start,
+                    &format!("{what} \"{}\" is not a name", one_line(w.get_ref())),
+                ));
+            }
+            Ok(t.to_string())
+        };
+        let allowed_modules = match raw.allowed_modules {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|m| word(m, "allowed_modules entry"))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let mut required_lsm = Vec::new();
+        for l in &raw.required_lsm {
+            let name = word(l, "required_lsm entry")?.to_ascii_lowercase();
+            if name.contains('*') {
+                return Err(self.error(l.span().start, "required_lsm names an LSM, not a pattern"));
+            }
+            required_lsm.push(name);
+        }
+        let mut runc_sha256 = Vec::new();
+        for d in &raw.runc_sha256 {
+            let hex = d
+                .get_ref()
+                .trim()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(self.error(
+                    d.span().start,
+                    "runc_sha256 entries are SHA-256 digests: 64 hex digits (sha256sum $(command -v runc))",
+                ));
+            }
+            runc_sha256.push(hex);
+        }
+        Ok(Some(HostRequirement {
+            allow_privileged: raw.allow_privileged.unwrap_or(false),
+            require_seccomp: raw.require_seccomp.unwrap_or(false),
+            allowed_modules,
+            required_lsm,
+            runc_sha256,
+        }))
+    }
+}
+
 /// `until` of an ignore entry: a date means midnight UTC at its start.
 fn until_time(value: &toml::Value) -> Option<OffsetDateTime> {
     let text = match value {
@@ -765,6 +964,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             },
         )?;
         let sbom = at.sbom_requirement(path, rule.action, rule.sbom)?;
+        let rootfs = at.rootfs_requirement(rule.action, sbom.is_some(), rule.rootfs)?;
+        let host = at.host_requirement(rule.action, rule.host)?;
         rules.push(Rule {
             name,
             images,
@@ -773,6 +974,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             mode: rule.mode,
             verify,
             sbom,
+            rootfs,
+            host,
         });
     }
     let Version = raw.version;
@@ -1033,6 +1236,107 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         );
         assert!(
             e.contains("line 6") && e.contains("belong to rules with action = \"verify\""),
+            "{e}"
+        );
+    }
+
+    const MEASURE_HEAD: &str =
+        "version = 1\n[[rule]]\nname = \"m\"\nimages = [\"a.io/x\"]\naction = \"allow\"\n";
+
+    #[test]
+    fn rootfs_and_host_tables_parse_with_every_key() {
+        let p = policy(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/var/cache/**\", \"/tmp/*\"]\n\
+             [rule.host]\nallow_privileged = true\nrequire_seccomp = true\nallowed_modules = [\"overlay\", \"nf_*\"]\n\
+             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\n",
+            "AB".repeat(32)
+        ));
+        let r = &p.rules[0];
+        assert_eq!(
+            r.rootfs,
+            Some(RootfsRequirement {
+                baseline: Baseline::Image,
+                exempt_paths: vec!["/var/cache/**".into(), "/tmp/*".into()],
+            })
+        );
+        assert_eq!(
+            r.host,
+            Some(HostRequirement {
+                allow_privileged: true,
+                require_seccomp: true,
+                allowed_modules: Some(vec!["overlay".into(), "nf_*".into()]),
+                required_lsm: vec!["apparmor".into()],
+                runc_sha256: vec!["ab".repeat(32)],
+            })
+        );
+        // An empty [rule.host] refuses privileged containers and checks nothing else.
+        let p = policy(&format!("{MEASURE_HEAD}[rule.host]\n"));
+        let h = p.rules[0].host.as_ref().unwrap();
+        assert!(!h.allow_privileged && !h.require_seccomp);
+        assert_eq!(h.allowed_modules, None);
+        for (word, baseline) in [
+            ("image", Baseline::Image),
+            ("declared-files-match", Baseline::DeclaredFilesMatch),
+            (
+                "no-undeclared-executables",
+                Baseline::NoUndeclaredExecutables,
+            ),
+            ("off", Baseline::Off),
+        ] {
+            let text = format!("{SBOM_HEAD}[rule.rootfs]\nbaseline = \"{word}\"\n");
+            assert_eq!(
+                policy(&text).rules[0].rootfs.as_ref().unwrap().baseline,
+                baseline
+            );
+        }
+    }
+
+    #[test]
+    fn rootfs_and_host_errors_name_file_line_and_column() {
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"layers\"\n"
+        ));
+        assert!(
+            e.contains("line 7") && e.contains("unknown variant `layers`"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{MEASURE_HEAD}[rule.rootfs]\n"));
+        assert!(e.contains("missing field `baseline`"), "{e}");
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"declared-files-match\"\n"
+        ));
+        assert!(
+            e.contains("line 6") && e.contains("needs a [rule.sbom]"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/ok\", \"var/log\"]\n"
+        ));
+        assert!(
+            e.contains("line 8, column 24") && e.contains("absolute path pattern"),
+            "{e}"
+        );
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/a/../etc\"]\n"
+        ));
+        assert!(e.contains("without . or .."), "{e}");
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.host]\nrunc_sha256 = [\"abc\"]\n"
+        ));
+        assert!(e.contains("line 7") && e.contains("64 hex digits"), "{e}");
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.host]\nrequired_lsm = [\"app armor\"]\n"
+        ));
+        assert!(e.contains("is not a name"), "{e}");
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.host]\nallow_priviledged = false\n"
+        ));
+        assert!(e.contains("unknown field `allow_priviledged`"), "{e}");
+        let e = parse_err(
+            "version = 1\n[[rule]]\nname = \"d\"\nimages = [\"a.io/x\"]\naction = \"deny\"\n[rule.host]\n",
+        );
+        assert!(
+            e.contains("line 6") && e.contains("allow and verify rules"),
             "{e}"
         );
     }

@@ -5,6 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `[tpm] tcti` when not set: the kernel's resource manager.
+pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
+/// `[tpm] pcr` when not set: resettable, and used by nothing else by default.
+pub const DEFAULT_PCR: u32 = 23;
+
 /// What a start's record carries as `tpm` when the PCR was extended and quoted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TpmEvidence {
