@@ -157,27 +157,30 @@ impl VerdictCache {
             path: locked.path.clone(),
             reason: e.to_string(),
         })?;
-        let tmp = locked
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(cache_error)?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                cache_error(e)
-            })?;
-        fs::rename(&tmp, &locked.path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            cache_error(e)
-        })
+        write_atomic(&locked.path, &bytes).map_err(cache_error)
     }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a private
+/// temporary file beside it (0600), flushed to disk, then renamed over it.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    let written = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|_| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn read_entry(path: &Path) -> Option<Entry> {
