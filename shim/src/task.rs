@@ -154,6 +154,12 @@ impl TaskService {
             namespace: self.namespace.clone(),
             config_path: opts.config_path.clone(),
             image: None,
+            runtime_binary: Some(if opts.binary_name.is_empty() {
+                "runc".to_string()
+            } else {
+                opts.binary_name.clone()
+            }),
+            shim_binary: std::fs::read_link("/proc/self/exe").ok(),
         };
         match self.gate.admit(&request) {
             Verdict::Deny(denial) => {

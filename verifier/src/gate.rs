@@ -54,6 +54,12 @@ pub struct GateRequest {
     /// Set when the caller already knows the image (the CLI); the shim leaves it empty and the gate
     /// asks containerd.
     pub image: Option<ImageIdentity>,
+    /// The runtime binary the shim runs containers with (`BinaryName`, else `runc` on `PATH`).
+    #[serde(default)]
+    pub runtime_binary: Option<String>,
+    /// The shim's own executable, measured with the host.
+    #[serde(default)]
+    pub shim_binary: Option<PathBuf>,
 }
 
 /// What the gate allowed, kept to be recorded later (attestations arrive in a later issue).

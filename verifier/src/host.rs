@@ -103,15 +103,20 @@ impl Default for HostPaths {
     }
 }
 
+/// Asks containerd for its version.
+pub type AskVersion<'a> = &'a dyn Fn() -> Result<String, String>;
+
 /// What the caller knows that the host cannot tell by itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Inputs<'a> {
     /// The runc binary as configured (`BinaryName`, or `runc` on `PATH`).
     pub runc: Option<&'a str>,
     /// The shim's own binary.
     pub shim: Option<&'a Path>,
-    pub containerd_version: Option<String>,
-    /// Where the binary digest cache lives (`<state_dir>/host`); `None`: no cache.
+    /// containerd's socket, and how to ask it for its version: asked once per socket (a restarted
+    /// containerd makes a new socket), then cached.
+    pub containerd: Option<(&'a Path, AskVersion<'a>)>,
+    /// Where the digest cache lives (`<state_dir>/host`); `None`: no cache.
     pub cache_dir: Option<&'a Path>,
 }
 
@@ -197,10 +202,15 @@ pub fn collect(paths: &HostPaths, inputs: &Inputs<'_>) -> HostState {
                 .push(format!("shim {}: {e}", shim.display())),
         }
     }
+    if let Some((socket, ask)) = &inputs.containerd {
+        match containerd_version(socket, ask, cache.as_mut()) {
+            Ok(v) => state.containerd_version = Some(v),
+            Err(e) => state.unreadable.push(format!("containerd version: {e}")),
+        }
+    }
     if let Some(cache) = cache {
         cache.save();
     }
-    state.containerd_version = inputs.containerd_version.clone();
     state
 }
 
@@ -244,10 +254,24 @@ struct Cached {
     sha256: String,
 }
 
-/// Digests of binaries, by path, valid while their stat identity holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KnownContainerd {
+    socket: PathBuf,
+    stamp: Stamp,
+    version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Stored {
+    binaries: BTreeMap<PathBuf, Cached>,
+    containerd: Option<KnownContainerd>,
+}
+
+/// Digests of binaries by path, and containerd's version by socket, valid while the stat
+/// identity of the file holds.
 struct DigestCache {
     file: PathBuf,
-    entries: BTreeMap<PathBuf, Cached>,
+    stored: Stored,
     dirty: bool,
 }
 
@@ -255,13 +279,13 @@ impl DigestCache {
     fn load(dir: &Path) -> DigestCache {
         let file = dir.join("binaries.json");
         // A missing, unreadable or corrupt cache only means hashing again.
-        let entries = read_small(&file)
+        let stored = read_small(&file)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
         DigestCache {
             file,
-            entries,
+            stored,
             dirty: false,
         }
     }
@@ -276,7 +300,7 @@ impl DigestCache {
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(dir)?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-            let bytes = serde_json::to_vec(&self.entries).map_err(std::io::Error::other)?;
+            let bytes = serde_json::to_vec(&self.stored).map_err(std::io::Error::other)?;
             crate::cache::write_atomic(&self.file, &bytes)
         };
         if let Err(e) = write() {
@@ -299,7 +323,7 @@ fn digest_of(path: &Path, cache: Option<&mut DigestCache>) -> std::io::Result<Bi
         ));
     }
     let stamp = Stamp::of(&before);
-    if let Some(c) = cache.as_ref().and_then(|c| c.entries.get(&path)) {
+    if let Some(c) = cache.as_ref().and_then(|c| c.stored.binaries.get(&path)) {
         if c.stamp == stamp {
             return Ok(BinaryDigest {
                 path,
@@ -322,7 +346,7 @@ fn digest_of(path: &Path, cache: Option<&mut DigestCache>) -> std::io::Result<Bi
     }
     let sha256 = hex::encode(hasher.finalize());
     if let Some(c) = cache {
-        c.entries.insert(
+        c.stored.binaries.insert(
             path.clone(),
             Cached {
                 stamp,
@@ -332,6 +356,36 @@ fn digest_of(path: &Path, cache: Option<&mut DigestCache>) -> std::io::Result<Bi
         c.dirty = true;
     }
     Ok(BinaryDigest { path, sha256 })
+}
+
+fn containerd_version(
+    socket: &Path,
+    ask: &dyn Fn() -> Result<String, String>,
+    cache: Option<&mut DigestCache>,
+) -> Result<String, String> {
+    let path = socket
+        .to_str()
+        .and_then(|s| s.strip_prefix("unix://"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| socket.to_path_buf());
+    let stamp = fs::metadata(&path).ok().map(|m| Stamp::of(&m));
+    if let (Some(stamp), Some(c)) = (&stamp, cache.as_ref()) {
+        if let Some(known) = &c.stored.containerd {
+            if known.socket == path && &known.stamp == stamp {
+                return Ok(known.version.clone());
+            }
+        }
+    }
+    let version = ask()?;
+    if let (Some(stamp), Some(c)) = (stamp, cache) {
+        c.stored.containerd = Some(KnownContainerd {
+            socket: path,
+            stamp,
+            version: version.clone(),
+        });
+        c.dirty = true;
+    }
+    Ok(version)
 }
 
 fn libc_o_cloexec() -> i32 {
@@ -679,6 +733,48 @@ mod tests {
             "{:?}",
             h.unreadable
         );
+    }
+
+    #[test]
+    fn containerd_version_is_asked_once_per_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("c.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let ask = || -> Result<String, String> {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok("1.6.20".into())
+        };
+        let cache = dir.path().join("cache");
+        let inputs = Inputs {
+            containerd: Some((&socket, &ask)),
+            cache_dir: Some(&cache),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            let h = collect(&HostPaths::default(), &inputs);
+            assert_eq!(h.containerd_version.as_deref(), Some("1.6.20"));
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A new socket (containerd restarted) is asked again.
+        drop(_listener);
+        fs::remove_file(&socket).unwrap();
+        let _again = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        collect(&HostPaths::default(), &inputs);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let down = || -> Result<String, String> { Err("connection refused".into()) };
+        let h = collect(
+            &HostPaths::default(),
+            &Inputs {
+                containerd: Some((Path::new("/nonexistent.sock"), &down)),
+                ..Default::default()
+            },
+        );
+        assert_eq!(h.containerd_version, None);
+        assert!(h
+            .unreadable
+            .iter()
+            .any(|u| u.contains("connection refused")));
     }
 
     fn spec(json: serde_json::Value) -> SpecSecurity {

@@ -274,6 +274,50 @@ async fn resolve_async(c: &ContainerRef<'_>) -> Result<Option<ImageIdentity>> {
     })
 }
 
+/// containerd's version (`1.6.20`), asked over its socket, bounded by `timeout`.
+pub fn containerd_version(address: &str, timeout: Duration) -> Result<String> {
+    let unreachable = |reason: String| Error::ContainerdUnreachable {
+        address: address.to_string(),
+        reason,
+    };
+    let ask = async {
+        let path = address.strip_prefix("unix://").unwrap_or(address);
+        let channel = containerd_client::connect(path)
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let reply = containerd_client::services::v1::version_client::VersionClient::new(channel)
+            .version(())
+            .await
+            .map_err(|status| unreachable(one_line(status.message())))?;
+        Ok(reply.into_inner().version)
+    };
+    let run = || -> Result<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| unreachable(format!("cannot start an async runtime: {e}")))?;
+        runtime.block_on(async {
+            tokio::time::timeout(timeout, ask)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(unreachable(format!(
+                        "no answer within {} s",
+                        timeout.as_secs_f32()
+                    )))
+                })
+        })
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(run)
+                .join()
+                .unwrap_or_else(|_| Err(unreachable("version lookup thread panicked".into())))
+        })
+    } else {
+        run()
+    }
+}
+
 impl ImageIdentity {
     /// Builds an identity from an image reference that carries its digest (`name@sha256:…`), as the
     /// CLI gets it; `None` when the reference has no digest.
