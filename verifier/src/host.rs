@@ -534,9 +534,12 @@ fn some_of(names: &[String]) -> String {
     text
 }
 
-/// Every way `host` and `spec` fail `req`, one line each, naming the setting.
-pub fn check(req: &HostRequirement, host: &HostState, spec: &SpecSecurity) -> Vec<String> {
+/// Every way `host` and `spec` fail `req`, one line each, naming the setting. Without a spec
+/// (`vouch verify` of an image, not a container), only the host is checked.
+pub fn check(req: &HostRequirement, host: &HostState, spec: Option<&SpecSecurity>) -> Vec<String> {
     let mut out = Vec::new();
+    let none = SpecSecurity::default();
+    let spec = spec.unwrap_or(&none);
     if !req.allow_privileged && spec.privileged {
         out.push(
             "host: allow_privileged = false, and the container is privileged \
@@ -791,14 +794,14 @@ mod tests {
         assert!(s.privileged);
         assert_eq!(s.added_capabilities, vec!["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]);
         assert!(s.host_namespaces.is_empty());
-        let v = check(&requirement(), &HostState::default(), &s);
+        let v = check(&requirement(), &HostState::default(), Some(&s));
         assert_eq!(v.len(), 1);
         assert!(v[0].starts_with("host: allow_privileged = false"), "{v:?}");
         let allowed = HostRequirement {
             allow_privileged: true,
             ..requirement()
         };
-        assert!(check(&allowed, &HostState::default(), &s).is_empty());
+        assert!(check(&allowed, &HostState::default(), Some(&s)).is_empty());
         // CAP_SYS_ADMIN with masked paths is an added capability, not privileged.
         let s = spec(serde_json::json!({
             "process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}},
@@ -847,7 +850,7 @@ mod tests {
             ..requirement()
         };
         assert_eq!(
-            check(&req, &HostState::default(), &s),
+            check(&req, &HostState::default(), Some(&s)),
             vec!["host: require_seccomp = true, and the container has no seccomp filter"]
         );
         // Malformed specs are read leniently, as the runtime's defaults.
@@ -881,7 +884,7 @@ mod tests {
             runc_sha256: vec!["cd".repeat(32)],
             ..requirement()
         };
-        let v = check(&req, &host, &SpecSecurity::default());
+        let v = check(&req, &host, None);
         assert_eq!(
             v,
             vec![
@@ -901,7 +904,7 @@ mod tests {
             allowed_modules: Some(vec!["*".into()]),
             ..requirement()
         };
-        assert!(check(&ok, &host, &SpecSecurity::default()).is_empty());
+        assert!(check(&ok, &host, None).is_empty());
         // Unreadable LSM list: say so rather than guess.
         let blind = HostState::default();
         let v = check(
@@ -910,7 +913,7 @@ mod tests {
                 ..requirement()
             },
             &blind,
-            &SpecSecurity::default(),
+            None,
         );
         assert!(v[0].contains("cannot be read"), "{v:?}");
     }

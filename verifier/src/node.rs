@@ -4,11 +4,13 @@
 //! without restarting anything. Everything that goes wrong denies (fail closed) with a one-line reason that
 //! says what to fix.
 
-use std::time::SystemTime;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::cache::VerdictCache;
 use crate::config::{self, Config};
 use crate::gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, Verdict};
+use crate::host::{self, HostPaths, HostState, SpecSecurity};
 use crate::identity::{self, ContainerRef, ImageResolver};
 use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, SandboxPolicy, Subject};
 use crate::registry::Registry;
@@ -30,10 +32,27 @@ pub const RULE_IMAGE_IDENTITY: &str = "image-identity";
 pub type SourceFactory =
     Box<dyn Fn(&Config) -> Result<Box<dyn SignatureSource>, String> + Send + Sync>;
 
+/// How long a start waits for containerd's version (asked once per containerd socket).
+const CONTAINERD_VERSION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The production [`Gate`]: node config, policy file, and containerd for the image identity.
 pub struct NodeGate {
     resolver: Box<dyn ImageResolver>,
     sources: SourceFactory,
+    /// Measure the host at every decision (container starts), not only for `[rule.host]`.
+    starts: bool,
+}
+
+/// What a decision was made on: what its record says besides the verdict.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub config: Option<Config>,
+    pub image: Option<ImageIdentity>,
+    pub policy_digest: Option<String>,
+    pub host: Option<HostState>,
+    pub spec: Option<SpecSecurity>,
+    /// What verified, per verify rule: `rule: authority ...`.
+    pub signatures: Vec<String>,
 }
 
 impl Default for NodeGate {
@@ -57,7 +76,41 @@ impl NodeGate {
                     .map(|r| Box::new(r) as Box<dyn SignatureSource>)
                     .map_err(|e| e.to_string())
             }),
+            starts: false,
         }
+    }
+
+    /// The gate of container starts (`vouch gate`): every decision also measures the host.
+    pub fn for_starts() -> NodeGate {
+        NodeGate {
+            starts: true,
+            ..NodeGate::new()
+        }
+    }
+
+    /// Measures the host and reads the container's spec.
+    fn measure_host(
+        &self,
+        config: &Config,
+        request: &GateRequest,
+    ) -> (HostState, Option<SpecSecurity>) {
+        let address = request.containerd_address.clone();
+        let ask = move || {
+            crate::identity::containerd_version(&address, CONTAINERD_VERSION_TIMEOUT)
+                .map_err(|e| e.to_string())
+        };
+        let cache = config.state_dir.join("host");
+        let socket = Path::new(&request.containerd_address);
+        let inputs = host::Inputs {
+            runc: request.runtime_binary.as_deref(),
+            shim: request.shim_binary.as_deref(),
+            containerd: (!request.containerd_address.is_empty())
+                .then_some((socket, &ask as host::AskVersion<'_>)),
+            cache_dir: Some(&cache),
+        };
+        let state = host::collect(&HostPaths::default(), &inputs);
+        let spec = (!request.spec.is_null()).then(|| host::spec_security(&request.spec));
+        (state, spec)
     }
 
     /// Replaces where signatures come from (tests).
@@ -143,6 +196,13 @@ impl NodeGate {
 
 impl Gate for NodeGate {
     fn admit(&self, request: &GateRequest) -> Verdict {
+        self.decide(request, &mut Facts::default())
+    }
+}
+
+impl NodeGate {
+    /// The verdict for `request`; `facts` collects what it was based on.
+    pub fn decide(&self, request: &GateRequest, facts: &mut Facts) -> Verdict {
         let annotation = |key: &str| {
             request
                 .annotations
@@ -184,6 +244,8 @@ impl Gate for NodeGate {
                 return refuse(subject, rule, reason);
             }
         };
+        facts.policy_digest = Some(loaded.policy_digest.clone());
+        facts.config = Some(config.clone());
         let policy = &loaded.policy;
         let namespace = annotation(SANDBOX_NAMESPACE);
         let is_sandbox = annotation(CONTAINER_TYPE) == Some("sandbox");
@@ -200,6 +262,7 @@ impl Gate for NodeGate {
             }
         };
 
+        facts.image = image.clone();
         let decision = policy.evaluate(&Subject {
             repository: image.as_ref().map(|i| i.repository.as_str()),
             namespace,
@@ -235,12 +298,50 @@ impl Gate for NodeGate {
                         match verified {
                             Some(v) => {
                                 log::info!("rule \"{}\": verified {}", d.rule, v.join(", "));
+                                facts
+                                    .signatures
+                                    .extend(v.iter().map(|line| format!("{}: {line}", d.rule)));
                                 rules.push(d.rule);
                             }
                             None if d.mode == Mode::Enforce => return Verdict::Deny(denial(d)),
                             None => audited.push(denial(d).to_string()),
                         }
                     }
+                }
+                // The host and the container's security settings, for every rule that asks.
+                let mut matched: Vec<&Rule> = Vec::new();
+                for rule in rules
+                    .iter()
+                    .chain(verify.iter())
+                    .filter_map(|n| policy.rule(n))
+                {
+                    if !matched.iter().any(|m| m.name == rule.name) {
+                        matched.push(rule);
+                    }
+                }
+                let wants_host = matched.iter().any(|r| r.host.is_some());
+                if self.starts || wants_host {
+                    let (state, spec) = self.measure_host(&config, request);
+                    for rule in matched.iter().filter(|r| r.host.is_some()) {
+                        let Some(req) = &rule.host else { continue };
+                        let violations = host::check(req, &state, spec.as_ref());
+                        if violations.is_empty() {
+                            continue;
+                        }
+                        let d = RuleDenial {
+                            rule: rule.name.clone(),
+                            reason: violations.join("; "),
+                            mode: policy.mode_of(rule),
+                        };
+                        if d.mode == Mode::Enforce {
+                            facts.host = Some(state);
+                            facts.spec = spec;
+                            return Verdict::Deny(denial(d));
+                        }
+                        audited.push(denial(d).to_string());
+                    }
+                    facts.host = Some(state);
+                    facts.spec = spec;
                 }
                 Verdict::Allow(Evidence {
                     image,
@@ -810,6 +911,49 @@ action = "allow"
             "{}",
             d.reason
         );
+    }
+
+    #[test]
+    fn host_rule_refuses_a_privileged_container_naming_the_setting() {
+        let policy = "version = 1\n[[rule]]\nname = \"hardened\"\nimages = [\"ghcr.io/acme/**\"]\naction = \"allow\"\n[rule.host]\nrequire_seccomp = true\n";
+        let node = Node::with_policy(Some(policy));
+        let mut request = node.request(Some("ghcr.io/acme/app:1"), &[]);
+        let all = ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"];
+        request.spec = serde_json::json!({
+            "process": {"capabilities": {"bounding": all}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
+        });
+        let d = denied(NodeGate::new().admit(&request));
+        assert_eq!(d.rule, "hardened");
+        assert_eq!(
+            d.reason,
+            "host: allow_privileged = false, and the container is privileged (CAP_SYS_ADMIN, no masked paths); \
+             host: require_seccomp = true, and the container has no seccomp filter"
+        );
+        // The facts carry what was measured.
+        let mut facts = Facts::default();
+        NodeGate::new().decide(&request, &mut facts);
+        assert!(facts.spec.as_ref().is_some_and(|s| s.privileged));
+        assert!(facts
+            .host
+            .as_ref()
+            .is_some_and(|h| !h.kernel_release.is_empty()));
+
+        // Confined: masked paths and a seccomp filter.
+        request.spec["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        request.spec["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"});
+        allowed(NodeGate::new().admit(&request));
+
+        // In audit mode the violation is recorded and the container runs.
+        std::fs::write(
+            node.policy(),
+            policy.replace("action = \"allow\"", "action = \"allow\"\nmode = \"audit\""),
+        )
+        .unwrap();
+        request.spec["linux"]["seccomp"] = serde_json::Value::Null;
+        let e = allowed(NodeGate::new().admit(&request));
+        assert_eq!(e.audited.len(), 1);
+        assert!(e.audited[0].contains("require_seccomp"), "{:?}", e.audited);
     }
 
     #[test]

@@ -179,6 +179,49 @@ pub struct RootfsRequirement {
     pub exempt_paths: Vec<String>,
 }
 
+impl RootfsRequirement {
+    /// One clause for `vouch policy check`.
+    pub fn describe(&self) -> String {
+        let what = match self.baseline {
+            Baseline::Image => "the root filesystem must equal the image's layers",
+            Baseline::DeclaredFilesMatch => "files the SBOM declares must match their checksums",
+            Baseline::NoUndeclaredExecutables => {
+                "files the SBOM declares must match, and no executable or library it does not declare may be present"
+            }
+            Baseline::Off => "the root filesystem is measured, not compared",
+        };
+        if self.exempt_paths.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what} (except {})", self.exempt_paths.join(", "))
+        }
+    }
+}
+
+impl HostRequirement {
+    /// One clause for `vouch policy check`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![if self.allow_privileged {
+            "privileged containers allowed".to_string()
+        } else {
+            "no privileged containers".to_string()
+        }];
+        if self.require_seccomp {
+            parts.push("a seccomp filter required".into());
+        }
+        if let Some(m) = &self.allowed_modules {
+            parts.push(format!("kernel modules only {}", m.join(", ")));
+        }
+        if !self.required_lsm.is_empty() {
+            parts.push(format!("LSMs {} active", self.required_lsm.join(", ")));
+        }
+        if !self.runc_sha256.is_empty() {
+            parts.push(format!("runc one of {} digests", self.runc_sha256.len()));
+        }
+        format!("host: {}", parts.join(", "))
+    }
+}
+
 /// `[rule.host]`. Only what is written is checked, except `allow_privileged`, which defaults to
 /// false: a rule that looks at the host at all refuses privileged containers unless told not to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

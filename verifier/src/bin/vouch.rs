@@ -644,7 +644,7 @@ fn gate() -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let verdict = NodeGate::default().admit(&request);
+    let verdict = NodeGate::for_starts().admit(&request);
     let bytes = match serde_json::to_vec(&verdict) {
         Ok(b) => b,
         Err(e) => {
@@ -725,6 +725,15 @@ fn describe_rule(policy: &Policy, rule: &Rule) -> String {
             "; {}",
             vouch_verifier::sbom_rule::describe(req).join("; ")
         ));
+    }
+    for part in rule
+        .rootfs
+        .iter()
+        .map(|r| r.describe())
+        .chain(rule.host.iter().map(|h| h.describe()))
+    {
+        line.push_str("; ");
+        line.push_str(&part);
     }
     line
 }
