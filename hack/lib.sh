@@ -117,6 +117,36 @@ EOT
 	return 1
 }
 
+# Starts a software TPM (swtpm) on two free loopback ports with its state under ROOT/swtpm.
+# Sets SWTPM_PID and SWTPM_TCTI (for [tpm] tcti and TPM2TOOLS_TCTI).
+start_swtpm() {
+	local root=$1 port ctrl i
+	mkdir -p "$root/swtpm"
+	for i in $(seq 1 20); do
+		port=$(free_port)
+		ctrl=$(free_port)
+		[ "$port" != "$ctrl" ] || continue
+		swtpm socket --tpm2 --tpmstate "dir=$root/swtpm" \
+			--server "type=tcp,port=$port,bindaddr=127.0.0.1" \
+			--ctrl "type=tcp,port=$ctrl,bindaddr=127.0.0.1" \
+			--flags not-need-init,startup-clear >"$root/swtpm.log" 2>&1 &
+		SWTPM_PID=$!
+		SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port"
+		local j
+		for j in $(seq 1 50); do
+			kill -0 "$SWTPM_PID" 2>/dev/null || break
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				return 0
+			fi
+			sleep 0.1
+		done
+		stop_pid "$SWTPM_PID"
+	done
+	echo "swtpm did not start; log:" >&2
+	tail -20 "$root/swtpm.log" >&2
+	return 1
+}
+
 # Starts a private containerd with ROOT/config.toml (written by the caller). Sets CONTAINERD_PID.
 start_containerd() {
 	local root=$1 shim_dir=$2
@@ -178,6 +208,7 @@ teardown() {
 	stop_pid "${CONTAINERD_PID:-}"
 	stop_shims_of "$sock"
 	stop_pid "${REGISTRY_PID:-}"
+	stop_pid "${SWTPM_PID:-}"
 	unmount_under "$root"
 	rmdir "/run/containerd/runc/$ns" 2>/dev/null
 	rm -rf "$root"
