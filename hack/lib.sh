@@ -118,14 +118,14 @@ EOT
 }
 
 # Starts a software TPM (swtpm) on two free loopback ports with its state under ROOT/swtpm.
-# Sets SWTPM_PID and SWTPM_TCTI (for [tpm] tcti and TPM2TOOLS_TCTI).
+# Sets SWTPM_PID and SWTPM_TCTI (for [tpm] tcti and TPM2TOOLS_TCTI). The swtpm TCTI reaches the
+# control channel at the server port + 1, so the two ports are adjacent.
 start_swtpm() {
 	local root=$1 port ctrl i
 	mkdir -p "$root/swtpm"
 	for i in $(seq 1 20); do
 		port=$(free_port)
-		ctrl=$(free_port)
-		[ "$port" != "$ctrl" ] || continue
+		ctrl=$((port + 1))
 		swtpm socket --tpm2 --tpmstate "dir=$root/swtpm" \
 			--server "type=tcp,port=$port,bindaddr=127.0.0.1" \
 			--ctrl "type=tcp,port=$ctrl,bindaddr=127.0.0.1" \
