@@ -54,6 +54,8 @@ use super::{
 /// How long each phase of one [`record_event_timed`] took.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timings {
+    /// Parsing the TCTI, creating the directory, reading the event log's tail.
+    pub prepare: Duration,
     /// `TPM2_ReadClock` on its own short-lived connection.
     pub read_clock: Duration,
     /// Opening the tss-esapi context.
@@ -68,6 +70,8 @@ pub struct Timings {
     pub pcr_read: Duration,
     /// `TPM2_Quote`.
     pub quote: Duration,
+    /// Closing the AK handle and the context.
+    pub close: Duration,
     /// The whole call.
     pub total: Duration,
     /// Whether this call created the AK.
@@ -120,6 +124,7 @@ pub fn record_event_timed(
     let log_path = event_log_path(state_dir);
     // Before touching the TPM: a log we cannot append to must not get an extend it lacks.
     let index = eventlog::next_index(&log_path)?;
+    t.prepare = start.elapsed();
 
     let phase = Instant::now();
     let clock = read_clock(tcti, conf.clone())?;
@@ -147,8 +152,10 @@ pub fn record_event_timed(
         &mut t,
     );
     // The persistent AK occupies no slot; close its ESYS_TR (dropping the context would too).
+    let phase = Instant::now();
     let _ = ctx.tr_close(&mut ak_handle);
     drop(ctx);
+    t.close = phase.elapsed();
     let Quoted {
         pcr_value,
         attest,

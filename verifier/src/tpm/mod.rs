@@ -120,6 +120,47 @@ pub enum TpmError {
     QuotePcrDigest { quoted: String, pcr_value: String },
 }
 
+/// Everything a remote verifier checks for one record's `tpm` evidence against the node's event
+/// log: [`verify_quote`] with the AK (pass the node's trusted `ak.pem`: `evidence.ak_pem` is only
+/// what the record claims), then that log event `evidence.event_index` is this PCR and event
+/// digest, then that replaying the log, from all-zero, over the power cycle the TPM signed
+/// (the quote's reset and restart counts) up to that event gives `evidence.pcr_value`.
+pub fn verify_evidence(
+    evidence: &TpmEvidence,
+    events: &[Event],
+    ak_pem: Option<&str>,
+) -> Result<QuoteInfo, TpmError> {
+    let info = verify_quote(evidence, ak_pem)?;
+    let index = evidence.event_index;
+    let event = events
+        .iter()
+        .find(|e| e.index == index)
+        .ok_or_else(|| TpmError::Replay(format!("event {index} is not in the event log")))?;
+    if event.pcr != evidence.pcr || !event.digest.eq_ignore_ascii_case(&evidence.event_digest) {
+        return Err(TpmError::Replay(format!(
+            "event {index} in the log extended PCR {} with {}, the record says PCR {} with {}",
+            event.pcr, event.digest, evidence.pcr, evidence.event_digest
+        )));
+    }
+    let replayed = replay(
+        events,
+        evidence.pcr,
+        info.reset_count,
+        info.restart_count,
+        index,
+    )?;
+    if !hex::encode(replayed).eq_ignore_ascii_case(&evidence.pcr_value) {
+        return Err(TpmError::Replay(format!(
+            "replaying the log to event {index} gives {}, the quoted PCR {} is {}: the PCR was \
+             extended or reset outside the log, or the log was altered",
+            hex::encode(replayed),
+            evidence.pcr,
+            evidence.pcr_value
+        )));
+    }
+    Ok(info)
+}
+
 /// The directory under `state_dir` holding the TPM's files (`ak.pem`, `events.jsonl`).
 pub fn tpm_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("tpm")

@@ -146,6 +146,96 @@ fn two_events_replay_to_each_pcr_value_and_reuse_the_ak() {
 }
 
 #[test]
+fn verify_evidence_replays_the_log_and_catches_an_outside_extend() {
+    let tpm = SwTpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let log = event_log_path(state.path());
+    let a = record_event(&tpm.tcti, state.path(), 23, &digest(1)).unwrap();
+    let b = record_event(&tpm.tcti, state.path(), 23, &digest(2)).unwrap();
+    let events = read_event_log(&log).unwrap();
+    let ak = std::fs::read_to_string(ak_pem_path(state.path())).unwrap();
+    verify_evidence(&a, &events, Some(&ak)).unwrap();
+    verify_evidence(&b, &events, Some(&ak)).unwrap();
+
+    // A record pointing at another event of the log.
+    let misplaced = TpmEvidence {
+        event_index: 0,
+        ..b.clone()
+    };
+    let err = verify_evidence(&misplaced, &events, Some(&ak)).unwrap_err();
+    assert!(err.to_string().contains("the record says PCR 23"), "{err}");
+
+    // Someone extends PCR 23 behind vouch's back: the next start's quote no longer replays.
+    {
+        let mut ctx = tss_esapi::Context::new(
+            tss_esapi::tcti_ldr::TctiNameConf::from_str(&tpm.tcti).unwrap(),
+        )
+        .unwrap();
+        let mut vals = tss_esapi::structures::DigestValues::new();
+        vals.set(
+            tss_esapi::interface_types::algorithm::HashingAlgorithm::Sha256,
+            tss_esapi::structures::Digest::try_from(vec![0x42; 32]).unwrap(),
+        );
+        ctx.execute_with_session(
+            Some(tss_esapi::interface_types::session_handles::AuthSession::Password),
+            |c| c.pcr_extend(tss_esapi::handles::PcrHandle::Pcr23, vals),
+        )
+        .unwrap();
+    }
+    let c = record_event(&tpm.tcti, state.path(), 23, &digest(3)).unwrap();
+    verify_quote(&c, Some(&ak)).unwrap();
+    let events = read_event_log(&log).unwrap();
+    let err = verify_evidence(&c, &events, Some(&ak)).unwrap_err();
+    assert!(matches!(err, TpmError::Replay(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("extended or reset outside the log"),
+        "{err}"
+    );
+    // The earlier records still verify.
+    verify_evidence(&b, &events, Some(&ak)).unwrap();
+}
+
+#[test]
+fn parallel_callers_under_one_lock_keep_the_log_and_pcr_in_step() {
+    let tpm = SwTpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let lock_path = state.path().join("lock");
+    std::fs::write(&lock_path, b"").unwrap();
+    let results: Vec<TpmEvidence> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u8)
+            .map(|thread| {
+                let (tcti, state, lock_path) = (&tpm.tcti, state.path(), &lock_path);
+                s.spawn(move || {
+                    (0..3u8)
+                        .map(|n| {
+                            // What the gate does: an exclusive flock around record_event.
+                            let file = std::fs::File::open(lock_path).unwrap();
+                            let _lock =
+                                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+                                    .unwrap();
+                            record_event(tcti, state, 23, &digest(thread * 10 + n)).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let events = read_event_log(&event_log_path(state.path())).unwrap();
+    assert_eq!(events.len(), 12);
+    let mut indexes: Vec<u64> = results.iter().map(|e| e.event_index).collect();
+    indexes.sort();
+    assert_eq!(indexes, (0..12).collect::<Vec<_>>());
+    for evidence in &results {
+        verify_evidence(evidence, &events, None).unwrap();
+    }
+}
+
+#[test]
 fn tpm_reset_restarts_the_replay_and_keeps_the_ak() {
     let mut tpm = SwTpm::start();
     let state = tempfile::tempdir().unwrap();
