@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
+use sha2::Digest as _;
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle, PersistentTpmHandle, TpmHandle};
@@ -81,6 +82,10 @@ pub struct Timings {
 /// Opens the TPM at `tcti`, ensures the AK, extends `pcr` (SHA-256 bank) with `event_digest`,
 /// appends the event to the event log ([`event_log_path`]), and quotes that PCR with
 /// `event_digest` as qualifying data.
+///
+/// Order: TPM2_ReadClock (the event's reset/restart counts), open, AK, append (fsync), extend
+/// (on failure the appended line is cut off again), PCR_Read, Quote. An error after the extend
+/// leaves log and PCR in step: only the evidence is lost.
 ///
 /// The CALLER holds an exclusive lock around this call (serialising extend + append + quote
 /// across shims); this function takes no lock. The event-log append is durable (write + fsync)
@@ -200,23 +205,15 @@ fn extend_append_quote(
         }
     };
 
-    let phase = Instant::now();
-    let mut digests = DigestValues::new();
-    digests.set(
-        HashingAlgorithm::Sha256,
-        TpmDigest::try_from(event_digest.to_vec()).map_err(cmd("PCR extend"))?,
-    );
-    ctx.execute_with_session(Some(AuthSession::Password), |c| {
-        c.pcr_extend(pcr_handle, digests)
-    })
-    .map_err(cmd("PCR extend"))?;
-    t.extend = phase.elapsed();
-
+    // Append first, then extend: a log that cannot be written (disk full) fails before the TPM
+    // is touched, and an extend the TPM refuses is taken back out of the log. Extend first, a
+    // failed append would leave the PCR with an extend no log explains, for the rest of the
+    // power cycle.
     let phase = Instant::now();
     let time = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    eventlog::append(
+    let appended_at = eventlog::append(
         log_path,
         &Event {
             index,
@@ -228,6 +225,29 @@ fn extend_append_quote(
         },
     )?;
     t.append = phase.elapsed();
+
+    let phase = Instant::now();
+    let extended = TpmDigest::try_from(event_digest.to_vec()).and_then(|digest| {
+        let mut digests = DigestValues::new();
+        digests.set(HashingAlgorithm::Sha256, digest);
+        ctx.execute_with_session(Some(AuthSession::Password), |c| {
+            c.pcr_extend(pcr_handle, digests)
+        })
+    });
+    if let Err(e) = extended {
+        let err = cmd("PCR extend")(e);
+        return Err(match eventlog::truncate(log_path, appended_at) {
+            Ok(()) => err,
+            Err(undo) => TpmError::EventLog {
+                path: log_path.to_path_buf(),
+                reason: format!(
+                    "event {index} is logged but was not extended ({err}), and taking it back \
+                     failed ({undo}): remove its last line before the next start"
+                ),
+            },
+        });
+    }
+    t.extend = phase.elapsed();
 
     let selection = PcrSelectionListBuilder::new()
         .with_selection(HashingAlgorithm::Sha256, &[pcr_slot])
@@ -267,6 +287,17 @@ fn extend_append_quote(
         tcti: tcti.to_string(),
         reason: e.to_string(),
     })?;
+    let quoted_digest: [u8; 32] = sha2::Sha256::digest(pcr_value).into();
+    if parsed.pcr_digest != quoted_digest {
+        return Err(TpmError::Command {
+            op: "quote",
+            tcti: tcti.to_string(),
+            reason: format!(
+                "PCR {pcr} changed between PCR_Read and the quote: something else extends or \
+                 resets it outside the lock; use another PCR or stop that"
+            ),
+        });
+    }
     if (parsed.reset_count, parsed.restart_count) != (clock.reset_count, clock.restart_count) {
         return Err(TpmError::Command {
             op: "quote",
@@ -415,8 +446,9 @@ fn diagnose(tcti: &str) -> Option<String> {
     };
     match TctiNameConf::from_str(tcti).ok()? {
         TctiNameConf::Device(_) => {
-            let path = tcti.strip_prefix("device:").unwrap_or("/dev/tpmrm0");
-            let path = if path.is_empty() { "/dev/tpmrm0" } else { path };
+            // tpm2-tss's default for a bare "device" is /dev/tpm0.
+            let path = tcti.strip_prefix("device:").unwrap_or("");
+            let path = if path.is_empty() { "/dev/tpm0" } else { path };
             match fs::OpenOptions::new().read(true).write(true).open(path) {
                 Ok(_) => None,
                 Err(e) => Some(describe(e)),

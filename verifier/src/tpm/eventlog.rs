@@ -227,8 +227,9 @@ pub(crate) fn next_index(path: &Path) -> Result<u64, TpmError> {
 }
 
 /// Appends one event as a line and makes it durable (write, fsync; the directory too when the
-/// log is new). The caller holds the lock that orders appends.
-pub(crate) fn append(path: &Path, event: &Event) -> Result<(), TpmError> {
+/// log is new). The caller holds the lock that orders appends. Returns the log's length before
+/// the append, for [`truncate`].
+pub(crate) fn append(path: &Path, event: &Event) -> Result<u64, TpmError> {
     check_pcr(event.pcr)?;
     let io = |what: &'static str| {
         move |source| TpmError::Io {
@@ -249,8 +250,15 @@ pub(crate) fn append(path: &Path, event: &Event) -> Result<(), TpmError> {
         .mode(0o600)
         .open(path)
         .map_err(io("cannot open the TPM event log"))?;
-    file.write_all(&line)
-        .map_err(io("cannot append to the TPM event log"))?;
+    let before = file
+        .metadata()
+        .map_err(io("cannot stat the TPM event log"))?
+        .len();
+    if let Err(e) = file.write_all(&line) {
+        // Do not leave a torn line behind (next_index would cut it off anyway).
+        let _ = file.set_len(before);
+        return Err(io("cannot append to the TPM event log")(e));
+    }
     file.sync_data()
         .map_err(io("cannot fsync the TPM event log"))?;
     if created {
@@ -260,7 +268,23 @@ pub(crate) fn append(path: &Path, event: &Event) -> Result<(), TpmError> {
                 .map_err(io("cannot fsync the directory of the TPM event log"))?;
         }
     }
-    Ok(())
+    Ok(before)
+}
+
+/// Cuts the log back to `len` bytes (taking back an event whose extend failed), durably.
+pub(crate) fn truncate(path: &Path, len: u64) -> Result<(), TpmError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| {
+            f.set_len(len)?;
+            f.sync_all()
+        })
+        .map_err(|source| TpmError::Io {
+            what: "cannot take an event back out of the TPM event log",
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -317,11 +341,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         assert_eq!(next_index(&path).unwrap(), 0);
+        let mut lengths = vec![];
         for i in 0..3 {
             assert_eq!(next_index(&path).unwrap(), i);
-            append(&path, &ev(i, 23, i as u8, 0, 0)).unwrap();
+            lengths.push(append(&path, &ev(i, 23, i as u8, 0, 0)).unwrap());
         }
+        assert_eq!(lengths[0], 0);
         assert_eq!(next_index(&path).unwrap(), 3);
+        // Taking the last event back.
+        let full = std::fs::read(&path).unwrap();
+        append(&path, &ev(3, 23, 3, 0, 0)).unwrap();
+        truncate(&path, full.len() as u64).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), full);
         let events = read_event_log(&path).unwrap();
         assert_eq!(events.len(), 3);
         assert_eq!(events[2], ev(2, 23, 2, 0, 0));

@@ -7,10 +7,11 @@
 //!    restricted signing key (ECDSA-SHA256) under the endorsement hierarchy (so that its quotes
 //!    carry the reset and restart counts in clear), made persistent by the owner at
 //!    [`AK_PERSISTENT_HANDLE`], its public key kept in `<state_dir>/tpm/ak.pem`;
-//! 3. extends the PCR's SHA-256 bank with the event digest ([`event_digest`]);
-//! 4. appends the event to `<state_dir>/tpm/events.jsonl` ([`Event`], written and fsynced);
-//! 5. reads the PCR and quotes it with the event digest as qualifying data: the one TPM signature
-//!    on the start path.
+//! 3. appends the event to `<state_dir>/tpm/events.jsonl` ([`Event`], written and fsynced), then
+//!    extends the PCR's SHA-256 bank with the event digest ([`event_digest`]); a refused extend is
+//!    taken back out of the log;
+//! 4. reads the PCR and quotes it with the event digest as qualifying data: the one TPM signature
+//!    on the start path; checks the quote is of that PCR value and of the power cycle logged.
 //!
 //! [`verify_quote`] checks a quote without a TPM, [`read_event_log`] and [`replay`] recompute the
 //! PCR value a quote must show.

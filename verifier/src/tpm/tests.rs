@@ -100,6 +100,48 @@ fn record_event_quote_verifies_in_rust_and_with_tpm2_checkquote() {
 }
 
 #[test]
+fn verify_quote_accepts_what_tpm2_quote_writes() {
+    // The other direction: tpm2-tools quotes with vouch's persistent AK, vouch verifies.
+    let tpm = SwTpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let ours = record_event(&tpm.tcti, state.path(), 23, &digest(1)).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let nonce = hex::encode(digest(9));
+    let out = Command::new("tpm2_quote")
+        .current_dir(files.path())
+        .env("TPM2TOOLS_TCTI", &tpm.tcti)
+        .args([
+            "-c",
+            &format!("{AK_PERSISTENT_HANDLE:#x}"),
+            "-l",
+            "sha256:23",
+        ])
+        .args(["-q", &nonce, "-m", "m.bin", "-s", "s.bin", "-g", "sha256"])
+        .args(["-o", "pcr.bin", "-F", "values"])
+        .output()
+        .expect("run tpm2_quote");
+    assert!(
+        out.status.success(),
+        "tpm2_quote failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b64e = base64::engine::general_purpose::STANDARD;
+    let read = |name: &str| std::fs::read(files.path().join(name)).unwrap();
+    let theirs = TpmEvidence {
+        pcr: 23,
+        pcr_value: hex::encode(read("pcr.bin")),
+        event_digest: nonce,
+        event_index: 0,
+        attest: b64e.encode(read("m.bin")),
+        signature: b64e.encode(read("s.bin")),
+        ak_pem: ours.ak_pem.clone(),
+    };
+    assert_eq!(theirs.pcr_value, ours.pcr_value);
+    let info = verify_quote(&theirs, None).unwrap();
+    assert_eq!(info.extra_data, digest(9).to_vec());
+}
+
+#[test]
 fn two_events_replay_to_each_pcr_value_and_reuse_the_ak() {
     let tpm = SwTpm::start();
     let state = tempfile::tempdir().unwrap();
