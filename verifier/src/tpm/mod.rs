@@ -14,10 +14,11 @@
 //!    on the start path; checks the quote is of that PCR value and of the power cycle logged.
 //!
 //! [`verify_quote`] checks a quote without a TPM, [`read_event_log`] and [`replay`] recompute the
-//! PCR value a quote must show.
+//! PCR value a quote must show, and [`verify_evidence`] does all three for one record.
 //!
 //! Layout: [`eventlog`] (the event log and its replay), [`quote`] (pure-Rust quote verification),
-//! `device` (everything that talks to a TPM) and [`testtpm`] (a real swtpm for tests).
+//! `device` (everything that talks to a TPM) and `testtpm` (a real swtpm for tests, with the
+//! `test-support` feature).
 
 use std::path::{Path, PathBuf};
 
