@@ -22,8 +22,8 @@
 //!   firmwareVersion (TPM 2.0 Part 1, privacy of TPMS_CLOCK_INFO; swtpm does it too: a first
 //!   test saw reset 1322005247 where ReadClock said 1). Hence the AK lives in the endorsement
 //!   hierarchy (see [`create_ak`]) and each quote's counts are checked against ReadClock's.
-//! - `TctiNameConf::from_str` compiles five regexes on every call: about 3 ms of a debug build's
-//!   start path (`Timings::prepare`), far less in release.
+//! - `TctiNameConf::from_str` compiles five regexes on every call (about 5 ms in a debug build);
+//!   [`parse_tcti`] dispatches on the prefix itself, so a device TCTI compiles none.
 //! - `PcrSlot` values are bit masks (`1 << pcr`), `PcrHandle` values are ESYS_TR numbers (`pcr`).
 
 use std::ffi::CString;
@@ -119,9 +119,7 @@ pub fn record_event_timed(
     check_pcr(pcr)?;
     let pcr_handle = PcrHandle::try_from(pcr).map_err(|_| TpmError::InvalidPcr { pcr })?;
     let pcr_slot = PcrSlot::try_from(1u32 << pcr).map_err(|_| TpmError::InvalidPcr { pcr })?;
-    let conf = TctiNameConf::from_str(tcti).map_err(|_| TpmError::InvalidTcti {
-        tcti: tcti.to_string(),
-    })?;
+    let conf = parse_tcti(tcti)?;
 
     let dir = tpm_dir(state_dir);
     fs::DirBuilder::new()
@@ -341,6 +339,28 @@ struct Quoted {
     signature: Vec<u8>,
 }
 
+/// Parses a TCTI name-conf string (`device:/dev/tpmrm0`, `swtpm:host=H,port=P`, `mssim:...`,
+/// `tabrmd:...`) as `TctiNameConf::from_str` does, without compiling its five regexes per call:
+/// a device TCTI needs none, a swtpm one two.
+pub(crate) fn parse_tcti(tcti: &str) -> Result<TctiNameConf, TpmError> {
+    use tss_esapi::tcti_ldr::{DeviceConfig, NetworkTPMConfig, TabrmdConfig};
+    let (name, conf) = tcti.split_once(':').unwrap_or((tcti, ""));
+    let parsed = match name {
+        "device" => DeviceConfig::from_str(conf).map(TctiNameConf::Device),
+        "swtpm" => NetworkTPMConfig::from_str(conf).map(TctiNameConf::Swtpm),
+        "mssim" => NetworkTPMConfig::from_str(conf).map(TctiNameConf::Mssim),
+        "tabrmd" => TabrmdConfig::from_str(conf).map(TctiNameConf::Tabrmd),
+        _ => {
+            return Err(TpmError::InvalidTcti {
+                tcti: tcti.to_string(),
+            })
+        }
+    };
+    parsed.map_err(|_| TpmError::InvalidTcti {
+        tcti: tcti.to_string(),
+    })
+}
+
 /// The TPM clock's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Clock {
@@ -451,7 +471,7 @@ fn diagnose(tcti: &str) -> Option<String> {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
     };
-    match TctiNameConf::from_str(tcti).ok()? {
+    match parse_tcti(tcti).ok()? {
         TctiNameConf::Device(_) => {
             // tpm2-tss's default for a bare "device" is /dev/tpm0.
             let path = tcti.strip_prefix("device:").unwrap_or("");

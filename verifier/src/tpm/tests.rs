@@ -536,6 +536,32 @@ fn event_digest_is_deterministic_and_field_bound() {
 }
 
 #[test]
+fn tcti_strings_parse_like_tss_esapi() {
+    use tss_esapi::tcti_ldr::TctiNameConf;
+    for tcti in [
+        DEFAULT_TCTI,
+        "device",
+        "device:",
+        "swtpm:host=127.0.0.1,port=2321",
+        "swtpm:port=2400",
+        "swtpm",
+        "mssim:host=localhost,port=2321",
+        "tabrmd:bus_name=com.intel.tss2.Tabrmd,bus_type=system",
+    ] {
+        assert_eq!(
+            device::parse_tcti(tcti).unwrap(),
+            TctiNameConf::from_str(tcti).unwrap(),
+            "{tcti}"
+        );
+    }
+    for bad in ["", "bogus:x", "swtpm:port=notanumber", "devicex:/dev/tpm0"] {
+        assert!(TctiNameConf::from_str(bad).is_err(), "{bad}");
+        let err = device::parse_tcti(bad).unwrap_err();
+        assert!(matches!(err, TpmError::InvalidTcti { .. }), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn error_messages_are_one_line() {
     let errors = [
         TpmError::Unreachable {
