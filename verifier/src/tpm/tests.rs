@@ -456,6 +456,34 @@ fn unreachable_tpm_fails_fast_with_a_one_line_error() {
 }
 
 #[test]
+fn a_refused_extend_is_taken_back_out_of_the_log() {
+    let tpm = SwTpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let log = event_log_path(state.path());
+    record_event(&tpm.tcti, state.path(), 23, &digest(1)).unwrap();
+    let before = std::fs::read(&log).unwrap();
+    // PC Client PCRs 17-22 cannot be extended from locality 0: the TPM refuses the extend after
+    // the event was appended.
+    let err = record_event(&tpm.tcti, state.path(), 17, &digest(2)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TpmError::Command {
+                op: "PCR extend",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.to_string().lines().count(), 1);
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+    let next = record_event(&tpm.tcti, state.path(), 23, &digest(3)).unwrap();
+    assert_eq!(next.event_index, 1);
+    let events = read_event_log(&log).unwrap();
+    verify_evidence(&next, &events, None).unwrap();
+}
+
+#[test]
 fn a_different_ak_is_never_used_silently() {
     let tpm = SwTpm::start();
     let state = tempfile::tempdir().unwrap();
