@@ -81,14 +81,14 @@ fn row(p: &Predicate) -> [String; 5] {
     };
     [
         p.time.clone(),
-        truncate(&p.container_id, CONTAINER_WIDTH),
+        p.container_id.chars().take(CONTAINER_WIDTH).collect(),
         image,
         p.decision.to_string(),
         reasons.replace(['\n', '\r'], " "),
     ]
 }
 
-/// A table: time, container (first 12 characters), image (repository and a short digest), decision,
+/// A table: time, container (its first 12 characters, as `docker ps` shows ids), image (repository and a short digest), decision,
 /// reasons (joined with `; `, cut at 100 characters). Lines that do not decode are shown as such.
 pub fn table(records: &[LoggedRecord]) -> String {
     let header = [
