@@ -174,3 +174,15 @@ impl NodeKey {
         })
     }
 }
+
+/// Reads a PEM public key file (a node key or an AK for `vouch attestation verify`): its text and the key.
+pub fn read_public_key(path: &Path) -> Result<(String, crate::keys::PublicKey), LogError> {
+    let key_err = |reason: String| LogError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = read_bounded(path, "public key file")?;
+    let pem = String::from_utf8(bytes).map_err(|_| key_err("not a PEM file (not UTF-8)".into()))?;
+    let key = crate::keys::PublicKey::from_pem(&pem).map_err(|e| key_err(e.to_string()))?;
+    Ok((pem, key))
+}

@@ -40,7 +40,7 @@ use crate::tpm::TpmEvidence;
 
 pub use append::append;
 pub use collector::MAX_RECORDS_PER_START;
-pub use key::NodeKey;
+pub use key::{read_public_key, NodeKey};
 pub use show::{read_log, table, LoggedRecord};
 pub use verify::{
     verify_log, verify_log_with, EventLog, Problem, QuoteFacts, QuoteVerifier, Report,
