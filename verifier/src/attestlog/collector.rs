@@ -6,7 +6,8 @@
 //! should deduplicate by `seq` and payload digest.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -44,7 +45,13 @@ fn read_state(path: &Path) -> State {
 fn write_state(path: &Path, state: &State) -> Result<(), String> {
     let tmp = sibling(path, ".tmp");
     let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, bytes)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -64,6 +71,7 @@ fn send_until(log: &Path, url: &str, deadline: Instant) -> Result<(), String> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|e| format!("{}: {e}", lock_path.display()))?;
     // Another start sending the backlog will send this record too, or the next start will.

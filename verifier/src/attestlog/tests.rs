@@ -729,3 +729,35 @@ fn show_json_is_the_predicates_and_the_table_cuts_long_cells() {
     );
     assert!(row.ends_with('…'), "{row}");
 }
+
+#[test]
+fn plain_pkcs8_p384_and_ed25519_node_keys_sign_verifiably() {
+    let p384 = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let ed = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let keys = [
+        (
+            p384.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            p384.verifying_key().to_public_key_der().unwrap(),
+        ),
+        (
+            ed.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            ed.verifying_key().to_public_key_der().unwrap(),
+        ),
+    ];
+    for (pem, der) in keys {
+        let key = NodeKey::from_pkcs8_pem(&pem).unwrap();
+        let public = PublicKey::from_spki_der(der.as_bytes()).unwrap();
+        assert_eq!(key.keyid(), public.fingerprint());
+        let sig = key.sign(b"message").unwrap();
+        public.verify(b"message", &sig).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sec1 = dir.path().join("sec1.key");
+    std::fs::write(
+        &sec1,
+        "-----BEGIN EC PRIVATE KEY-----\nAA==\n-----END EC PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = NodeKey::load(&sec1, None).unwrap_err().to_string();
+    assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+}

@@ -168,7 +168,7 @@ pub fn verify_log_with(
         None => None,
     };
     let pinned_ak = match ak_pem {
-        Some(pem) => Some(PublicKey::from_pem(pem).map_err(|e| LogError::Io {
+        Some(pem) => Some(PublicKey::from_pem(pem).map_err(|e| LogError::Key {
             path: "--ak".into(),
             reason: e.to_string(),
         })?),
