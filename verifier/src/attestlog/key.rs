@@ -177,12 +177,13 @@ impl NodeKey {
 
 /// Reads a PEM public key file (a node key or an AK for `vouch attestation verify`): its text and the key.
 pub fn read_public_key(path: &Path) -> Result<(String, crate::keys::PublicKey), LogError> {
-    let key_err = |reason: String| LogError::Key {
-        path: path.to_path_buf(),
-        reason,
+    let as_io = |e: LogError| match e {
+        LogError::Key { path, reason } => LogError::Io { path, reason },
+        other => other,
     };
-    let bytes = read_bounded(path, "public key file")?;
-    let pem = String::from_utf8(bytes).map_err(|_| key_err("not a PEM file (not UTF-8)".into()))?;
-    let key = crate::keys::PublicKey::from_pem(&pem).map_err(|e| key_err(e.to_string()))?;
+    let bytes = read_bounded(path, "public key file").map_err(as_io)?;
+    let pem = String::from_utf8(bytes)
+        .map_err(|_| super::io_error(path, "not a PEM public key (not UTF-8)"))?;
+    let key = crate::keys::PublicKey::from_pem(&pem).map_err(|e| super::io_error(path, e))?;
     Ok((pem, key))
 }

@@ -361,6 +361,7 @@ fn attestation_verify(
 }
 
 fn attestation_show(log: &Path, output: Output) -> ExitCode {
+    use std::io::Write;
     use vouch_verifier::attestlog;
     let records = match attestlog::read_log(log) {
         Ok(r) => r,
@@ -370,8 +371,8 @@ fn attestation_show(log: &Path, output: Output) -> ExitCode {
         }
     };
     let undecoded = records.iter().filter(|r| r.predicate.is_err()).count();
-    match output {
-        Output::Text => println!("{}", attestlog::table(&records)),
+    let text = match output {
+        Output::Text => attestlog::table(&records),
         Output::Json => {
             for r in &records {
                 if let Err(e) = &r.predicate {
@@ -382,8 +383,13 @@ fn attestation_show(log: &Path, output: Output) -> ExitCode {
                 .iter()
                 .filter_map(|r| r.predicate.as_ref().ok())
                 .collect();
-            println!("{}", json!(predicates));
+            json!(predicates).to_string()
         }
+    };
+    // A log is long and often piped into `head`: a closed pipe is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+        return ExitCode::from(EXIT_ERROR);
     }
     if undecoded == 0 {
         ExitCode::SUCCESS
