@@ -103,8 +103,17 @@ pub(crate) fn read_tail(file: &mut File, path: &Path) -> Result<Tail, LogError> 
             .map_err(|e| io_error(path, e))?;
         let torn = buf.last() != Some(&b'\n');
         let mut lines: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
-        // After the last newline: empty, or the torn fragment.
-        lines.pop();
+        // After the last newline: empty, or the torn fragment. A write torn just before its
+        // newline left a whole record: the chain goes on from it (verify will find it complete
+        // once this append's leading newline ends it).
+        if let Some(fragment) = lines.pop().filter(|f| !f.is_empty()) {
+            if let Some((seq, payload)) = decode_seq(fragment) {
+                return Ok(Tail {
+                    last: Some((seq, sha256_hex(&payload))),
+                    torn,
+                });
+            }
+        }
         // Before the first newline: part of a line, unless the window starts the file.
         let complete_from = if start == 0 { 0 } else { 1 };
         for line in lines.iter().skip(complete_from).rev() {

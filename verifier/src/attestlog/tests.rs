@@ -761,3 +761,16 @@ fn plain_pkcs8_p384_and_ed25519_node_keys_sign_verifiably() {
     let err = NodeKey::load(&sec1, None).unwrap_err().to_string();
     assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
 }
+
+#[test]
+fn a_write_torn_just_before_its_newline_still_continues_the_chain() {
+    let (dir, log, public) = log_of(2);
+    let key = dir.path().join("node.key");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.trim_end_matches('\n')).unwrap();
+    let a = append(&mut settings(&log, &key), &allowed("c")).unwrap();
+    assert_eq!(a.seq, 2);
+    assert_eq!(lines(&log).len(), 3);
+    let report = verify_log(&log, &[public], None, None).unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+}
