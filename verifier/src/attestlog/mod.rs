@@ -16,7 +16,11 @@
 //!
 //! [`append`] writes a record under an exclusive lock on `<log>.lock`, held across reading the last
 //! record, the TPM and signing, so concurrent starts never interleave or fork the chain, and sends it
-//! to an optional collector afterwards. [`verify_log`] checks a log offline (signatures, chain,
+//! to an optional collector afterwards (a failing collector never fails a start, see `collector`).
+//! Without a node key nothing can be signed: [`append`] returns [`LogError::NoKey`] and the caller
+//! applies its mode (fail closed in `enforce`). A crash mid-write leaves a torn last line; the next
+//! append starts on a fresh line and chains to the last readable record, and `verify` reports the
+//! torn line at its position. [`verify_log`] checks a log offline (signatures, chain,
 //! quotes, PCR replay); [`read_log`] and [`table`] are what `vouch attestation show` prints.
 
 mod append;

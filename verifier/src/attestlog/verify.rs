@@ -127,10 +127,10 @@ impl Report {
                 self.quotes_verified
             )
         };
-        let pcr = if self.event_log {
-            "PCR replayed"
-        } else {
-            "PCR not replayed (no --event-log)"
+        let pcr = match (self.event_log, self.pcr_replayed) {
+            (false, _) => "PCR not replayed (no --event-log)",
+            (true, 0) => "PCR replayed (no quoted record)",
+            (true, _) => "PCR replayed",
         };
         format!(
             "OK: {} records, chain intact, {quotes}, {pcr}",
