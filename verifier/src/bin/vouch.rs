@@ -10,6 +10,9 @@
 //! - `vouch verify IMAGE [--policy P] [--namespace NS]` asks the gate the shim asks, about a container
 //!   start of IMAGE: exit 0 allowed, 1 denied (the shim's denial line), 2 error.
 //! - `vouch gate` (hidden) is the shim's side of that: a gate request on stdin, the verdict on stdout.
+//! - `vouch attestation verify LOG --node-key PUB [--node-key PUB2] [--ak PUB] [--event-log F]` checks
+//!   an attestation log (signatures, chain, quotes, PCR replay): exit 0 valid, 1 not, 2 unreadable input.
+//! - `vouch attestation show LOG` prints the records as a table (or their predicates as JSON), unchecked.
 //!
 //! Global options: `--config C` (else `$VOUCH_CONFIG`, else `/etc/vouch/config.toml`; its `[registry]`
 //! says how registries are reached) and `--output text|json`.
@@ -147,6 +150,42 @@ enum Command {
         #[arg(long, value_name = "PLATFORM")]
         platform: Option<String>,
     },
+    /// Check or print an attestation log: the signed record every container start appends.
+    Attestation {
+        #[command(subcommand)]
+        command: AttestationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttestationCommand {
+    /// Check every record of a log: its DSSE signature by a node key (chosen by keyid), the hash
+    /// chain (a deleted, reordered or edited record is reported with its position), each TPM quote
+    /// with the AK and its qualifying data against the record, and with --event-log the PCR values
+    /// by replay. Exit 0 valid, 1 not, 2 unreadable input.
+    Verify {
+        /// The log, e.g. /var/lib/vouch/attestations.jsonl.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+        /// A node public key (PEM). Repeat it for the keys of a rotation.
+        #[arg(long = "node-key", value_name = "PUB", required = true)]
+        node_keys: Vec<PathBuf>,
+        /// The TPM attestation key (PEM): quotes must verify with it, and records must name it.
+        /// Without it each quote is checked against the AK its record carries.
+        #[arg(long, value_name = "PUB")]
+        ak: Option<PathBuf>,
+        /// The TPM event log, to replay each quoted PCR value.
+        #[arg(long, value_name = "F")]
+        event_log: Option<PathBuf>,
+    },
+    /// Print the records of a log as a table (time, container, image, decision, reasons), or with
+    /// --output json their predicates. Nothing is verified here: use `vouch attestation verify`.
+    /// Exit 0, 1 if some lines do not decode, 2 if the log cannot be read.
+    Show {
+        /// The log, e.g. /var/lib/vouch/attestations.jsonl.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+    },
 }
 
 /// `vouch sbom -o`: the document format.
@@ -187,6 +226,8 @@ const EXIT_INVALID: u8 = 2;
 const EXIT_DENIED: u8 = 1;
 /// `vouch sign` and `vouch verify`: something went wrong before a verdict (or a signature).
 const EXIT_ERROR: u8 = 2;
+/// `vouch attestation verify`: the log is not valid; `show`: some lines do not decode.
+const EXIT_NOT_VALID: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -250,6 +291,110 @@ fn main() -> ExitCode {
             ref_name,
             platform,
         ),
+        Command::Attestation {
+            command:
+                AttestationCommand::Verify {
+                    log,
+                    node_keys,
+                    ak,
+                    event_log,
+                },
+        } => attestation_verify(
+            log,
+            node_keys,
+            ak.as_deref(),
+            event_log.as_deref(),
+            cli.output,
+        ),
+        Command::Attestation {
+            command: AttestationCommand::Show { log },
+        } => attestation_show(log, cli.output),
+    }
+}
+
+fn attestation_verify(
+    log: &Path,
+    node_keys: &[PathBuf],
+    ak: Option<&Path>,
+    event_log: Option<&Path>,
+    output: Output,
+) -> ExitCode {
+    use vouch_verifier::attestlog;
+    let fail = |e: String| {
+        eprintln!("vouch attestation verify: {e}");
+        ExitCode::from(EXIT_ERROR)
+    };
+    let keys = match node_keys
+        .iter()
+        .map(|k| attestlog::read_public_key(k).map(|(_, key)| key))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(k) => k,
+        Err(e) => return fail(e.to_string()),
+    };
+    let ak = match ak.map(attestlog::read_public_key).transpose() {
+        Ok(ak) => ak.map(|(pem, _)| pem),
+        Err(e) => return fail(e.to_string()),
+    };
+    let report = match attestlog::verify_log(log, &keys, ak.as_deref(), event_log) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    match output {
+        Output::Text => {
+            for p in &report.problems {
+                println!("{p}");
+            }
+            println!("{}", report.summary());
+        }
+        Output::Json => {
+            let mut value = json!(report);
+            value["valid"] = json!(report.is_valid());
+            println!("{value}");
+        }
+    }
+    if report.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_VALID)
+    }
+}
+
+fn attestation_show(log: &Path, output: Output) -> ExitCode {
+    use std::io::Write;
+    use vouch_verifier::attestlog;
+    let records = match attestlog::read_log(log) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vouch attestation show: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let undecoded = records.iter().filter(|r| r.predicate.is_err()).count();
+    let text = match output {
+        Output::Text => attestlog::table(&records),
+        Output::Json => {
+            for r in &records {
+                if let Err(e) = &r.predicate {
+                    eprintln!("vouch attestation show: line {}: {e}", r.position);
+                }
+            }
+            let predicates: Vec<_> = records
+                .iter()
+                .filter_map(|r| r.predicate.as_ref().ok())
+                .collect();
+            json!(predicates).to_string()
+        }
+    };
+    // A log is long and often piped into `head`: a closed pipe is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+        return ExitCode::from(EXIT_ERROR);
+    }
+    if undecoded == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_VALID)
     }
 }
 
@@ -861,5 +1006,107 @@ action = "allow"
         assert_eq!(json["rules"][0]["mode"], "audit");
         assert_eq!(json["rules"][1]["namespaces"], serde_json::Value::Null);
         assert_eq!(json["sandbox"], "exempt");
+    }
+}
+
+#[cfg(test)]
+mod attestation_tests {
+    use super::*;
+    use vouch_verifier::attestlog::{self, Decision, DecisionKind, LogSettings};
+
+    #[test]
+    fn attestation_verbs_parse_with_repeated_node_keys() {
+        let cli = Cli::try_parse_from([
+            "vouch",
+            "attestation",
+            "verify",
+            "/log",
+            "--node-key",
+            "a.pub",
+            "--node-key",
+            "b.pub",
+            "--ak",
+            "ak.pub",
+            "--event-log",
+            "events",
+        ])
+        .unwrap();
+        let Command::Attestation {
+            command:
+                AttestationCommand::Verify {
+                    log,
+                    node_keys,
+                    ak,
+                    event_log,
+                },
+        } = cli.command
+        else {
+            panic!("not attestation verify");
+        };
+        assert_eq!(log, Path::new("/log"));
+        assert_eq!(node_keys, [PathBuf::from("a.pub"), PathBuf::from("b.pub")]);
+        assert_eq!(ak, Some(PathBuf::from("ak.pub")));
+        assert_eq!(event_log, Some(PathBuf::from("events")));
+        assert!(Cli::try_parse_from(["vouch", "attestation", "verify", "/log"]).is_err());
+        let cli = Cli::try_parse_from(["vouch", "attestation", "show", "/log", "--output", "json"])
+            .unwrap();
+        assert!(cli.output == Output::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Attestation {
+                command: AttestationCommand::Show { .. }
+            }
+        ));
+    }
+
+    #[test]
+    fn attestation_verify_exits_0_valid_1_invalid_2_unreadable() {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let key_path = dir.path().join("node.key");
+        std::fs::write(
+            &key_path,
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let pub_path = dir.path().join("node.pub");
+        let public = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        std::fs::write(&pub_path, public).unwrap();
+        let log = dir.path().join("attestations.jsonl");
+        let mut settings = LogSettings {
+            key: Some(key_path),
+            ..LogSettings::new(&log)
+        };
+        for i in 0..3 {
+            attestlog::append(
+                &mut settings,
+                &Decision::new(format!("c{i}"), DecisionKind::Deny),
+            )
+            .unwrap();
+        }
+        let keys = [pub_path.clone()];
+        let verify = |output| attestation_verify(&log, &keys, None, None, output);
+        assert_eq!(verify(Output::Text), ExitCode::SUCCESS);
+        assert_eq!(verify(Output::Json), ExitCode::SUCCESS);
+        assert_eq!(attestation_show(&log, Output::Json), ExitCode::SUCCESS);
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(&log, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        assert_eq!(verify(Output::Text), ExitCode::from(EXIT_NOT_VALID));
+
+        let missing = [dir.path().join("missing.pub")];
+        assert_eq!(
+            attestation_verify(&log, &missing, None, None, Output::Text),
+            ExitCode::from(EXIT_ERROR)
+        );
+        assert_eq!(
+            attestation_show(&dir.path().join("nothing"), Output::Text),
+            ExitCode::from(EXIT_ERROR)
+        );
     }
 }
