@@ -47,8 +47,7 @@ pub use collector::MAX_RECORDS_PER_START;
 pub use key::{read_public_key, NodeKey};
 pub use show::{read_log, table, LoggedRecord};
 pub use verify::{
-    verify_log, verify_log_with, EventLog, Problem, QuoteFacts, QuoteVerifier, Report,
-    TpmNotConnected,
+    verify_log, verify_log_with, EventLog, Problem, QuoteFacts, QuoteVerifier, Report, TpmModule,
 };
 
 /// The predicate type of a start record.
@@ -206,6 +205,21 @@ pub trait Quoter: Send {
     fn record(&mut self, event_digest: &[u8; 32]) -> Result<TpmEvidence, String>;
 }
 
+/// The node's TPM: [`crate::tpm::record_event`] at `tcti`, its files under `state_dir`.
+#[derive(Debug, Clone)]
+pub struct TpmQuoter {
+    pub tcti: String,
+    pub state_dir: PathBuf,
+    pub pcr: u32,
+}
+
+impl Quoter for TpmQuoter {
+    fn record(&mut self, event_digest: &[u8; 32]) -> Result<TpmEvidence, String> {
+        crate::tpm::record_event(&self.tcti, &self.state_dir, self.pcr, event_digest)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// How a start uses the TPM (`[tpm] mode`).
 pub enum TpmUse {
     /// No TPM: records carry `tpm: null`, `unquoted_reason: TPM off ...`.
@@ -298,37 +312,10 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The digest a start extends into the PCR and uses as qualifying data:
-/// SHA-256 over `vouch-event-v1`, then each field as u64 big-endian length and bytes.
-// To be replaced by `tpm::event_digest` (the same formula) once that lands.
-pub(crate) fn event_digest(
-    container_id: &str,
-    image_digest: &str,
-    rootfs_digest: &str,
-    policy_digest: &str,
-    decision: &str,
-    prev: &str,
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"vouch-event-v1");
-    for field in [
-        container_id,
-        image_digest,
-        rootfs_digest,
-        policy_digest,
-        decision,
-        prev,
-    ] {
-        h.update((field.len() as u64).to_be_bytes());
-        h.update(field.as_bytes());
-    }
-    h.finalize().into()
-}
-
 impl Predicate {
     /// The event digest of this record's fields (absent values are empty strings).
     pub fn event_digest(&self) -> [u8; 32] {
-        event_digest(
+        crate::tpm::event_digest(
             &self.container_id,
             self.image.as_ref().map(|i| i.digest.as_str()).unwrap_or(""),
             self.rootfs_digest.as_deref().unwrap_or(""),

@@ -774,3 +774,49 @@ fn a_write_torn_just_before_its_newline_still_continues_the_chain() {
     let report = verify_log(&log, &[public], None, None).unwrap();
     assert!(report.is_valid(), "{:?}", report.problems);
 }
+
+#[test]
+fn ten_parallel_starts_quoted_by_a_real_tpm_chain_and_replay_to_the_pcr() {
+    let tpm = crate::tpm::testtpm::SwTpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = plain_key(dir.path(), "node.key");
+    let state = dir.path().join("state");
+    let log = state.join("attestations.jsonl");
+    let threads: Vec<_> = (0..10)
+        .map(|i| {
+            let (log, key, state, tcti) =
+                (log.clone(), key.clone(), state.clone(), tpm.tcti.clone());
+            std::thread::spawn(move || {
+                let mut s = settings(&log, &key);
+                s.tpm = TpmUse::Required(Box::new(TpmQuoter {
+                    tcti,
+                    state_dir: state,
+                    pcr: 23,
+                }));
+                let a = append(&mut s, &allowed(&format!("c{i}"))).unwrap();
+                assert_eq!(a.tpm_failure, None);
+                a.seq
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    let events = crate::tpm::event_log_path(&state);
+    let ak = std::fs::read_to_string(crate::tpm::ak_pem_path(&state)).unwrap();
+    let report = verify_log(&log, &[public], Some(&ak), Some(&events)).unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.quotes_verified, 10);
+    assert_eq!(report.pcr_replayed, 10);
+    // The last record's PCR value is the TPM's PCR now.
+    let last = lines(&log).pop().unwrap();
+    let pcr_value = statement_of(&last)["predicate"]["tpm"]["pcr_value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = crate::tpm::read_event_log(&events).unwrap();
+    assert_eq!(events.len(), 10);
+    let e = &events[9];
+    let replayed = crate::tpm::replay(&events, 23, e.reset_count, e.restart_count, 9).unwrap();
+    assert_eq!(hex::encode(replayed), pcr_value);
+}

@@ -55,19 +55,59 @@ pub trait QuoteVerifier {
     fn read_event_log(&self, path: &Path) -> Result<Box<dyn EventLog>, String>;
 }
 
-/// Stands in for the TPM module's verifier until it is connected: every quote fails to verify, so a
-/// log with quotes is never reported valid without its quotes being checked.
+/// The TPM module's quote verification and event-log replay.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct TpmNotConnected;
+pub struct TpmModule;
 
-const NOT_CONNECTED: &str = "TPM quote verification is not available in this build";
+/// An event log read from disk.
+struct Events(Vec<crate::tpm::Event>);
 
-impl QuoteVerifier for TpmNotConnected {
-    fn verify_quote(&self, _: &TpmEvidence, _: Option<&str>) -> Result<QuoteFacts, String> {
-        Err(NOT_CONNECTED.into())
+impl EventLog for Events {
+    fn event(&self, index: u64) -> Option<(u32, String)> {
+        self.0
+            .iter()
+            .find(|e| e.index == index)
+            .map(|e| (e.pcr, e.digest.clone()))
     }
-    fn read_event_log(&self, _: &Path) -> Result<Box<dyn EventLog>, String> {
-        Err(NOT_CONNECTED.into())
+
+    fn replay(
+        &self,
+        pcr: u32,
+        reset_count: u64,
+        restart_count: u64,
+        upto_index: u64,
+    ) -> Result<[u8; 32], String> {
+        let count = |n: u64| u32::try_from(n).map_err(|_| format!("count {n} out of range"));
+        crate::tpm::replay(
+            &self.0,
+            pcr,
+            count(reset_count)?,
+            count(restart_count)?,
+            upto_index,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+impl QuoteVerifier for TpmModule {
+    fn verify_quote(
+        &self,
+        evidence: &TpmEvidence,
+        ak_pem: Option<&str>,
+    ) -> Result<QuoteFacts, String> {
+        let info = crate::tpm::verify_quote(evidence, ak_pem).map_err(|e| e.to_string())?;
+        Ok(QuoteFacts {
+            extra_data: info.extra_data,
+            pcr_digest: info.pcr_digest.to_vec(),
+            reset_count: u64::from(info.reset_count),
+            restart_count: u64::from(info.restart_count),
+        })
+    }
+
+    fn read_event_log(&self, path: &Path) -> Result<Box<dyn EventLog>, String> {
+        crate::tpm::read_event_log(path)
+            .map(|events| Box::new(Events(events)) as Box<dyn EventLog>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -147,7 +187,7 @@ pub fn verify_log(
     ak_pem: Option<&str>,
     event_log: Option<&Path>,
 ) -> Result<Report, LogError> {
-    verify_log_with(path, node_keys, ak_pem, event_log, &TpmNotConnected)
+    verify_log_with(path, node_keys, ak_pem, event_log, &TpmModule)
 }
 
 /// Checks every line of the log at `path`, streaming it: each is a DSSE envelope signed by one of
