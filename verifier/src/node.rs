@@ -5,6 +5,8 @@
 //! says what to fix.
 
 use std::path::Path;
+
+use sha2::Digest;
 use std::time::{Duration, SystemTime};
 
 use crate::cache::VerdictCache;
@@ -53,7 +55,13 @@ pub struct Facts {
     pub spec: Option<SpecSecurity>,
     /// What verified, per verify rule: `rule: authority ...`.
     pub signatures: Vec<String>,
+    /// The policy's default mode: whether failing to record a decision refuses the start.
+    pub mode: Option<Mode>,
 }
+
+/// Denial rule names of the recording step.
+pub const RULE_TPM: &str = "tpm";
+pub const RULE_ATTESTATION: &str = "attestation";
 
 impl Default for NodeGate {
     fn default() -> Self {
@@ -176,10 +184,13 @@ impl NodeGate {
         .collect()
     }
 
+    /// Reads the node config and the policy; the config goes into `facts` as soon as it is read,
+    /// so that a broken policy's denial is still recorded.
     fn load_policy(
         &self,
         request: &GateRequest,
         container: &ContainerRef<'_>,
+        facts: &mut Facts,
     ) -> Result<(Config, LoadedPolicy), (&'static str, String)> {
         let from_record = match (&request.config_path, request.containerd_address.is_empty()) {
             (None, false) => self.resolver.runtime_config_path(container),
@@ -189,6 +200,7 @@ impl NodeGate {
         let config = config::locate(option)
             .load()
             .map_err(|e| (RULE_CONFIG, e.to_string()))?;
+        facts.config = Some(config.clone());
         let loaded = policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))?;
         Ok((config, loaded))
     }
@@ -196,7 +208,104 @@ impl NodeGate {
 
 impl Gate for NodeGate {
     fn admit(&self, request: &GateRequest) -> Verdict {
-        self.decide(request, &mut Facts::default())
+        let mut facts = Facts::default();
+        let verdict = self.decide(request, &mut facts);
+        if self.starts {
+            record(request, &facts, verdict)
+        } else {
+            verdict
+        }
+    }
+}
+
+/// Appends the decision to the attestation log (extending and quoting the TPM as configured) and
+/// returns the verdict that stands: a required TPM that fails, or a log that cannot be written in
+/// enforce mode, turns an allow into a denial. Without a readable config there is no log to write.
+fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
+    use crate::attestlog::{self, DecisionKind, LogSettings, TpmQuoter, TpmUse};
+    use crate::config::TpmMode;
+    let Some(config) = &facts.config else {
+        return verdict;
+    };
+    let (kind, reasons) = match &verdict {
+        Verdict::Allow(e) if e.audited.is_empty() => (DecisionKind::Allow, Vec::new()),
+        Verdict::Allow(e) => (DecisionKind::Audit, e.audited.clone()),
+        Verdict::Deny(d) => (DecisionKind::Deny, vec![d.to_string()]),
+    };
+    let mut decision = attestlog::Decision::new(request.container_id.clone(), kind);
+    decision.image = facts.image.clone();
+    decision.reasons = reasons;
+    decision.policy_digest = facts.policy_digest.clone();
+    decision.signatures = facts.signatures.clone();
+    decision.subject_fallback_digest = std::fs::read(request.bundle.join("config.json"))
+        .ok()
+        .map(|b| hex::encode(sha2::Sha256::digest(&b)));
+    if let Some(host) = &facts.host {
+        let mut value = serde_json::to_value(host).unwrap_or_default();
+        if let (Some(map), Some(spec)) = (value.as_object_mut(), &facts.spec) {
+            map.insert(
+                "container".into(),
+                serde_json::to_value(spec).unwrap_or_default(),
+            );
+        }
+        decision.host = value;
+    }
+    let quoter = || {
+        Box::new(TpmQuoter {
+            tcti: config.tpm.tcti.clone(),
+            state_dir: config.state_dir.clone(),
+            pcr: config.tpm.pcr,
+        })
+    };
+    let key = match &config.attestation.key {
+        Some(k) => Ok(k.clone()),
+        None => attestlog::ensure_default_key(&config.state_dir),
+    };
+    let subject = match &verdict {
+        Verdict::Deny(d) => d.subject.clone(),
+        Verdict::Allow(e) => e
+            .image
+            .as_ref()
+            .map(|i| i.subject())
+            .unwrap_or_else(|| format!("container {}", request.container_id)),
+    };
+    let mut settings = LogSettings {
+        key: key.as_ref().ok().cloned(),
+        key_password_file: config.attestation.key_password_file.clone(),
+        collector: config.attestation.collector.clone(),
+        collector_budget: Duration::from_millis(config.attestation.collector_timeout_ms),
+        tpm: match config.tpm.mode {
+            TpmMode::Off => TpmUse::Off,
+            TpmMode::Optional => TpmUse::Optional(quoter()),
+            TpmMode::Required => TpmUse::Required(quoter()),
+        },
+        ..LogSettings::new(config.attestation.log.clone())
+    };
+    let appended = key.and_then(|_| attestlog::append(&mut settings, &decision));
+    match (appended, verdict) {
+        (Ok(a), Verdict::Allow(_)) if a.decision == DecisionKind::Deny => Verdict::Deny(Denial {
+            subject,
+            reason: a
+                .tpm_failure
+                .map(|e| format!("TPM required ([tpm] mode = \"required\"): {e}"))
+                .unwrap_or_else(|| "the TPM did not record the start".into()),
+            rule: RULE_TPM.into(),
+        }),
+        (Ok(a), verdict) => {
+            if let Some(e) = a.collector_error {
+                log::warn!("attestation collector: {e}");
+            }
+            verdict
+        }
+        (Err(e), Verdict::Allow(_)) if facts.mode != Some(Mode::Audit) => Verdict::Deny(Denial {
+            subject,
+            reason: format!("cannot record the decision: {e}"),
+            rule: RULE_ATTESTATION.into(),
+        }),
+        (Err(e), verdict) => {
+            log::warn!("cannot record the decision: {e}");
+            verdict
+        }
     }
 }
 
@@ -230,7 +339,7 @@ impl NodeGate {
             container_id: &request.container_id,
             cri_image_name: annotation(identity::CRI_IMAGE_NAME),
         };
-        let (config, loaded) = match self.load_policy(request, &container) {
+        let (config, loaded) = match self.load_policy(request, &container, facts) {
             Ok(loaded) => loaded,
             Err((rule, reason)) => {
                 // Fail closed, but still name the image digest when containerd can tell it.
@@ -245,7 +354,7 @@ impl NodeGate {
             }
         };
         facts.policy_digest = Some(loaded.policy_digest.clone());
-        facts.config = Some(config.clone());
+        facts.mode = Some(loaded.policy.mode);
         let policy = &loaded.policy;
         let namespace = annotation(SANDBOX_NAMESPACE);
         let is_sandbox = annotation(CONTAINER_TYPE) == Some("sandbox");
@@ -954,6 +1063,124 @@ action = "allow"
         let e = allowed(NodeGate::new().admit(&request));
         assert_eq!(e.audited.len(), 1);
         assert!(e.audited[0].contains("require_seccomp"), "{:?}", e.audited);
+    }
+
+    /// A node whose config records decisions under its own state directory, with `extra` config.
+    fn recording_node(extra: &str) -> Node {
+        let node = Node::with_policy(Some(POLICY));
+        std::fs::write(
+            node.config(),
+            format!("policy = \"policy.toml\"\nstate_dir = \"state\"\n{extra}"),
+        )
+        .unwrap();
+        node
+    }
+
+    fn records(node: &Node) -> Vec<serde_json::Value> {
+        use base64::Engine;
+        let log = node.dir.path().join("state/attestations.jsonl");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let env: serde_json::Value = serde_json::from_str(l).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD
+                    .decode(env["payload"].as_str().unwrap())
+                    .unwrap();
+                serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["predicate"].clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_start_is_recorded_allowed_or_denied_and_the_cli_gate_records_nothing() {
+        let node = recording_node("");
+        let gate = NodeGate::for_starts();
+        allowed(gate.admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let d = denied(gate.admit(&node.request(Some("ghcr.io/acme/debug/sh:1"), &[])));
+        NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[]));
+        let r = records(&node);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0]["decision"], "allow");
+        assert_eq!(r[0]["seq"], 0);
+        assert_eq!(r[0]["image"]["digest"], DIGEST);
+        assert!(r[0]["host"]["kernel_release"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()));
+        assert_eq!(r[0]["tpm"], serde_json::Value::Null);
+        assert_eq!(r[0]["unquoted_reason"], crate::attestlog::TPM_OFF_REASON);
+        assert_eq!(r[1]["decision"], "deny");
+        assert_eq!(r[1]["reasons"][0], d.to_string());
+        // The default node key was made once, with its public key beside it; the log verifies.
+        let state = node.dir.path().join("state");
+        let (_, public) =
+            crate::attestlog::read_public_key(&crate::attestlog::default_public_key_path(&state))
+                .unwrap();
+        let report =
+            crate::attestlog::verify_log(&state.join("attestations.jsonl"), &[public], None, None)
+                .unwrap();
+        assert!(report.is_valid(), "{:?}", report.problems);
+        // A broken policy's denial is recorded too.
+        std::fs::write(node.policy(), "version = 1\n[[rule]]\n").unwrap();
+        denied(gate.admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(records(&node)[2]["decision"], "deny");
+    }
+
+    #[test]
+    fn a_required_tpm_that_cannot_be_reached_refuses_and_an_optional_one_runs_unquoted() {
+        let node =
+            recording_node("[tpm]\nmode = \"required\"\ntcti = \"swtpm:host=127.0.0.1,port=1\"\n");
+        let d =
+            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(d.rule, RULE_TPM);
+        assert!(
+            d.reason
+                .starts_with("TPM required ([tpm] mode = \"required\"): "),
+            "{}",
+            d.reason
+        );
+        let r = records(&node);
+        assert_eq!(r[0]["decision"], "deny");
+        assert_eq!(r[0]["tpm"], serde_json::Value::Null);
+        std::fs::write(
+            node.config(),
+            "policy = \"policy.toml\"\nstate_dir = \"state\"\n[tpm]\nmode = \"optional\"\ntcti = \"swtpm:host=127.0.0.1,port=1\"\n",
+        )
+        .unwrap();
+        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let r = records(&node);
+        assert_eq!(r[1]["decision"], "allow");
+        assert!(
+            r[1]["unquoted_reason"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("TPM failed: ")),
+            "{:?}",
+            r[1]
+        );
+    }
+
+    #[test]
+    fn a_start_quoted_by_a_real_tpm_carries_evidence_that_verifies() {
+        let tpm = crate::tpm::testtpm::SwTpm::start();
+        let node = recording_node(&format!(
+            "[tpm]\nmode = \"required\"\ntcti = \"{}\"\n",
+            tpm.tcti
+        ));
+        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let r = records(&node);
+        let evidence: crate::tpm::TpmEvidence =
+            serde_json::from_value(r[0]["tpm"].clone()).unwrap();
+        crate::tpm::verify_quote(&evidence, None).unwrap();
+        assert_eq!(evidence.pcr, 23);
+    }
+
+    #[test]
+    fn an_unusable_attestation_key_refuses_in_enforce_mode() {
+        let node = recording_node("[attestation]\nkey = \"/nonexistent/node.key\"\n");
+        let d =
+            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(d.rule, RULE_ATTESTATION);
+        assert!(d.reason.contains("/nonexistent/node.key"), "{}", d.reason);
     }
 
     #[test]

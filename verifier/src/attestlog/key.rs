@@ -187,3 +187,62 @@ pub fn read_public_key(path: &Path) -> Result<(String, crate::keys::PublicKey), 
     let key = crate::keys::PublicKey::from_pem(&pem).map_err(|e| super::io_error(path, e))?;
     Ok((pem, key))
 }
+
+/// The node key vouch makes when `[attestation] key` is not set: `<state_dir>/attestation/node.key`.
+pub fn default_key_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("attestation").join("node.key")
+}
+
+/// Its public key, for `vouch attestation verify --node-key`: `<state_dir>/attestation/node.pub`.
+pub fn default_public_key_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("attestation").join("node.pub")
+}
+
+/// Makes the default node key once (a P-256 key, PKCS#8 PEM, 0600 in a 0700 directory) and its
+/// public key beside it; returns the key's path. Concurrent first starts agree on one key: each
+/// writes a private temporary file and links it into place, and only the first link succeeds.
+pub fn ensure_default_key(state_dir: &Path) -> Result<std::path::PathBuf, LogError> {
+    use pkcs8::EncodePrivateKey;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = default_key_path(state_dir);
+    let public = default_public_key_path(state_dir);
+    if path.exists() && public.exists() {
+        return Ok(path);
+    }
+    let dir = path.parent().unwrap_or(state_dir);
+    let io = |p: &Path, e: std::io::Error| super::io_error(p, e);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io(dir, e))?;
+    if !path.exists() {
+        let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let pem = key
+            .to_pkcs8_pem(pkcs8::LineEnding::LF)
+            .map_err(|e| LogError::Sign(e.to_string()))?;
+        let tmp = dir.join(format!(".node.key.{}", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(pem.as_bytes())?;
+                f.sync_all()
+            });
+        let linked = written.and_then(|_| match std::fs::hard_link(&tmp, &path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        });
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| io(&path, e))?;
+    }
+    if !public.exists() {
+        let key = NodeKey::load(&path, None)?;
+        let pem = crate::keys::pem_encode("PUBLIC KEY", key.public_key_der());
+        crate::cache::write_atomic(&public, pem.as_bytes()).map_err(|e| io(&public, e))?;
+    }
+    Ok(path)
+}

@@ -44,7 +44,9 @@ use crate::tpm::TpmEvidence;
 
 pub use append::append;
 pub use collector::MAX_RECORDS_PER_START;
-pub use key::{read_public_key, NodeKey};
+pub use key::{
+    default_key_path, default_public_key_path, ensure_default_key, read_public_key, NodeKey,
+};
 pub use show::{read_log, table, LoggedRecord};
 pub use verify::{
     verify_log, verify_log_with, EventLog, Problem, QuoteFacts, QuoteVerifier, Report, TpmModule,
