@@ -454,7 +454,7 @@ pub fn store(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::measure::Kind;
     use nix::sys::stat::{makedev, mknod, Mode, SFlag};
