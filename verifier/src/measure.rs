@@ -288,38 +288,19 @@ impl Manifest {
     /// SHA-256 hex of a file, the hex of a symlink's target, `<major>:<minor>` of a device, or `-`;
     /// an opaque directory's kind is `dir+opaque`. Hex keeps arbitrary bytes unambiguous.
     pub fn canonical(e: &Entry) -> Vec<u8> {
-        let content = match (&e.sha256, &e.target, e.kind) {
-            (Some(d), _, _) => hex::encode(d),
-            (None, Some(t), _) => hex::encode(t),
-            (None, None, Kind::CharDevice | Kind::BlockDevice) => {
-                let (major, minor) = major_minor(e.rdev);
-                format!("{major}:{minor}")
-            }
-            (None, None, _) => "-".to_string(),
-        };
-        let kind = if e.kind == Kind::Dir && e.opaque {
-            "dir+opaque"
-        } else {
-            e.kind.as_str()
-        };
-        format!(
-            "{} {:o} {}:{} {} {} {}\n",
-            kind,
-            e.mode,
-            e.uid,
-            e.gid,
-            e.size,
-            content,
-            hex::encode(&e.path)
-        )
-        .into_bytes()
+        let mut out = Vec::with_capacity(160);
+        write_canonical(e, &mut out);
+        out
     }
 
     /// The digest over `entries` (which must be sorted by path).
     pub fn roll_up(entries: &[Entry]) -> [u8; 32] {
         let mut h = Sha256::new();
+        let mut line = Vec::with_capacity(256);
         for e in entries {
-            h.update(Manifest::canonical(e));
+            line.clear();
+            write_canonical(e, &mut line);
+            h.update(&line);
         }
         h.finalize().into()
     }
@@ -366,6 +347,38 @@ impl Manifest {
             digest,
             measured_at,
         })
+    }
+}
+
+/// Appends [`Manifest::canonical`] of `e` to `out`, without allocating.
+fn write_canonical(e: &Entry, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let kind = if e.kind == Kind::Dir && e.opaque {
+        "dir+opaque"
+    } else {
+        e.kind.as_str()
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{} {:o} {}:{} {} ", kind, e.mode, e.uid, e.gid, e.size);
+    match (&e.sha256, &e.target, e.kind) {
+        (Some(d), _, _) => push_hex(out, d),
+        (None, Some(t), _) => push_hex(out, t),
+        (None, None, Kind::CharDevice | Kind::BlockDevice) => {
+            let (major, minor) = major_minor(e.rdev);
+            let _ = write!(out, "{major}:{minor}");
+        }
+        (None, None, _) => out.push(b'-'),
+    }
+    out.push(b' ');
+    push_hex(out, &e.path);
+    out.push(b'\n');
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
     }
 }
 
@@ -605,7 +618,20 @@ fn revalidate_with(
     let mut entries = walk(root, previous, options)?;
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     let stats = hash_all(root, &mut entries, options.threads.max(1))?;
-    let digest = Manifest::roll_up(&entries);
+    // The digest is a function of the canonical fields alone: when they are all as before (the
+    // common case of a re-validated layer), it is the previous digest.
+    let digest = match previous {
+        Some(p)
+            if p.entries.len() == entries.len()
+                && p.entries
+                    .iter()
+                    .zip(&entries)
+                    .all(|(a, b)| same_canonical(a, b)) =>
+        {
+            p.digest
+        }
+        _ => Manifest::roll_up(&entries),
+    };
     Ok((
         Manifest {
             entries,
@@ -614,6 +640,20 @@ fn revalidate_with(
         },
         stats,
     ))
+}
+
+/// Equal in every field [`Manifest::canonical`] covers.
+fn same_canonical(a: &Entry, b: &Entry) -> bool {
+    a.path == b.path
+        && a.kind == b.kind
+        && a.mode == b.mode
+        && a.uid == b.uid
+        && a.gid == b.gid
+        && a.size == b.size
+        && a.sha256 == b.sha256
+        && a.target == b.target
+        && a.rdev == b.rdev
+        && a.opaque == b.opaque
 }
 
 /// A directory to read: where, and what it looked like when its parent was read.

@@ -136,6 +136,19 @@ impl RootfsMeasurement {
         overlay(&stack)
     }
 
+    /// The read-only layers alone, stacked: what the image unpacked to on this node, without
+    /// whatever the writable layer holds (for a caller that checks the writable layer apart, e.g.
+    /// when a container's snapshot is started again and runc's mount points are already there).
+    pub fn merged_layers(&self) -> Merged {
+        let stack: Vec<&[Entry]> = self
+            .layers
+            .iter()
+            .rev()
+            .map(|l| l.manifest.entries.as_slice())
+            .collect();
+        overlay(&stack)
+    }
+
     /// For the attestation record: the digest, and per layer its digest and counts (no file
     /// lists).
     pub fn summary(&self) -> Value {
@@ -683,6 +696,7 @@ pub(crate) mod tests {
         let c = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
         assert_ne!(b.digest, c.digest);
         assert!(c.merged().contains_key(&b"new"[..]));
+        assert!(!c.merged_layers().contains_key(&b"new"[..]));
     }
 
     #[test]
