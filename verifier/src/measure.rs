@@ -615,8 +615,19 @@ fn revalidate_with(
     options: &Options,
 ) -> Result<(Manifest, Stats), MeasureError> {
     let measured_at = now_ns();
-    let mut entries = walk(root, previous, options)?;
-    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let entries = walk(root, previous, options)?;
+    // Sorted through indices: entries are large, moving them around in a sort costs more than
+    // comparing their paths.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let path = |i: usize| entries.get(i).map(|e| e.path.as_slice());
+        path(a).cmp(&path(b))
+    });
+    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+    let mut entries: Vec<Entry> = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
     let stats = hash_all(root, &mut entries, options.threads.max(1))?;
     // The digest is a function of the canonical fields alone: when they are all as before (the
     // common case of a re-validated layer), it is the previous digest.
@@ -723,7 +734,9 @@ fn walk(
     std::thread::scope(|scope| {
         for _ in 0..options.threads.max(1) {
             scope.spawn(|| {
-                let mut mine = Vec::new();
+                let mut mine = Vec::with_capacity(
+                    previous.map_or(0, |p| p.entries.len() / options.threads.max(1) + 16),
+                );
                 loop {
                     let job = {
                         let Ok(mut q) = queue.lock() else { break };
