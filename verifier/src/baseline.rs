@@ -527,6 +527,22 @@ fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
             .map_err(|_| "uid out of range".to_string())?;
         e.gid = u32::try_from(header.gid().map_err(|x| format!("tar: {x}"))?)
             .map_err(|_| "gid out of range".to_string())?;
+        // PAX records override the header's numeric fields (large ids).
+        if let Ok(Some(pax)) = item.pax_extensions() {
+            for ext in pax.flatten() {
+                let id = || {
+                    ext.value()
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                        .ok_or_else(|| "PAX id out of range".to_string())
+                };
+                match ext.key() {
+                    Ok("uid") => e.uid = id()?,
+                    Ok("gid") => e.gid = id()?,
+                    _ => {}
+                }
+            }
+        }
         match kind {
             Kind::File => {
                 let mut h = Sha256::new();

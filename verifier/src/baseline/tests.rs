@@ -418,6 +418,15 @@ fn layers_are_cached_by_digest_and_a_wrong_blob_is_refused() {
     let plain = plain.into_inner().unwrap();
     let l = read_layer(&plain[..], &digest_of(&plain), 10).unwrap();
     assert_eq!(l.entries.len(), 1);
+    // PAX ids beyond the header's octal range.
+    let mut pax = tar::Builder::new(Vec::new());
+    pax.append_pax_extensions([("uid", &b"3000000"[..]), ("gid", &b"3000001"[..])])
+        .unwrap();
+    let mut h = header(tar::EntryType::Regular, 0o644, 1);
+    pax.append_data(&mut h, "big", &b"x"[..]).unwrap();
+    let pax = pax.into_inner().unwrap();
+    let l = read_layer(&pax[..], &digest_of(&pax), 10).unwrap();
+    assert_eq!((l.entries[0].uid, l.entries[0].gid), (3_000_000, 3_000_001));
 }
 
 #[test]
