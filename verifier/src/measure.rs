@@ -813,11 +813,12 @@ fn read_dir(
     let same_dir = |m: &fs::Metadata| {
         m.is_dir() && Stat::of(m) == Stat::of(&job.meta) && m.mode() == job.meta.mode()
     };
-    let before = fs::symlink_metadata(&job.path).map_err(io_error(&job.path))?;
-    if !same_dir(&before) {
-        return Err(changed());
-    }
-    for child in fs::read_dir(&job.path).map_err(io_error(&job.path))? {
+    let listing = match fs::read_dir(&job.path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
+        Err(e) => return Err(io_error(&job.path)(e)),
+    };
+    for child in listing {
         let child = child.map_err(io_error(&job.path))?;
         let n = count.fetch_add(1, Ordering::Relaxed);
         if n >= options.max_entries {
@@ -856,7 +857,13 @@ fn read_dir(
         }
         out.push(entry);
     }
-    let after = fs::symlink_metadata(&job.path).map_err(io_error(&job.path))?;
+    // Compared with what the parent's listing saw: a directory changed (an entry added, removed
+    // or renamed) or replaced since then is refused. One check after reading covers both.
+    let after = match fs::symlink_metadata(&job.path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
+        Err(e) => return Err(io_error(&job.path)(e)),
+    };
     if !same_dir(&after) {
         return Err(changed());
     }
