@@ -36,6 +36,52 @@ use crate::sbom::Sbom;
 /// Largest cached expected layer or SBOM baseline read back.
 pub const MAX_CACHE_BYTES: u64 = 512 << 20;
 
+/// `[rule.rootfs] baseline`: what a measured root filesystem is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `image`: [`image_baseline`] then [`compare_image`].
+    Image,
+    /// `declared-files-match`: [`check_declared`] without undeclared executables.
+    DeclaredFilesMatch,
+    /// `no-undeclared-executables`: [`check_declared`] with them.
+    NoUndeclaredExecutables,
+    /// `off`.
+    Off,
+}
+
+impl Mode {
+    pub const NAMES: [&'static str; 4] = [
+        "image",
+        "declared-files-match",
+        "no-undeclared-executables",
+        "off",
+    ];
+
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        Ok(match s {
+            "image" => Mode::Image,
+            "declared-files-match" => Mode::DeclaredFilesMatch,
+            "no-undeclared-executables" => Mode::NoUndeclaredExecutables,
+            "off" => Mode::Off,
+            other => {
+                return Err(format!(
+                    "unknown rootfs baseline {other:?} (expected one of {})",
+                    Mode::NAMES.join(", ")
+                ))
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Image => "image",
+            Mode::DeclaredFilesMatch => "declared-files-match",
+            Mode::NoUndeclaredExecutables => "no-undeclared-executables",
+            Mode::Off => "off",
+        }
+    }
+}
+
 /// Why a baseline could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {

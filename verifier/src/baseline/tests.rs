@@ -654,3 +654,13 @@ fn containerd_content_store_baseline_matches_the_unpacked_snapshots() {
     let again = image_baseline(&source, &var("VOUCH_TEST_IMAGE"), state.path(), 1_000_000).unwrap();
     assert_eq!(again.entries, expected.entries);
 }
+
+#[test]
+fn baseline_modes_parse_by_their_policy_names() {
+    for name in Mode::NAMES {
+        assert_eq!(Mode::parse(name).unwrap().as_str(), name);
+    }
+    assert!(Mode::parse("Image")
+        .unwrap_err()
+        .contains("expected one of image"));
+}
