@@ -1,21 +1,35 @@
 //! Measuring a root filesystem: a manifest of the tree (path, type, mode, owner, size, SHA-256 of
-//! regular files, symlink targets) that rolls up into one digest.
+//! regular files, symlink targets, device numbers) that rolls up into one digest, and re-validating
+//! a manifest measured earlier by re-hashing only what changed.
 //!
-//! Groundwork for the rootfs measurement of the start path (not wired into the gate yet). The
-//! walk never follows a symbolic link (it records the link and its target), skips nothing silently
-//! (special files are recorded by type), hashes each inode once (hard links share the digest),
-//! hashes files on several threads, and refuses a file that changed while it was read.
+//! The walk never follows a symbolic link (it records the link and its target), skips nothing
+//! silently (special files are recorded by type and device number), hashes each inode once (hard
+//! links share the digest), walks and hashes on several threads, streams every file (sparse and
+//! huge files are read, never mapped, with no size limit but time), and refuses a file or directory
+//! that changed while it was read ([`MeasureError::Changed`]).
+//!
+//! [`revalidate`] is what git's index does: a regular file (or symlink, or directory's opaque flag)
+//! whose device, inode, size, mtime and ctime are those recorded is taken from the previous manifest;
+//! anything else is read again. Writing a file always sets its ctime to the current time, and ctime
+//! cannot be set from user space, so a file modified after it was measured is always re-hashed. The
+//! kernel's timestamps are coarse (one tick), so an entry whose ctime is within [`RACY_NS`] of the
+//! previous measurement's start is re-hashed too ("racily clean" in git's words).
 
 use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
+
+/// An entry whose ctime is less than this before the previous measurement started is re-read
+/// even when its stat is unchanged: timestamps have the kernel's tick as granularity.
+pub const RACY_NS: i64 = 1_000_000_000;
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +73,120 @@ impl Kind {
             Kind::File
         }
     }
+
+    fn code(self) -> u8 {
+        match self {
+            Kind::File => 0,
+            Kind::Dir => 1,
+            Kind::Symlink => 2,
+            Kind::Fifo => 3,
+            Kind::Socket => 4,
+            Kind::CharDevice => 5,
+            Kind::BlockDevice => 6,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Kind> {
+        Some(match c {
+            0 => Kind::File,
+            1 => Kind::Dir,
+            2 => Kind::Symlink,
+            3 => Kind::Fifo,
+            4 => Kind::Socket,
+            5 => Kind::CharDevice,
+            6 => Kind::BlockDevice,
+            _ => return None,
+        })
+    }
+}
+
+/// What a regular file's first bytes say it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Anything else (and every non-file).
+    #[default]
+    Data,
+    /// ELF `ET_EXEC`: a position-dependent executable.
+    ElfExecutable,
+    /// ELF `ET_DYN`: a shared library or a position-independent executable (the ELF type does
+    /// not tell them apart; the name does, see [`Entry::is_library`]).
+    ElfDynamic,
+    /// Any other ELF type (relocatable objects, kernel modules, core files).
+    ElfOther,
+    /// Starts with `#!`.
+    Script,
+}
+
+impl Class {
+    /// From the first bytes of a file (at least 18 for ELF).
+    pub fn of(head: &[u8]) -> Class {
+        if head.starts_with(b"#!") {
+            return Class::Script;
+        }
+        if !head.starts_with(b"\x7fELF") {
+            return Class::Data;
+        }
+        let (Some(&data), Some(&a), Some(&b)) = (head.get(5), head.get(16), head.get(17)) else {
+            return Class::ElfOther;
+        };
+        let e_type = if data == 2 {
+            u16::from_be_bytes([a, b])
+        } else {
+            u16::from_le_bytes([a, b])
+        };
+        match e_type {
+            2 => Class::ElfExecutable,
+            3 => Class::ElfDynamic,
+            _ => Class::ElfOther,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Class::Data => 0,
+            Class::ElfExecutable => 1,
+            Class::ElfDynamic => 2,
+            Class::ElfOther => 3,
+            Class::Script => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Class> {
+        Some(match c {
+            0 => Class::Data,
+            1 => Class::ElfExecutable,
+            2 => Class::ElfDynamic,
+            3 => Class::ElfOther,
+            4 => Class::Script,
+            _ => return None,
+        })
+    }
+}
+
+/// The stat identity of an entry when it was measured: what [`revalidate`] compares. Not part of
+/// the digest (a copy of the same tree elsewhere has the same digest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime: i64,
+    pub ctime: i64,
+}
+
+impl Stat {
+    fn of(m: &fs::Metadata) -> Stat {
+        Stat {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: nanos(m.mtime(), m.mtime_nsec()),
+            ctime: nanos(m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+fn nanos(s: i64, ns: i64) -> i64 {
+    s.saturating_mul(1_000_000_000).saturating_add(ns)
 }
 
 /// One path of the tree.
@@ -78,6 +206,70 @@ pub struct Entry {
     pub sha256: Option<[u8; 32]>,
     /// Symlinks: the target as stored, never resolved.
     pub target: Option<Vec<u8>>,
+    /// Character and block devices: `st_rdev` (an overlay whiteout is a character device 0:0).
+    pub rdev: u64,
+    /// Directories: overlayfs's opaque flag (`trusted.overlay.opaque` or `user.overlay.opaque` is
+    /// `y`): what lies below in lower layers is hidden.
+    pub opaque: bool,
+    /// Regular files: what the first bytes say.
+    pub class: Class,
+    /// Not in the digest.
+    pub stat: Stat,
+}
+
+impl Entry {
+    /// A new entry with only the identifying fields set.
+    pub fn new(path: Vec<u8>, kind: Kind) -> Entry {
+        Entry {
+            path,
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            sha256: None,
+            target: None,
+            rdev: 0,
+            opaque: false,
+            class: Class::Data,
+            stat: Stat::default(),
+        }
+    }
+
+    /// An overlay whiteout: a character device 0:0.
+    pub fn is_whiteout(&self) -> bool {
+        self.kind == Kind::CharDevice && self.rdev == 0
+    }
+
+    /// An ELF executable or dynamic object (a shared library or a PIE).
+    pub fn is_elf_program(&self) -> bool {
+        self.kind == Kind::File && matches!(self.class, Class::ElfExecutable | Class::ElfDynamic)
+    }
+
+    /// An ELF dynamic object named as a shared library (`*.so`, `*.so.*`).
+    pub fn is_library(&self) -> bool {
+        if !(self.kind == Kind::File && self.class == Class::ElfDynamic) {
+            return false;
+        }
+        let name = self
+            .path
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or(&self.path);
+        name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+    }
+
+    /// Any execute bit.
+    pub fn is_executable(&self) -> bool {
+        self.kind == Kind::File && self.mode & 0o111 != 0
+    }
+}
+
+/// `major:minor` of a Linux `dev_t`.
+pub fn major_minor(rdev: u64) -> (u64, u64) {
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    (major, minor)
 }
 
 /// The tree, sorted by path, and its digest.
@@ -86,35 +278,29 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     /// SHA-256 over [`Manifest::canonical`] of every entry, in path order.
     pub digest: [u8; 32],
+    /// When the walk started, nanoseconds since the epoch (for [`revalidate`]'s racy check).
+    pub measured_at: i64,
 }
 
 impl Manifest {
     /// One entry as the line the digest is over:
-    /// `<kind> <mode octal> <uid>:<gid> <size> <sha256 hex | symlink target hex | -> <path hex>\n`.
-    /// Hex keeps arbitrary bytes in names and targets unambiguous.
+    /// `<kind> <mode octal> <uid>:<gid> <size> <content> <path hex>\n`, where content is the
+    /// SHA-256 hex of a file, the hex of a symlink's target, `<major>:<minor>` of a device, or `-`;
+    /// an opaque directory's kind is `dir+opaque`. Hex keeps arbitrary bytes unambiguous.
     pub fn canonical(e: &Entry) -> Vec<u8> {
-        let content = match (&e.sha256, &e.target) {
-            (Some(d), _) => hex::encode(d),
-            (None, Some(t)) => hex::encode(t),
-            (None, None) => "-".to_string(),
-        };
-        format!(
-            "{} {:o} {}:{} {} {} {}\n",
-            e.kind.as_str(),
-            e.mode,
-            e.uid,
-            e.gid,
-            e.size,
-            content,
-            hex::encode(&e.path)
-        )
-        .into_bytes()
+        let mut out = Vec::with_capacity(160);
+        write_canonical(e, &mut out);
+        out
     }
 
-    fn roll_up(entries: &[Entry]) -> [u8; 32] {
+    /// The digest over `entries` (which must be sorted by path).
+    pub fn roll_up(entries: &[Entry]) -> [u8; 32] {
         let mut h = Sha256::new();
+        let mut line = Vec::with_capacity(256);
         for e in entries {
-            h.update(Manifest::canonical(e));
+            line.clear();
+            write_canonical(e, &mut line);
+            h.update(&line);
         }
         h.finalize().into()
     }
@@ -125,11 +311,231 @@ impl Manifest {
 
     /// The entry at `path` (relative, as recorded).
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|e| e.path.as_slice().cmp(path))
-            .ok()
-            .and_then(|i| self.entries.get(i))
+        find(&self.entries, path)
     }
+
+    /// Regular files.
+    pub fn files(&self) -> usize {
+        self.entries.iter().filter(|e| e.kind == Kind::File).count()
+    }
+
+    /// A compact binary form for caches: see [`write_entries`]; a trailing SHA-256 catches a
+    /// damaged file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 128);
+        out.extend_from_slice(MANIFEST_MAGIC);
+        out.extend_from_slice(&self.measured_at.to_le_bytes());
+        write_entries(&mut out, &self.entries);
+        let sum: [u8; 32] = Sha256::digest(&out).into();
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// Reads [`Manifest::encode`]'s output back, refusing anything malformed, unsorted or over
+    /// `max_entries`; the digest is recomputed, never read.
+    pub fn decode(bytes: &[u8], max_entries: usize) -> Result<Manifest, DecodeError> {
+        let body = checked_body(bytes, MANIFEST_MAGIC)?;
+        let mut r = body;
+        let measured_at = i64::from_le_bytes(take_array(&mut r)?);
+        let entries = read_entries(&mut r, max_entries)?;
+        if !r.is_empty() {
+            return Err(DecodeError("trailing bytes"));
+        }
+        let digest = Manifest::roll_up(&entries);
+        Ok(Manifest {
+            entries,
+            digest,
+            measured_at,
+        })
+    }
+}
+
+/// Appends [`Manifest::canonical`] of `e` to `out`, without allocating.
+fn write_canonical(e: &Entry, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let kind = if e.kind == Kind::Dir && e.opaque {
+        "dir+opaque"
+    } else {
+        e.kind.as_str()
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{} {:o} {}:{} {} ", kind, e.mode, e.uid, e.gid, e.size);
+    match (&e.sha256, &e.target, e.kind) {
+        (Some(d), _, _) => push_hex(out, d),
+        (None, Some(t), _) => push_hex(out, t),
+        (None, None, Kind::CharDevice | Kind::BlockDevice) => {
+            let (major, minor) = major_minor(e.rdev);
+            let _ = write!(out, "{major}:{minor}");
+        }
+        (None, None, _) => out.push(b'-'),
+    }
+    out.push(b' ');
+    push_hex(out, &e.path);
+    out.push(b'\n');
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// The entry at `path` in entries sorted by path.
+pub fn find<'a>(entries: &'a [Entry], path: &[u8]) -> Option<&'a Entry> {
+    entries
+        .binary_search_by(|e| e.path.as_slice().cmp(path))
+        .ok()
+        .and_then(|i| entries.get(i))
+}
+
+const MANIFEST_MAGIC: &[u8; 8] = b"VOUCHMF1";
+/// Longest path or symlink target a cache may hold.
+const MAX_NAME: usize = 1 << 16;
+
+/// A cache file that is not what [`Manifest::encode`] (or [`write_entries`]) wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed cache: {0}")]
+pub struct DecodeError(pub &'static str);
+
+/// Checks `magic` at the start and the trailing SHA-256; the bytes in between.
+pub fn checked_body<'a>(bytes: &'a [u8], magic: &[u8]) -> Result<&'a [u8], DecodeError> {
+    if bytes.len() < magic.len() + 32 || !bytes.starts_with(magic) {
+        return Err(DecodeError("bad header"));
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(content).as_slice() != sum {
+        return Err(DecodeError("checksum mismatch"));
+    }
+    Ok(content.get(magic.len()..).unwrap_or_default())
+}
+
+/// Appends entries: a u32 count, then per entry (little-endian) path (u32 length, bytes), kind,
+/// mode, uid, gid, size, rdev, opaque, class, dev, ino, mtime, ctime, SHA-256 (flag, 32 bytes),
+/// target (flag, u32 length, bytes).
+pub fn write_entries(out: &mut Vec<u8>, entries: &[Entry]) {
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.path);
+        out.push(e.kind.code());
+        for v in [e.mode, e.uid, e.gid] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [e.size, e.rdev] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(u8::from(e.opaque));
+        out.push(e.class.code());
+        for v in [e.stat.dev, e.stat.ino] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [e.stat.mtime, e.stat.ctime] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        match &e.sha256 {
+            Some(d) => {
+                out.push(1);
+                out.extend_from_slice(d);
+            }
+            None => out.push(0),
+        }
+        match &e.target {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                out.extend_from_slice(t);
+            }
+            None => out.push(0),
+        }
+    }
+}
+
+fn take<'a>(r: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    if r.len() < n {
+        return Err(DecodeError("truncated"));
+    }
+    let (head, tail) = r.split_at(n);
+    *r = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(r: &mut &[u8]) -> Result<[u8; N], DecodeError> {
+    let mut a = [0u8; N];
+    a.copy_from_slice(take(r, N)?);
+    Ok(a)
+}
+
+/// A u32 length and that many bytes, at most [`MAX_NAME`].
+pub fn take_bytes(r: &mut &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let n = u32::from_le_bytes(take_array(r)?) as usize;
+    if n > MAX_NAME {
+        return Err(DecodeError("name too long"));
+    }
+    Ok(take(r, n)?.to_vec())
+}
+
+/// Reads [`write_entries`]' output: at most `max` entries, strictly sorted by path.
+pub fn read_entries(r: &mut &[u8], max: usize) -> Result<Vec<Entry>, DecodeError> {
+    let count = u32::from_le_bytes(take_array(r)?) as usize;
+    if count > max {
+        return Err(DecodeError("too many entries"));
+    }
+    // Every entry takes at least 80 bytes: a count beyond that is a lie, not an allocation.
+    let mut entries = Vec::with_capacity(count.min(r.len() / 80));
+    for _ in 0..count {
+        let path = take_bytes(r)?;
+        let kind = Kind::from_code(take_array::<1>(r)?[0]).ok_or(DecodeError("bad kind"))?;
+        let mode = u32::from_le_bytes(take_array(r)?);
+        let uid = u32::from_le_bytes(take_array(r)?);
+        let gid = u32::from_le_bytes(take_array(r)?);
+        let size = u64::from_le_bytes(take_array(r)?);
+        let rdev = u64::from_le_bytes(take_array(r)?);
+        let opaque = match take_array::<1>(r)?[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError("bad flag")),
+        };
+        let class = Class::from_code(take_array::<1>(r)?[0]).ok_or(DecodeError("bad class"))?;
+        let stat = Stat {
+            dev: u64::from_le_bytes(take_array(r)?),
+            ino: u64::from_le_bytes(take_array(r)?),
+            mtime: i64::from_le_bytes(take_array(r)?),
+            ctime: i64::from_le_bytes(take_array(r)?),
+        };
+        let sha256 = match take_array::<1>(r)?[0] {
+            0 => None,
+            1 => Some(take_array::<32>(r)?),
+            _ => return Err(DecodeError("bad flag")),
+        };
+        let target = match take_array::<1>(r)?[0] {
+            0 => None,
+            1 => Some(take_bytes(r)?),
+            _ => return Err(DecodeError("bad flag")),
+        };
+        if (kind == Kind::File) != sha256.is_some() || (kind == Kind::Symlink) != target.is_some() {
+            return Err(DecodeError("inconsistent entry"));
+        }
+        if entries.last().is_some_and(|p: &Entry| p.path >= path) {
+            return Err(DecodeError("entries not sorted"));
+        }
+        entries.push(Entry {
+            path,
+            kind,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            size,
+            sha256,
+            target,
+            rdev,
+            opaque,
+            class,
+            stat,
+        });
+    }
+    Ok(entries)
 }
 
 /// Why a tree could not be measured.
@@ -153,7 +559,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> MeasureError + '_ {
 /// Bounds on a walk.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Hashing threads.
+    /// Walking and hashing threads.
     pub threads: usize,
     /// Entries at most; a larger tree is refused.
     pub max_entries: usize,
@@ -171,19 +577,115 @@ impl Default for Options {
     }
 }
 
-/// A regular file to hash: where it is, and what it looked like when the walk saw it.
-struct Pending {
-    index: usize,
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+/// What [`revalidate`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Regular files read and hashed.
+    pub rehashed: usize,
+    /// Regular files taken from the previous manifest.
+    pub unchanged: usize,
 }
 
 /// Measures the tree under `root` (which must be a directory, and is not followed if a symlink).
 pub fn measure(root: &Path, options: &Options) -> Result<Manifest, MeasureError> {
+    revalidate_with(root, None, options).map(|(m, _)| m)
+}
+
+/// Measures the tree under `root` again, re-hashing only the regular files whose device, inode,
+/// size, mtime or ctime differ from `previous` (a manifest of the same tree). Every entry is
+/// lstat'ed: added, removed and retyped paths, and changed modes and owners, are all seen.
+pub fn revalidate(
+    root: &Path,
+    previous: &Manifest,
+    options: &Options,
+) -> Result<(Manifest, Stats), MeasureError> {
+    revalidate_with(root, Some(previous), options)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn revalidate_with(
+    root: &Path,
+    previous: Option<&Manifest>,
+    options: &Options,
+) -> Result<(Manifest, Stats), MeasureError> {
+    let measured_at = now_ns();
+    let entries = walk(root, previous, options)?;
+    // Sorted through indices: entries are large, moving them around in a sort costs more than
+    // comparing their paths.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let path = |i: usize| entries.get(i).map(|e| e.path.as_slice());
+        path(a).cmp(&path(b))
+    });
+    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+    let mut entries: Vec<Entry> = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
+    let stats = hash_all(root, &mut entries, options.threads.max(1))?;
+    // The digest is a function of the canonical fields alone: when they are all as before (the
+    // common case of a re-validated layer), it is the previous digest.
+    let digest = match previous {
+        Some(p)
+            if p.entries.len() == entries.len()
+                && p.entries
+                    .iter()
+                    .zip(&entries)
+                    .all(|(a, b)| same_canonical(a, b)) =>
+        {
+            p.digest
+        }
+        _ => Manifest::roll_up(&entries),
+    };
+    Ok((
+        Manifest {
+            entries,
+            digest,
+            measured_at,
+        },
+        stats,
+    ))
+}
+
+/// Equal in every field [`Manifest::canonical`] covers.
+fn same_canonical(a: &Entry, b: &Entry) -> bool {
+    a.path == b.path
+        && a.kind == b.kind
+        && a.mode == b.mode
+        && a.uid == b.uid
+        && a.gid == b.gid
+        && a.size == b.size
+        && a.sha256 == b.sha256
+        && a.target == b.target
+        && a.rdev == b.rdev
+        && a.opaque == b.opaque
+}
+
+/// A directory to read: where, and what it looked like when its parent was read.
+struct DirJob {
+    path: PathBuf,
+    rel: Vec<u8>,
+    meta: fs::Metadata,
+}
+
+struct Queue {
+    jobs: Vec<DirJob>,
+    /// Jobs taken but not finished.
+    busy: usize,
+}
+
+/// Every entry of the tree, files unhashed unless taken from `previous`.
+fn walk(
+    root: &Path,
+    previous: Option<&Manifest>,
+    options: &Options,
+) -> Result<Vec<Entry>, MeasureError> {
     let meta = fs::symlink_metadata(root).map_err(io_error(root))?;
     if !meta.is_dir() {
         return Err(MeasureError::Io {
@@ -191,118 +693,92 @@ pub fn measure(root: &Path, options: &Options) -> Result<Manifest, MeasureError>
             source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory"),
         });
     }
-    let mut entries = Vec::new();
-    let mut pending = Vec::new();
-    // Depth-first with an explicit stack: no recursion on hostile trees.
-    let mut stack: Vec<(PathBuf, Vec<u8>, fs::Metadata)> =
-        vec![(root.to_path_buf(), Vec::new(), meta)];
-    while let Some((path, rel, meta)) = stack.pop() {
-        if entries.len() >= options.max_entries {
-            return Err(MeasureError::TooMany {
-                root: root.to_path_buf(),
-                limit: options.max_entries,
-            });
-        }
-        let kind = Kind::of(meta.file_type());
-        let mut entry = Entry {
-            path: rel.clone(),
-            kind,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            size: 0,
-            sha256: None,
-            target: None,
+    let reuse = |e: &mut Entry| -> bool {
+        let Some(prev) = previous else { return false };
+        let Some(p) = prev.get(&e.path) else {
+            return false;
         };
-        match kind {
-            Kind::File => {
-                entry.size = meta.size();
-                pending.push(Pending {
-                    index: entries.len(),
-                    path: path.clone(),
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                    size: meta.size(),
-                    mtime: (meta.mtime(), meta.mtime_nsec()),
-                    ctime: (meta.ctime(), meta.ctime_nsec()),
-                });
-            }
-            Kind::Symlink => {
-                let target = fs::read_link(&path).map_err(io_error(&path))?;
-                let bytes = target.as_os_str().as_bytes().to_vec();
-                entry.size = bytes.len() as u64;
-                entry.target = Some(bytes);
-            }
-            Kind::Dir => {
-                let mut children = Vec::new();
-                for child in fs::read_dir(&path).map_err(io_error(&path))? {
-                    let child = child.map_err(io_error(&path))?;
-                    let child_path = child.path();
-                    let child_meta =
-                        fs::symlink_metadata(&child_path).map_err(io_error(&child_path))?;
-                    let mut child_rel = rel.clone();
-                    if !child_rel.is_empty() {
-                        child_rel.push(b'/');
-                    }
-                    child_rel.extend_from_slice(child.file_name().as_bytes());
-                    children.push((child_path, child_rel, child_meta));
-                }
-                stack.extend(children);
-            }
-            _ => {}
+        let same = p.kind == e.kind
+            && p.size == e.size
+            && p.stat == e.stat
+            && p.stat.ctime < prev.measured_at.saturating_sub(RACY_NS);
+        if same {
+            e.sha256 = p.sha256;
+            e.target.clone_from(&p.target);
+            e.opaque = p.opaque;
+            e.class = p.class;
         }
-        entries.push(entry);
-    }
-    hash_all(&mut entries, pending, options.threads.max(1))?;
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    let digest = Manifest::roll_up(&entries);
-    Ok(Manifest { entries, digest })
-}
-
-/// Hashes every pending file on `threads` threads, each inode once.
-fn hash_all(
-    entries: &mut [Entry],
-    pending: Vec<Pending>,
-    threads: usize,
-) -> Result<(), MeasureError> {
-    // Hard links: the first path of an inode is hashed; the others take its digest.
-    let mut first: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut work = Vec::new();
-    let mut links = Vec::new();
-    for (i, p) in pending.iter().enumerate() {
-        match first.get(&(p.dev, p.ino)) {
-            Some(&j) => links.push((i, j)),
-            None => {
-                first.insert((p.dev, p.ino), i);
-                work.push(i);
-            }
-        }
-    }
-    let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; pending.len()]);
-    let next = AtomicUsize::new(0);
+        same
+    };
+    let root_entry = entry_of(root, Vec::new(), &meta, &reuse)?;
+    let count = AtomicUsize::new(1);
+    let stop = AtomicBool::new(false);
     let failure: Mutex<Option<MeasureError>> = Mutex::new(None);
+    let queue = Mutex::new(Queue {
+        jobs: vec![DirJob {
+            path: root.to_path_buf(),
+            rel: Vec::new(),
+            meta,
+        }],
+        busy: 0,
+    });
+    let ready = Condvar::new();
+    let results: Mutex<Vec<Vec<Entry>>> = Mutex::new(vec![vec![root_entry]]);
+    let fail = |e: MeasureError| {
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(e);
+        }
+        stop.store(true, Ordering::SeqCst);
+        ready.notify_all();
+    };
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(work.len().max(1)) {
-            scope.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = work.get(n) else { break };
-                let Some(p) = pending.get(i) else { break };
-                match hash_file(p) {
-                    Ok(d) => {
-                        if let Ok(mut r) = results.lock() {
-                            if let Some(slot) = r.get_mut(i) {
-                                *slot = Some(d);
+        for _ in 0..options.threads.max(1) {
+            scope.spawn(|| {
+                let mut mine = Vec::with_capacity(
+                    previous.map_or(0, |p| p.entries.len() / options.threads.max(1) + 16),
+                );
+                loop {
+                    let job = {
+                        let Ok(mut q) = queue.lock() else { break };
+                        loop {
+                            if stop.load(Ordering::SeqCst) {
+                                break None;
+                            }
+                            if let Some(job) = q.jobs.pop() {
+                                q.busy += 1;
+                                break Some(job);
+                            }
+                            if q.busy == 0 {
+                                break None;
+                            }
+                            match ready.wait(q) {
+                                Ok(g) => q = g,
+                                Err(_) => return,
                             }
                         }
-                    }
-                    Err(e) => {
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
-                        }
-                        // Stop the others early.
-                        next.store(work.len(), Ordering::Relaxed);
+                    };
+                    let Some(job) = job else {
+                        ready.notify_all();
                         break;
+                    };
+                    let mut subdirs = Vec::new();
+                    let outcome = read_dir(&job, &mut mine, &mut subdirs, &reuse, &count, options);
+                    let Ok(mut q) = queue.lock() else { break };
+                    q.busy -= 1;
+                    match outcome {
+                        Ok(()) => {
+                            q.jobs.extend(subdirs);
+                            ready.notify_all();
+                        }
+                        Err(e) => {
+                            drop(q);
+                            fail(e);
+                            break;
+                        }
                     }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.push(mine);
                 }
             });
         }
@@ -310,68 +786,320 @@ fn hash_all(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let mut results = results.into_inner().map_err(|_| MeasureError::Io {
-        path: PathBuf::new(),
-        source: io::Error::other("a hashing thread failed"),
+    let parts = results.into_inner().map_err(|_| MeasureError::Io {
+        path: root.to_path_buf(),
+        source: io::Error::other("a walking thread failed"),
     })?;
-    for (i, j) in links {
-        let d = results.get(j).copied().flatten();
-        if let Some(slot) = results.get_mut(i) {
-            *slot = d;
-        }
+    let mut entries = Vec::with_capacity(count.load(Ordering::SeqCst));
+    for p in parts {
+        entries.extend(p);
     }
-    for (p, d) in pending.iter().zip(results) {
-        let Some(d) = d else {
-            // Never left unhashed: a missing digest would read as "not a file".
-            return Err(MeasureError::Io {
-                path: p.path.clone(),
-                source: io::Error::other("not hashed"),
+    Ok(entries)
+}
+
+/// Reads one directory: its children's entries into `out`, its subdirectories into `subdirs`.
+/// The directory must be the one its parent listed, and unchanged after it was read.
+fn read_dir(
+    job: &DirJob,
+    out: &mut Vec<Entry>,
+    subdirs: &mut Vec<DirJob>,
+    reuse: &(dyn Fn(&mut Entry) -> bool + Sync),
+    count: &AtomicUsize,
+    options: &Options,
+) -> Result<(), MeasureError> {
+    let changed = || MeasureError::Changed {
+        path: job.path.clone(),
+    };
+    let same_dir = |m: &fs::Metadata| {
+        m.is_dir() && Stat::of(m) == Stat::of(&job.meta) && m.mode() == job.meta.mode()
+    };
+    let listing = match fs::read_dir(&job.path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
+        Err(e) => return Err(io_error(&job.path)(e)),
+    };
+    for child in listing {
+        let child = child.map_err(io_error(&job.path))?;
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        if n >= options.max_entries {
+            return Err(MeasureError::TooMany {
+                root: job.path.clone(),
+                limit: options.max_entries,
             });
-        };
-        if let Some(e) = entries.get_mut(p.index) {
-            e.sha256 = Some(d);
         }
+        let name = child.file_name();
+        // fstatat on the directory's descriptor: no path resolution per entry.
+        let meta = match child.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
+            Err(e) => return Err(io_error(&job.path)(e)),
+        };
+        let mut rel = Vec::with_capacity(job.rel.len() + 1 + name.len());
+        rel.extend_from_slice(&job.rel);
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.as_bytes());
+        let is_dir = meta.is_dir();
+        // Files are opened later by their full path; only directories and symlinks need one now.
+        let path = if is_dir || meta.file_type().is_symlink() {
+            job.path.join(&name)
+        } else {
+            PathBuf::new()
+        };
+        let entry = entry_of(&path, rel, &meta, reuse)?;
+        if is_dir {
+            subdirs.push(DirJob {
+                path,
+                rel: entry.path.clone(),
+                meta,
+            });
+        }
+        out.push(entry);
+    }
+    // Compared with what the parent's listing saw: a directory changed (an entry added, removed
+    // or renamed) or replaced since then is refused. One check after reading covers both.
+    let after = match fs::symlink_metadata(&job.path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
+        Err(e) => return Err(io_error(&job.path)(e)),
+    };
+    if !same_dir(&after) {
+        return Err(changed());
     }
     Ok(())
 }
 
-/// SHA-256 of one file, opened without following a symlink, refused if it changed meanwhile.
-fn hash_file(p: &Pending) -> Result<[u8; 32], MeasureError> {
-    let mut f = File::options()
+/// The entry for `path` from its lstat, its content taken from the previous manifest when
+/// `reuse` says it is unchanged; regular files are hashed later.
+fn entry_of(
+    path: &Path,
+    rel: Vec<u8>,
+    meta: &fs::Metadata,
+    reuse: &(dyn Fn(&mut Entry) -> bool + Sync),
+) -> Result<Entry, MeasureError> {
+    let kind = Kind::of(meta.file_type());
+    let mut e = Entry::new(rel, kind);
+    e.mode = meta.mode() & 0o7777;
+    e.uid = meta.uid();
+    e.gid = meta.gid();
+    e.stat = Stat::of(meta);
+    match kind {
+        Kind::File => {
+            e.size = meta.size();
+            reuse(&mut e);
+        }
+        Kind::Symlink => {
+            e.size = meta.size();
+            if !reuse(&mut e) {
+                let target = fs::read_link(path).map_err(io_error(path))?;
+                let bytes = target.into_os_string().into_vec();
+                if bytes.len() as u64 != e.size {
+                    return Err(MeasureError::Changed {
+                        path: path.to_path_buf(),
+                    });
+                }
+                e.target = Some(bytes);
+            }
+        }
+        Kind::Dir => {
+            if !reuse(&mut e) {
+                e.opaque = is_opaque(path)?;
+            }
+        }
+        Kind::CharDevice | Kind::BlockDevice => e.rdev = meta.rdev(),
+        Kind::Fifo | Kind::Socket => {}
+    }
+    Ok(e)
+}
+
+/// overlayfs's opaque flag on a directory (not followed if a symlink).
+fn is_opaque(path: &Path) -> Result<bool, MeasureError> {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return Ok(false);
+    };
+    for name in [&b"trusted.overlay.opaque\0"[..], b"user.overlay.opaque\0"] {
+        let mut buf = [0u8; 8];
+        // SAFETY: `c` and `name` are NUL-terminated; `buf` is writable for its length.
+        let n = unsafe {
+            nix::libc::lgetxattr(
+                c.as_ptr(),
+                name.as_ptr().cast(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n == 1 && buf[0] == b'y' {
+            return Ok(true);
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(nix::libc::ENODATA)
+                | Some(nix::libc::ENOTSUP)
+                | Some(nix::libc::ERANGE)
+                | Some(nix::libc::EPERM) => {}
+                Some(nix::libc::ENOENT) => {
+                    return Err(MeasureError::Changed {
+                        path: path.to_path_buf(),
+                    })
+                }
+                _ => return Err(io_error(path)(e)),
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Hashes every regular file without a digest on `threads` threads, each inode once.
+fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats, MeasureError> {
+    let mut stats = Stats::default();
+    // Hard links: the first path of an inode is hashed; the others take its digest.
+    let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut work = Vec::new();
+    let mut links = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.kind != Kind::File {
+            continue;
+        }
+        if e.sha256.is_some() {
+            stats.unchanged += 1;
+            continue;
+        }
+        stats.rehashed += 1;
+        match first.get(&(e.stat.dev, e.stat.ino)) {
+            Some(&j) => links.push((i, j)),
+            None => {
+                first.insert((e.stat.dev, e.stat.ino), i);
+                work.push(i);
+            }
+        }
+    }
+    if work.is_empty() {
+        return Ok(stats);
+    }
+    let shared: &[Entry] = entries;
+    let results: Mutex<Vec<(usize, [u8; 32], Class)>> = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<MeasureError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(work.len()) {
+            scope.spawn(|| {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut mine = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = work.get(n) else { break };
+                    let Some(e) = shared.get(i) else { break };
+                    let path = root.join(OsStr::from_bytes(&e.path));
+                    match hash_file(&path, e, &mut buf) {
+                        Ok((d, c)) => mine.push((i, d, c)),
+                        Err(err) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(err);
+                            }
+                            // Stop the others early.
+                            next.store(work.len(), Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.extend(mine);
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let results = results.into_inner().map_err(|_| MeasureError::Io {
+        path: root.to_path_buf(),
+        source: io::Error::other("a hashing thread failed"),
+    })?;
+    for (i, d, c) in results {
+        if let Some(e) = entries.get_mut(i) {
+            e.sha256 = Some(d);
+            e.class = c;
+        }
+    }
+    for (i, j) in links {
+        let got = entries.get(j).map(|e| (e.sha256, e.class));
+        if let (Some((d, c)), Some(e)) = (got, entries.get_mut(i)) {
+            e.sha256 = d;
+            e.class = c;
+        }
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.kind == Kind::File && e.sha256.is_none())
+    {
+        // Never left unhashed: a missing digest would read as "not a file".
+        return Err(MeasureError::Io {
+            path: root.join(OsStr::from_bytes(&e.path)),
+            source: io::Error::other("not hashed"),
+        });
+    }
+    Ok(stats)
+}
+
+/// SHA-256 and class of one file, opened without following a symlink, streamed (sparse and huge
+/// files included), refused if it is not the file the walk saw or changed meanwhile.
+fn hash_file(path: &Path, e: &Entry, buf: &mut [u8]) -> Result<([u8; 32], Class), MeasureError> {
+    let changed = || MeasureError::Changed {
+        path: path.to_path_buf(),
+    };
+    let mut f = match File::options()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
-        .open(&p.path)
-        .map_err(io_error(&p.path))?;
-    let before = f.metadata().map_err(io_error(&p.path))?;
-    if before.ino() != p.ino || before.dev() != p.dev || !before.is_file() {
-        return Err(MeasureError::Changed {
-            path: p.path.clone(),
-        });
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(err)
+            if err.kind() == io::ErrorKind::NotFound
+                || err.raw_os_error() == Some(nix::libc::ELOOP) =>
+        {
+            return Err(changed())
+        }
+        Err(err) => return Err(io_error(path)(err)),
+    };
+    let before = f.metadata().map_err(io_error(path))?;
+    if !before.is_file() || Stat::of(&before) != e.stat || before.size() != e.size {
+        return Err(changed());
     }
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 128 * 1024];
+    let mut head = [0u8; 18];
+    let mut head_len = 0usize;
     let mut read = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match f.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(&p.path)(e)),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(io_error(path)(err)),
         };
-        h.update(&buf[..n]);
+        let chunk = buf.get(..n).unwrap_or_default();
+        if head_len < head.len() {
+            let k = (head.len() - head_len).min(n);
+            if let (Some(dst), Some(src)) = (head.get_mut(head_len..head_len + k), chunk.get(..k)) {
+                dst.copy_from_slice(src);
+            }
+            head_len += k;
+        }
+        h.update(chunk);
         read += n as u64;
+        if read > e.size {
+            return Err(changed());
+        }
     }
-    let after = f.metadata().map_err(io_error(&p.path))?;
-    let same = read == p.size
-        && after.size() == p.size
-        && (after.mtime(), after.mtime_nsec()) == p.mtime
-        && (after.ctime(), after.ctime_nsec()) == p.ctime;
-    if !same {
-        return Err(MeasureError::Changed {
-            path: p.path.clone(),
-        });
+    let after = f.metadata().map_err(io_error(path))?;
+    if read != e.size || after.size() != e.size || Stat::of(&after) != e.stat {
+        return Err(changed());
     }
-    Ok(h.finalize().into())
+    Ok((
+        h.finalize().into(),
+        Class::of(head.get(..head_len).unwrap_or_default()),
+    ))
 }
 
 #[cfg(test)]
@@ -496,5 +1224,221 @@ mod tests {
         let m = measure(dir.path(), &Options::default()).unwrap();
         assert!(m.get(b"caf\xe9").is_some());
         assert!(String::from_utf8(Manifest::canonical(m.get(b"caf\xe9").unwrap())).is_ok());
+    }
+
+    /// A previous manifest as if measured well after the tree was written (past the racy window).
+    fn settled(mut m: Manifest) -> Manifest {
+        m.measured_at = m.measured_at.saturating_add(2 * RACY_NS);
+        m
+    }
+
+    #[test]
+    fn revalidate_rehashes_only_what_changed_and_catches_a_restored_mtime() {
+        let dir = tree();
+        let r = dir.path();
+        let first = settled(measure(r, &Options::default()).unwrap());
+        let (again, stats) = revalidate(r, &first, &Options::default()).unwrap();
+        assert_eq!(again.digest, first.digest);
+        assert_eq!(stats.rehashed, 0);
+        assert_eq!(stats.unchanged, 3);
+
+        // Same size, same mtime (restored as an attacker would): the ctime still moves.
+        let path = r.join("etc/passwd");
+        let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        fs::write(&path, "root:x:0:0::/root:/bin/zz\n").unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        let (changed, stats) = revalidate(r, &first, &Options::default()).unwrap();
+        assert_eq!(stats.rehashed, 1);
+        assert_ne!(changed.digest, first.digest);
+        assert_eq!(
+            changed.get(b"etc/passwd").unwrap().sha256,
+            Some(Sha256::digest(b"root:x:0:0::/root:/bin/zz\n").into())
+        );
+        assert_eq!(
+            changed.digest,
+            measure(r, &Options::default()).unwrap().digest
+        );
+    }
+
+    #[test]
+    fn revalidate_sees_added_removed_and_retyped_paths() {
+        let dir = tree();
+        let r = dir.path();
+        let first = settled(measure(r, &Options::default()).unwrap());
+        fs::write(r.join("usr/lib/libevil.so"), "x").unwrap();
+        let (m, stats) = revalidate(r, &first, &Options::default()).unwrap();
+        assert!(m.get(b"usr/lib/libevil.so").is_some());
+        assert_eq!(stats.rehashed, 1);
+        fs::remove_file(r.join("usr/lib/libevil.so")).unwrap();
+        fs::remove_file(r.join("etc/passwd")).unwrap();
+        fs::create_dir(r.join("etc/passwd")).unwrap();
+        let (m, _) = revalidate(r, &first, &Options::default()).unwrap();
+        assert_eq!(m.get(b"etc/passwd").unwrap().kind, Kind::Dir);
+        assert!(m.get(b"usr/lib/libevil.so").is_none());
+        assert_eq!(m.digest, measure(r, &Options::default()).unwrap().digest);
+    }
+
+    #[test]
+    fn a_fresh_manifest_is_not_trusted_within_the_racy_window() {
+        let dir = tree();
+        let first = measure(dir.path(), &Options::default()).unwrap();
+        let (_, stats) = revalidate(dir.path(), &first, &Options::default()).unwrap();
+        assert_eq!(stats.unchanged, 0);
+    }
+
+    #[test]
+    fn one_byte_changed_in_a_large_sparse_file_is_caught() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        let mut f = File::create(&path).unwrap();
+        f.seek(SeekFrom::Start(64 << 20)).unwrap();
+        f.write_all(b"end").unwrap();
+        drop(f);
+        assert!(fs::metadata(&path).unwrap().blocks() < 64);
+        let first = settled(measure(dir.path(), &Options::default()).unwrap());
+        let e = first.get(b"sparse").unwrap();
+        assert_eq!(e.size, (64 << 20) + 3);
+        let mut h = Sha256::new();
+        h.update(vec![0u8; 64 << 20]);
+        h.update(b"end");
+        assert_eq!(e.sha256, Some(h.finalize().into()));
+
+        let mut f = File::options().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(12345)).unwrap();
+        f.write_all(b"\x01").unwrap();
+        drop(f);
+        let (m, stats) = revalidate(dir.path(), &first, &Options::default()).unwrap();
+        assert_eq!(stats.rehashed, 1);
+        assert_ne!(m.get(b"sparse").unwrap().sha256, e.sha256);
+    }
+
+    #[test]
+    fn a_tree_changing_underneath_is_refused() {
+        let dir = tree();
+        let r = dir.path();
+        // A file written between the walk and its hashing.
+        let mut entries = walk(r, None, &Options::default()).unwrap();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        assert!(matches!(
+            hash_all(r, &mut entries, 2),
+            Err(MeasureError::Changed { .. })
+        ));
+        // A file replaced by a symlink: never followed, refused.
+        let mut entries = walk(r, None, &Options::default()).unwrap();
+        fs::remove_file(r.join("etc/passwd")).unwrap();
+        symlink("/etc/shadow", r.join("etc/passwd")).unwrap();
+        assert!(matches!(
+            hash_all(r, &mut entries, 1),
+            Err(MeasureError::Changed { .. })
+        ));
+        // A directory whose listing changed after its parent saw it.
+        let job = DirJob {
+            path: r.join("usr"),
+            rel: b"usr".to_vec(),
+            meta: fs::symlink_metadata(r.join("usr")).unwrap(),
+        };
+        fs::write(r.join("usr/new"), "x").unwrap();
+        let no = |_: &mut Entry| false;
+        let err = read_dir(
+            &job,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &no,
+            &AtomicUsize::new(0),
+            &Options::default(),
+        );
+        assert!(matches!(err, Err(MeasureError::Changed { .. })));
+    }
+
+    #[test]
+    fn elf_programs_libraries_and_scripts_are_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0".to_vec();
+        elf.extend_from_slice(&[0u8; 100]);
+        fs::write(r.join("libx.so.1"), &elf).unwrap();
+        fs::write(r.join("app"), &elf).unwrap();
+        let mut exec = elf.clone();
+        exec[16] = 2;
+        fs::write(r.join("static"), &exec).unwrap();
+        fs::write(r.join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::write(r.join("tiny"), "\x7fEL").unwrap();
+        let m = measure(r, &Options::default()).unwrap();
+        assert!(m.get(b"libx.so.1").unwrap().is_library());
+        assert!(!m.get(b"app").unwrap().is_library());
+        assert!(m.get(b"app").unwrap().is_elf_program());
+        assert_eq!(m.get(b"static").unwrap().class, Class::ElfExecutable);
+        assert_eq!(m.get(b"run.sh").unwrap().class, Class::Script);
+        assert_eq!(m.get(b"tiny").unwrap().class, Class::Data);
+    }
+
+    #[test]
+    fn whiteouts_devices_and_opaque_directories_are_recorded() {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        mknod(
+            &r.join("gone"),
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            makedev(0, 0),
+        )
+        .unwrap();
+        mknod(
+            &r.join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 3),
+        )
+        .unwrap();
+        fs::create_dir(r.join("opq")).unwrap();
+        let c = CString::new(r.join("opq").as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings and a one-byte value.
+        let rc = unsafe {
+            nix::libc::lsetxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "tests run as root");
+        let m = measure(r, &Options::default()).unwrap();
+        assert!(m.get(b"gone").unwrap().is_whiteout());
+        assert!(!m.get(b"null").unwrap().is_whiteout());
+        assert_eq!(major_minor(m.get(b"null").unwrap().rdev), (1, 3));
+        assert!(m.get(b"opq").unwrap().opaque);
+        let line = String::from_utf8(Manifest::canonical(m.get(b"null").unwrap())).unwrap();
+        assert!(
+            line.starts_with("char ") && line.contains(" 0:0 0 1:3 "),
+            "{line}"
+        );
+        let line = String::from_utf8(Manifest::canonical(m.get(b"opq").unwrap())).unwrap();
+        assert!(line.starts_with("dir+opaque "), "{line}");
+    }
+
+    #[test]
+    fn a_manifest_survives_encoding_and_damage_is_refused() {
+        let dir = tree();
+        let m = measure(dir.path(), &Options::default()).unwrap();
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes, 1000).unwrap(), m);
+        assert!(Manifest::decode(&bytes, 3).is_err());
+        for i in [0, 9, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            assert!(Manifest::decode(&bad, 1000).is_err(), "byte {i}");
+        }
+        assert!(Manifest::decode(&bytes[..bytes.len() - 5], 1000).is_err());
+        assert!(Manifest::decode(b"", 1000).is_err());
     }
 }
