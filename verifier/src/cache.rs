@@ -36,6 +36,9 @@ pub struct Entry {
     /// `ignore` entry or an authority's validity ends, an SBOM grows older than `max_age_days`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// Per rule with `[rule.sbom]`: the digest of the SBOM that was judged.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sbom_digests: std::collections::BTreeMap<String, String>,
 }
 
 impl Entry {
@@ -48,6 +51,7 @@ impl Entry {
             allowed,
             rules,
             expires_at: None,
+            sbom_digests: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! without restarting anything. Everything that goes wrong denies (fail closed) with a one-line reason that
 //! says what to fix.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use sha2::Digest;
@@ -57,6 +58,30 @@ pub struct Facts {
     pub signatures: Vec<String>,
     /// The policy's default mode: whether failing to record a decision refuses the start.
     pub mode: Option<Mode>,
+    /// Per verify rule with `[rule.sbom]`: the digest of the SBOM judged.
+    pub sbom_digests: BTreeMap<String, String>,
+    /// The root filesystem's digest and per-layer summary, when it was measured.
+    pub rootfs_digest: Option<String>,
+    pub layers: Option<serde_json::Value>,
+}
+
+/// Keeps the files an SBOM declares, for rules whose rootfs baseline compares with them.
+fn keep_declared_files(state_dir: &Path, rule: &Rule, digest: &str, sbom: &crate::sbom::Sbom) {
+    use crate::policy::Baseline;
+    let wanted = rule.rootfs.as_ref().is_some_and(|r| {
+        matches!(
+            r.baseline,
+            Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables
+        )
+    });
+    if !wanted {
+        return;
+    }
+    let saved = crate::baseline::Declared::from_sbom(sbom).and_then(|d| d.save(state_dir, digest));
+    if let Err(e) = saved {
+        // The start that needs it fails closed, naming the missing baseline.
+        log::warn!("cannot keep the declared files of SBOM {digest}: {e}");
+    }
 }
 
 /// Denial rule names of the recording step.
@@ -86,6 +111,120 @@ impl NodeGate {
             }),
             starts: false,
         }
+    }
+
+    /// Measures the container's root filesystem and compares it with the baseline of each rule
+    /// that has one; returns each failing rule with its one-line reason. A measurement that fails
+    /// fails every rule with a baseline (and is only logged when no rule asks).
+    fn check_rootfs<'r>(
+        &self,
+        config: &Config,
+        request: &GateRequest,
+        matched: &[&'r Rule],
+        facts: &mut Facts,
+    ) -> Vec<(&'r Rule, String)> {
+        use crate::baseline::{self, Exempt};
+        use crate::policy::Baseline;
+        let judged: Vec<&Rule> = matched
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.rootfs
+                    .as_ref()
+                    .is_some_and(|f| f.baseline != Baseline::Off)
+            })
+            .collect();
+        let options = crate::measure::Options::default();
+        let measured = crate::rootfs::measure_container(
+            &request.rootfs,
+            &request.bundle,
+            &config.state_dir,
+            &options,
+        );
+        let m = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("container {}: {e}", request.container_id);
+                return judged.into_iter().map(|r| (r, e.to_string())).collect();
+            }
+        };
+        facts.rootfs_digest = Some(m.digest.clone());
+        facts.layers = Some(m.summary());
+        if judged.is_empty() {
+            return Vec::new();
+        }
+        let merged = m.merged();
+        let mut out = Vec::new();
+        let mut image_baseline = None;
+        for rule in judged {
+            let Some(req) = &rule.rootfs else { continue };
+            let exempt = match Exempt::new(&req.exempt_paths) {
+                Ok(e) => e,
+                Err(e) => {
+                    out.push((rule, format!("rootfs: exempt_paths: {e}")));
+                    continue;
+                }
+            };
+            let mismatches = match req.baseline {
+                Baseline::Off => continue,
+                Baseline::Image => {
+                    let Some(image) = &facts.image else {
+                        out.push((
+                            rule,
+                            "rootfs: the container has no image to compare with".into(),
+                        ));
+                        continue;
+                    };
+                    let expected = image_baseline.get_or_insert_with(|| {
+                        let source = baseline::ContainerdContent::new(
+                            &request.containerd_address,
+                            &request.namespace,
+                        );
+                        baseline::image_baseline(
+                            &source,
+                            &image.digest,
+                            &config.state_dir,
+                            options.max_entries,
+                        )
+                        .map_err(|e| e.to_string())
+                    });
+                    match expected {
+                        Ok(expected) => baseline::compare_image(expected, &merged, &exempt),
+                        Err(e) => {
+                            out.push((rule, format!("rootfs: image baseline: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables => {
+                    let Some(digest) = facts.sbom_digests.get(&rule.name) else {
+                        out.push((rule, "rootfs: no SBOM was judged for this rule, so there are no declared files to compare with".into()));
+                        continue;
+                    };
+                    let Some(declared) =
+                        baseline::Declared::load(&config.state_dir, digest, options.max_entries)
+                    else {
+                        out.push((rule, format!(
+                            "rootfs: the files SBOM {digest} declares are not kept under {} (they are \
+                             kept when the SBOM is judged: remove the verdict cache to judge it again)",
+                            config.state_dir.join("baselines").display()
+                        )));
+                        continue;
+                    };
+                    baseline::check_declared(
+                        &declared,
+                        &merged,
+                        &request.bundle.join("rootfs"),
+                        &exempt,
+                        req.baseline == Baseline::NoUndeclaredExecutables,
+                    )
+                }
+            };
+            if let Some(reason) = baseline::reason(&mismatches) {
+                out.push((rule, reason));
+            }
+        }
+        out
     }
 
     /// The gate of container starts (`vouch gate`): every decision also measures the host.
@@ -136,6 +275,7 @@ impl NodeGate {
         names: &[String],
         image: &ImageIdentity,
         start: &StartContext<'_>,
+        sboms: &mut BTreeMap<String, String>,
     ) -> Vec<(RuleDenial, Option<Vec<String>>)> {
         let rules: Vec<&Rule> = names.iter().filter_map(|n| loaded.policy.rule(n)).collect();
         let mode = |rule: &str| {
@@ -150,38 +290,46 @@ impl NodeGate {
             config.cache.allow_ttl_s,
             config.cache.deny_ttl_s,
         );
-        verify::check_rules(
+        let keep_declared = |rule: &Rule, digest: &str, sbom: &crate::sbom::Sbom| {
+            keep_declared_files(&config.state_dir, rule, digest, sbom)
+        };
+        let (outcomes, sbom_digests) = verify::check_rules(
             &rules,
             image,
             start,
             &loaded.policy_digest,
             &cache,
-            &|| (self.sources)(config),
+            &verify::Material {
+                make_source: &|| (self.sources)(config),
+                on_sbom: &keep_declared,
+            },
             SystemTime::now(),
-        )
-        .into_iter()
-        .map(|(name, outcome)| {
-            let m = mode(&name);
-            match outcome {
-                Outcome::Verified(v) => (
-                    RuleDenial {
-                        rule: name,
-                        reason: String::new(),
-                        mode: m,
-                    },
-                    Some(v),
-                ),
-                Outcome::Failed(reason) | Outcome::Unreachable(reason) => (
-                    RuleDenial {
-                        rule: name,
-                        reason,
-                        mode: m,
-                    },
-                    None,
-                ),
-            }
-        })
-        .collect()
+        );
+        *sboms = sbom_digests;
+        outcomes
+            .into_iter()
+            .map(|(name, outcome)| {
+                let m = mode(&name);
+                match outcome {
+                    Outcome::Verified(v) => (
+                        RuleDenial {
+                            rule: name,
+                            reason: String::new(),
+                            mode: m,
+                        },
+                        Some(v),
+                    ),
+                    Outcome::Failed(reason) | Outcome::Unreachable(reason) => (
+                        RuleDenial {
+                            rule: name,
+                            reason,
+                            mode: m,
+                        },
+                        None,
+                    ),
+                }
+            })
+            .collect()
     }
 
     /// Reads the node config and the policy; the config goes into `facts` as soon as it is read,
@@ -237,6 +385,11 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
     decision.reasons = reasons;
     decision.policy_digest = facts.policy_digest.clone();
     decision.signatures = facts.signatures.clone();
+    decision.sbom_digest = facts.sbom_digests.values().next().cloned();
+    decision.rootfs_digest = facts.rootfs_digest.clone();
+    if let Some(layers) = &facts.layers {
+        decision.layers = layers.clone();
+    }
     decision.subject_fallback_digest = std::fs::read(request.bundle.join("config.json"))
         .ok()
         .map(|b| hex::encode(sha2::Sha256::digest(&b)));
@@ -403,7 +556,14 @@ impl NodeGate {
                         image_name: annotation(identity::CRI_IMAGE_NAME)
                             .or(Some(img.name.as_str())),
                     };
-                    for (d, verified) in self.verify_rules(&config, &loaded, &verify, img, &start) {
+                    for (d, verified) in self.verify_rules(
+                        &config,
+                        &loaded,
+                        &verify,
+                        img,
+                        &start,
+                        &mut facts.sbom_digests,
+                    ) {
                         match verified {
                             Some(v) => {
                                 log::info!("rule \"{}\": verified {}", d.rule, v.join(", "));
@@ -451,6 +611,22 @@ impl NodeGate {
                     }
                     facts.host = Some(state);
                     facts.spec = spec;
+                }
+                // The root filesystem, measured and compared with each rule's baseline.
+                let wants_rootfs = matched.iter().any(|r| r.rootfs.is_some());
+                if (self.starts && !request.bundle.as_os_str().is_empty()) || wants_rootfs {
+                    let violations = self.check_rootfs(&config, request, &matched, facts);
+                    for (rule, reason) in violations {
+                        let d = RuleDenial {
+                            mode: policy.mode_of(rule),
+                            rule: rule.name.clone(),
+                            reason,
+                        };
+                        if d.mode == Mode::Enforce {
+                            return Verdict::Deny(denial(d));
+                        }
+                        audited.push(denial(d).to_string());
+                    }
                 }
                 Verdict::Allow(Evidence {
                     image,

@@ -6,6 +6,7 @@
 //! unreachable registry is its own outcome, never "unsigned": without a fresh cached verdict the
 //! start is refused with "registry unreachable" in the reason.
 
+use std::collections::BTreeMap;
 use std::{path::Path, time::SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -488,16 +489,31 @@ pub fn attestations_with(
 /// client loads the system's TLS roots, which a cached start should not pay for).
 pub type MakeSource<'a> = &'a dyn Fn() -> std::result::Result<Box<dyn SignatureSource>, String>;
 
-/// The verify rules' outcomes for one image, through the verdict cache.
+/// Called with each SBOM a rule judged (on a start the cache could not answer), so that what the
+/// rootfs baselines need from it can be kept.
+pub type OnSbom<'a> = &'a dyn Fn(&Rule, &str, &crate::sbom::Sbom);
+
+/// Where material comes from on a start the cache cannot answer, and what sees the SBOMs judged.
+pub struct Material<'a> {
+    pub make_source: MakeSource<'a>,
+    pub on_sbom: OnSbom<'a>,
+}
+
+/// The verify rules' outcomes for one image, through the verdict cache, and per rule with
+/// `[rule.sbom]` the digest of the SBOM judged.
 pub fn check_rules(
     rules: &[&Rule],
     image: &ImageIdentity,
     start: &StartContext<'_>,
     policy_digest: &str,
     cache: &VerdictCache,
-    make_source: MakeSource<'_>,
+    material: &Material<'_>,
     now: SystemTime,
-) -> Vec<(String, Outcome)> {
+) -> (Vec<(String, Outcome)>, BTreeMap<String, String>) {
+    let Material {
+        make_source,
+        on_sbom,
+    } = material;
     let key = Key {
         image_digest: image.digest.clone(),
         material_digest: material_digest(&image.repository, policy_digest, rules, start),
@@ -515,7 +531,7 @@ pub fn check_rules(
             image.subject(),
             now_s().saturating_sub(entry.verified_at)
         );
-        return entry
+        let outcomes = entry
             .rules
             .into_iter()
             .map(|(name, r)| {
@@ -526,11 +542,12 @@ pub fn check_rules(
                 (name, outcome)
             })
             .collect();
+        return (outcomes, entry.sbom_digests);
     }
     let source = match make_source() {
         Ok(s) => s,
         Err(e) => {
-            return rules
+            let outcomes = rules
                 .iter()
                 .map(|r| {
                     (
@@ -538,10 +555,12 @@ pub fn check_rules(
                         Outcome::Failed(format!("cannot reach registries: {e}")),
                     )
                 })
-                .collect()
+                .collect();
+            return (outcomes, BTreeMap::new());
         }
     };
     let mut outcomes = Vec::new();
+    let mut sbom_digests = BTreeMap::new();
     let mut expiry = policy_deadline(rules, OffsetDateTime::from(now));
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
@@ -553,9 +572,13 @@ pub fn check_rules(
         // The SBOM is read only for an image whose signature verified.
         let outcome = match (outcome, &rule.sbom) {
             (Outcome::Verified(mut who), Some(req)) => {
-                match check_sbom(v, req, image, start, source.as_ref(), now) {
-                    Ok((Ok(summary), too_old_at)) => {
+                let seen = |digest: &str, sbom: &crate::sbom::Sbom| on_sbom(rule, digest, sbom);
+                match check_sbom(v, req, image, start, source.as_ref(), &seen, now) {
+                    Ok((Ok((summary, digest)), too_old_at)) => {
                         expiry = earliest(expiry, too_old_at);
+                        if let Some(d) = digest {
+                            sbom_digests.insert(rule.name.clone(), d);
+                        }
                         who.push(summary);
                         Outcome::Verified(who)
                     }
@@ -586,11 +609,13 @@ pub fn check_rules(
             })
             .collect();
         let expires_at = expiry.and_then(|t| u64::try_from(t.unix_timestamp()).ok());
-        if let Err(e) = cache.store(l, &Entry::new(allowed, rules).expiring(expires_at)) {
+        let mut entry = Entry::new(allowed, rules).expiring(expires_at);
+        entry.sbom_digests = sbom_digests.clone();
+        if let Err(e) = cache.store(l, &entry) {
             log::warn!("cannot store the verdict: {e}");
         }
     }
-    outcomes
+    (outcomes, sbom_digests)
 }
 
 fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
@@ -634,9 +659,9 @@ fn check_sbom(
     image: &ImageIdentity,
     start: &StartContext<'_>,
     source: &dyn SignatureSource,
+    on_sbom: &dyn Fn(&str, &crate::sbom::Sbom),
     now: SystemTime,
-) -> std::result::Result<(std::result::Result<String, String>, Option<OffsetDateTime>), RegistryError>
-{
+) -> std::result::Result<SbomJudgement, RegistryError> {
     // For a multi-arch image, attestations about this node's platform manifest count as well
     // (BuildKit and most SBOM tools describe the platform image), unless the rule says index only.
     let accepted: Vec<String> = match v.multi_arch {
@@ -703,11 +728,23 @@ fn check_sbom(
         _ => None,
     };
     if failures.is_empty() {
-        Ok((Ok(format!("SBOM {}", verdict.summary)), too_old_at))
+        if let (Some(digest), Some(sbom)) = (&verdict.sbom_digest, &verdict.sbom) {
+            on_sbom(digest, sbom);
+        }
+        Ok((
+            Ok((format!("SBOM {}", verdict.summary), verdict.sbom_digest)),
+            too_old_at,
+        ))
     } else {
         Ok((Err(format!("SBOM: {}", failures.join("; "))), too_old_at))
     }
 }
+
+/// An SBOM rule's verdict: `Ok((summary, SBOM digest))` or `Err(reason)`, and when it will be too old.
+type SbomJudgement = (
+    std::result::Result<(String, Option<String>), String>,
+    Option<OffsetDateTime>,
+);
 
 /// Checks a rule on the image digest and, for a multi-arch image, on this node's platform manifest,
 /// as the rule's `multi_arch` allows.
