@@ -427,3 +427,278 @@ fn shared_library_not_in_the_sbom_is_refused_under_no_undeclared_executables() {
     );
     assert_nothing_left(&rig, &ns);
 }
+
+/// A vouch config in `dir` for `policy`, with `[tpm]` on the given swtpm in `mode`.
+fn tpm_config(dir: &std::path::Path, policy: &str, tcti: &str, mode: &str) -> std::path::PathBuf {
+    let config = write_vouch_config(dir, policy);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[tpm]\nmode = \"{mode}\"\ntcti = \"{tcti}\"\npcr = 23\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn attestation_verify(state: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let log = state.join("attestations.jsonl").display().to_string();
+    let key = state.join("attestation/node.pub").display().to_string();
+    let events = state.join("tpm/events.jsonl").display().to_string();
+    let mut args = vec![
+        "attestation",
+        "verify",
+        &log,
+        "--node-key",
+        &key,
+        "--event-log",
+        &events,
+    ];
+    args.extend_from_slice(extra);
+    vouch(&args)
+}
+
+#[test]
+fn allowed_start_is_one_record_whose_signature_quote_and_pcr_verify_also_with_tpm2_checkquote() {
+    use base64::Engine;
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    rig.push_busybox("busybox", "team/quoted:v1").unwrap();
+    let image = rig.image("team/quoted:v1");
+    rig.pull(&ns, &image).unwrap();
+    let tpm = vouch_verifier::tpm::testtpm::SwTpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tpm_config(
+        dir.path(),
+        &host_policy(&rig.registry(), ""),
+        &tpm.tcti,
+        "required",
+    );
+    let ok = run(&rig, &ns, &config, &[], &image, "quoted");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    let state = dir.path().join("state");
+    let r = records(&state);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["decision"], "allow");
+    assert_eq!(r[0]["container_id"], "quoted");
+    let digest = rig.layout_digest("busybox").unwrap();
+    assert_eq!(r[0]["image"]["digest"], digest.as_str());
+    assert!(
+        r[0]["host"]["runc"]["sha256"]
+            .as_str()
+            .is_some_and(|d| d.len() == 64),
+        "{}",
+        r[0]["host"]
+    );
+    assert!(r[0]["layers"].is_object() || r[0]["layers"].is_array());
+
+    // vouch's own check: DSSE signature, chain, quote, event log replay.
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The independent check: tpm2_checkquote on the record's quote, AK and PCR value.
+    let tpm_json = &r[0]["tpm"];
+    let b64 = |k: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(tpm_json[k].as_str().unwrap())
+            .unwrap()
+    };
+    let q = dir.path().join("quote");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(q.join("ak.pem"), tpm_json["ak_pem"].as_str().unwrap()).unwrap();
+    std::fs::write(q.join("attest.bin"), b64("attest")).unwrap();
+    std::fs::write(q.join("sig.bin"), b64("signature")).unwrap();
+    std::fs::write(
+        q.join("pcr.bin"),
+        hex::decode(tpm_json["pcr_value"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let check = |nonce: &str| {
+        std::process::Command::new("tpm2_checkquote")
+            .current_dir(&q)
+            .args([
+                "-u",
+                "ak.pem",
+                "-m",
+                "attest.bin",
+                "-s",
+                "sig.bin",
+                "-g",
+                "sha256",
+            ])
+            .args(["-q", nonce, "-f", "pcr.bin", "-l", "sha256:23"])
+            .output()
+            .unwrap()
+    };
+    let nonce = tpm_json["event_digest"].as_str().unwrap();
+    let out = check(nonce);
+    assert!(out.status.success(), "tpm2_checkquote: {}", stderr(&out));
+    assert!(
+        !check(&"00".repeat(32)).status.success(),
+        "a wrong nonce must fail"
+    );
+
+    // The event digest binds the record: container, image, rootfs, policy, decision, previous record.
+    let expected = vouch_verifier::tpm::event_digest(
+        "quoted",
+        &digest,
+        r[0]["rootfs_digest"].as_str().unwrap(),
+        r[0]["policy_digest"].as_str().unwrap(),
+        "allow",
+        &"0".repeat(64),
+    );
+    assert_eq!(nonce, hex::encode(expected));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn ten_parallel_starts_make_ten_records_in_one_chain_that_replays_to_the_pcr_and_edits_are_caught()
+{
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    rig.push_busybox("busybox", "team/parallel:v1").unwrap();
+    let image = rig.image("team/parallel:v1");
+    rig.pull(&ns, &image).unwrap();
+    let tpm = vouch_verifier::tpm::testtpm::SwTpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = tpm_config(
+        dir.path(),
+        &host_policy(&rig.registry(), ""),
+        &tpm.tcti,
+        "required",
+    );
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let (rig, ns, config, image) = (&rig, &ns, &config, &image);
+                s.spawn(move || run(rig, ns, config, &[], image, &format!("par-{i}")))
+            })
+            .collect();
+        for h in handles {
+            let out = h.join().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        }
+    });
+    let state = dir.path().join("state");
+    let r = records(&state);
+    assert_eq!(r.len(), 10);
+    for (i, rec) in r.iter().enumerate() {
+        assert_eq!(rec["seq"], i as u64);
+        assert_eq!(rec["tpm"]["event_index"], i as u64);
+    }
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // The TPM's PCR now is the last record's value.
+    let pcr = std::process::Command::new("tpm2_pcrread")
+        .env("TPM2TOOLS_TCTI", &tpm.tcti)
+        .args([
+            "sha256:23",
+            "-o",
+            &dir.path().join("pcr23").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(pcr.status.success(), "{}", stderr(&pcr));
+    assert_eq!(
+        hex::encode(std::fs::read(dir.path().join("pcr23")).unwrap()),
+        r[9]["tpm"]["pcr_value"].as_str().unwrap()
+    );
+
+    // Edit, delete, reorder: each is reported at its record.
+    let log = state.join("attestations.jsonl");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let write = |ls: &[String]| std::fs::write(&log, ls.join("\n") + "\n").unwrap();
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+
+    let mut edited = owned.clone();
+    let mut env: serde_json::Value = serde_json::from_str(&edited[4]).unwrap();
+    {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD;
+        let mut st: serde_json::Value =
+            serde_json::from_slice(&b.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+        st["predicate"]["decision"] = "deny".into();
+        env["payload"] = b.encode(serde_json::to_vec(&st).unwrap()).into();
+    }
+    edited[4] = env.to_string();
+    write(&edited);
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("record 5"), "{}", stdout(&out));
+
+    let mut deleted = owned.clone();
+    deleted.remove(6);
+    write(&deleted);
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("record 7"), "{}", stdout(&out));
+
+    let mut swapped = owned.clone();
+    swapped.swap(2, 3);
+    write(&swapped);
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("record 3"), "{}", stdout(&out));
+
+    write(&owned);
+    let out = attestation_verify(&state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // show prints one row per decision.
+    let out = vouch(&["attestation", "show", &log.display().to_string()]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).matches("par-").count(), 10, "{}", stdout(&out));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn a_stopped_tpm_refuses_starts_when_required_and_leaves_them_unquoted_when_optional() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    rig.push_busybox("busybox", "team/notpm:v1").unwrap();
+    let image = rig.image("team/notpm:v1");
+    rig.pull(&ns, &image).unwrap();
+    let mut tpm = vouch_verifier::tpm::testtpm::SwTpm::start();
+    let tcti = tpm.tcti.clone();
+    tpm.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = host_policy(&rig.registry(), "");
+    let config = tpm_config(dir.path(), &policy, &tcti, "required");
+    let out = run(&rig, &ns, &config, &[], &image, "required");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("TPM required ([tpm] mode = \"required\"): ")
+            && err.contains("(rule \"tpm\")"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out).trim(), "");
+
+    let config = tpm_config(dir.path(), &policy, &tcti, "optional");
+    let ok = run(&rig, &ns, &config, &[], &image, "optional");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let r = records(&dir.path().join("state"));
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["decision"], "deny");
+    assert_eq!(r[1]["decision"], "allow");
+    assert_eq!(r[1]["tpm"], serde_json::Value::Null);
+    assert!(
+        r[1]["unquoted_reason"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("TPM failed: ")),
+        "{}",
+        r[1]
+    );
+    assert_nothing_left(&rig, &ns);
+}
