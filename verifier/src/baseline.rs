@@ -1131,3 +1131,63 @@ fn sha1_beneath(root: &Path, rel: &[u8], measured: &Entry) -> io::Result<[u8; 20
 
 #[cfg(test)]
 mod tests;
+
+/// What an image's layers unpack to, as `vouch verify --measure` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageMeasurement {
+    pub image_digest: String,
+    /// Manifest order, bottom first.
+    pub layers: Vec<LayerSummary>,
+    /// Paths in the unpacked tree (whiteouts applied).
+    pub entries: usize,
+    pub files: usize,
+    /// SHA-256 over the canonical line of every path of the unpacked tree, in path order (the
+    /// form [`measure::Manifest`] rolls up).
+    pub tree_digest: String,
+}
+
+/// One layer of an [`ImageMeasurement`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerSummary {
+    pub digest: String,
+    pub entries: usize,
+    pub files: usize,
+}
+
+/// Derives, from the layer blobs `source` holds (digests checked, cached under `state_dir`), what
+/// the image unpacks to.
+pub fn measure_image(
+    source: &dyn BlobSource,
+    image_digest: &str,
+    state_dir: &Path,
+    max_entries: usize,
+) -> Result<ImageMeasurement, BaselineError> {
+    use sha2::Digest as _;
+    let layers = source
+        .manifest_layers(image_digest)?
+        .iter()
+        .map(|l| expected_layer(source, l, state_dir, max_entries))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expected = expected_image(&layers);
+    let count_files = |entries: &mut dyn Iterator<Item = &Entry>| {
+        entries.filter(|e| e.kind == measure::Kind::File).count()
+    };
+    let mut h = sha2::Sha256::new();
+    for e in expected.entries.values() {
+        h.update(measure::Manifest::canonical(e));
+    }
+    Ok(ImageMeasurement {
+        image_digest: image_digest.to_string(),
+        layers: layers
+            .iter()
+            .map(|l| LayerSummary {
+                digest: l.digest.clone(),
+                entries: l.entries.len(),
+                files: count_files(&mut l.entries.iter()),
+            })
+            .collect(),
+        entries: expected.entries.len(),
+        files: count_files(&mut expected.entries.values()),
+        tree_digest: format!("sha256:{}", hex::encode(h.finalize())),
+    })
+}

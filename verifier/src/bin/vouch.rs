@@ -121,6 +121,24 @@ enum Command {
         /// Decide as for a pod in this Kubernetes namespace (default: a `ctr` container).
         #[arg(long, value_name = "NS")]
         namespace: Option<String>,
+        /// Also print what the image's layers unpack to (per layer and for the whole tree), derived
+        /// from the layer blobs in containerd's content store (digests checked), and this host's
+        /// measurement: what a start with `[rule.rootfs] baseline = "image"` compares with.
+        #[arg(long)]
+        measure: bool,
+        /// containerd's socket, for --measure.
+        #[arg(
+            long,
+            value_name = "ADDRESS",
+            default_value = "/run/containerd/containerd.sock"
+        )]
+        containerd: String,
+        /// The containerd namespace holding the image, for --measure (CRI's is k8s.io).
+        #[arg(long, value_name = "NS", default_value = "k8s.io")]
+        containerd_namespace: String,
+        /// Read the layer blobs from this OCI image layout instead of containerd, for --measure.
+        #[arg(long, value_name = "DIR")]
+        layout: Option<PathBuf>,
     },
     /// Generate an SBOM of an unpacked root filesystem or of an image in an OCI image layout:
     /// dpkg, apk, Python and npm packages and every regular file, as SPDX 2.3 or CycloneDX 1.5
@@ -267,11 +285,20 @@ fn main() -> ExitCode {
             image,
             policy,
             namespace,
+            measure,
+            containerd,
+            containerd_namespace,
+            layout,
         } => verify(
             cli.config.as_deref(),
             image,
             policy.as_deref(),
             namespace.as_deref(),
+            measure.then_some(MeasureFrom {
+                containerd,
+                namespace: containerd_namespace,
+                layout: layout.as_deref(),
+            }),
             cli.output,
         ),
         Command::Sbom {
@@ -529,11 +556,53 @@ fn attest(
     ExitCode::SUCCESS
 }
 
+/// Where `vouch verify --measure` reads layer blobs.
+struct MeasureFrom<'a> {
+    containerd: &'a str,
+    namespace: &'a str,
+    layout: Option<&'a Path>,
+}
+
+/// The image's unpacked tree from its layer blobs, and this host.
+fn measurement(
+    config: Option<&Path>,
+    digest: &str,
+    from: &MeasureFrom<'_>,
+) -> Result<serde_json::Value, String> {
+    use vouch_verifier::baseline::{self, BlobSource};
+    let config = node_config(config)?;
+    let source: Box<dyn BlobSource> = match from.layout {
+        Some(dir) => Box::new(baseline::OciLayout {
+            dir: dir.to_path_buf(),
+        }),
+        None => Box::new(baseline::ContainerdContent::new(
+            from.containerd,
+            from.namespace,
+        )),
+    };
+    let image = baseline::measure_image(
+        source.as_ref(),
+        digest,
+        &config.state_dir,
+        vouch_verifier::measure::Options::default().max_entries,
+    )
+    .map_err(|e| e.to_string())?;
+    let host = vouch_verifier::host::collect(
+        &vouch_verifier::host::HostPaths::default(),
+        &vouch_verifier::host::Inputs {
+            runc: Some("runc"),
+            ..Default::default()
+        },
+    );
+    Ok(serde_json::json!({ "image": image, "host": host }))
+}
+
 fn verify(
     config: Option<&Path>,
     image: &str,
     policy: Option<&Path>,
     namespace: Option<&str>,
+    measure: Option<MeasureFrom<'_>>,
     output: Output,
 ) -> ExitCode {
     use vouch_verifier::sign;
@@ -576,9 +645,17 @@ fn verify(
         _ => None,
     };
     let config_path = overridden.as_ref().map(|o| o.path()).or(config);
+    let digest = identity.digest.clone();
     let request = sign::gate_request(identity, namespace, config_path);
     let verdict = NodeGate::default().admit(&request);
     drop(overridden);
+    let measured = match &measure {
+        Some(from) => match measurement(config, &digest, from) {
+            Ok(m) => Some(m),
+            Err(e) => return fail(format!("cannot measure {digest}: {e}")),
+        },
+        None => None,
+    };
     let code = match &verdict {
         Verdict::Allow(_) => ExitCode::SUCCESS,
         Verdict::Deny(_) => ExitCode::from(EXIT_DENIED),
@@ -588,13 +665,66 @@ fn verify(
             for line in verdict_lines(&verdict) {
                 println!("{line}");
             }
+            if let Some(m) = &measured {
+                for line in measurement_lines(m) {
+                    println!("{line}");
+                }
+            }
         }
-        Output::Json => match serde_json::to_string(&verdict) {
-            Ok(s) => println!("{s}"),
-            Err(e) => return fail(format!("cannot render JSON: {e}")),
-        },
+        Output::Json => {
+            let mut value = serde_json::to_value(&verdict).unwrap_or_default();
+            if let (Some(map), Some(m)) = (value.as_object_mut(), measured) {
+                map.insert("measurement".into(), m);
+            }
+            println!("{value}");
+        }
     }
     code
+}
+
+/// `vouch verify --measure` as text.
+fn measurement_lines(m: &serde_json::Value) -> Vec<String> {
+    let image = &m["image"];
+    let host = &m["host"];
+    let mut lines = vec![format!(
+        "measurement: {} unpacks to {} paths ({} files), tree {}",
+        image["image_digest"].as_str().unwrap_or(""),
+        image["entries"],
+        image["files"],
+        image["tree_digest"].as_str().unwrap_or("")
+    )];
+    if let Some(layers) = image["layers"].as_array() {
+        for (i, l) in layers.iter().enumerate() {
+            lines.push(format!(
+                "  layer {}: {} ({} paths, {} files)",
+                i + 1,
+                l["digest"].as_str().unwrap_or(""),
+                l["entries"],
+                l["files"]
+            ));
+        }
+    }
+    let list = |v: &serde_json::Value| match v.as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        None => "(not available)".into(),
+    };
+    lines.push(format!(
+        "host: kernel {}, LSMs {}, {} modules, runc {}",
+        host["kernel_release"].as_str().unwrap_or("?"),
+        list(&host["lsm"]),
+        host["modules"]
+            .as_array()
+            .map_or("no loadable".into(), |m| m.len().to_string()),
+        host["runc"]["sha256"]
+            .as_str()
+            .map(|d| format!("sha256:{d}"))
+            .unwrap_or_else(|| "(not found)".into())
+    ));
+    lines
 }
 
 fn sbom(
