@@ -702,3 +702,89 @@ fn a_stopped_tpm_refuses_starts_when_required_and_leaves_them_unquoted_when_opti
     );
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn native_snapshotter_rootfs_is_measured_from_the_mount_and_a_changed_file_refused() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let motd = format!("native {}\n", dir.path().display());
+    let image = image_with(
+        &rig,
+        &ns,
+        dir.path(),
+        "native",
+        "measured/native",
+        &[("etc/motd", Put::Text(&motd))],
+    );
+    // ctr pulled for the default snapshotter; pull again to unpack for native as well.
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "images",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                "native",
+                &image,
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = write_vouch_config(
+        dir.path(),
+        &rootfs_policy(&rig.registry(), "measured/native", "baseline = \"image\"\n"),
+    );
+    let ok = run(
+        &rig,
+        &ns,
+        &config,
+        &["--snapshotter", "native"],
+        &image,
+        "native-1",
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let r = records(&dir.path().join("state"));
+    assert!(
+        r[0]["rootfs_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{}",
+        r[0]
+    );
+
+    // The native snapshotter copies the image's committed snapshot into each container's.
+    let snapshots = rig
+        .root()
+        .join("root/io.containerd.snapshotter.v1.native/snapshots");
+    let changed: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("etc/motd"))
+        .filter(|p| std::fs::read(p).is_ok_and(|c| c == motd.as_bytes()))
+        .collect();
+    assert!(
+        !changed.is_empty(),
+        "no native snapshot with etc/motd under {}",
+        snapshots.display()
+    );
+    for p in &changed {
+        std::fs::write(p, motd.to_uppercase()).unwrap();
+    }
+    let out = run(
+        &rig,
+        &ns,
+        &config,
+        &["--snapshotter", "native"],
+        &image,
+        "native-2",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("rootfs: /etc/motd changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_left(&rig, &ns);
+}
