@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A tour of vouch on this machine: a private containerd and registry on loopback, a container that
-# policy allows running through containerd-shim-vouch-v2, and images the gate refuses, with reasons:
-# denied by rule, unsigned, tampered, with a denied license or a critical CVE in their signed SBOM.
+# A tour of vouch on this machine: a private containerd, registry and software TPM on loopback, a
+# container that policy allows running through containerd-shim-vouch-v2, and images the gate refuses,
+# with reasons: denied by rule, unsigned, tampered, with a denied license or a critical CVE in their
+# signed SBOM, a file changed on the node after pull, a privileged container; then the TPM-quoted,
+# signed attestation log of every decision, shown and verified.
 # Run as root on Debian 12. Everything it starts is stopped (by PID) and removed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +17,7 @@ root=$(mktemp -d /tmp/vouch-demo.XXXXXX)
 sock=$root/c.sock
 ns=demo
 REGISTRY_PID=
+SWTPM_PID=
 cleanup() { teardown "$root" "$ns"; }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -197,6 +200,63 @@ show "$root/bin/vouch" attest "$reg/team/shop:v1" --predicate "$root/shop.openve
 rm -rf "$root/vouch/state/cache"
 show run "$reg/team/shop:v1" demo-sbom-vex echo "hello again: the CVE does not affect this image"
 show "$root/bin/vouch" verify "$reg/team/legacy:v1" || echo "(vouch verify exit code $?)"
+
+say "Measurement and attestation: a software TPM (swtpm) on loopback, PCR 23, every decision recorded"
+start_swtpm "$root"
+echo "swtpm at $SWTPM_TCTI"
+cat >>"$root/vouch/config.toml" <<EOT
+[tpm]
+mode = "required"
+tcti = "$SWTPM_TCTI"
+pcr = 23
+EOT
+sed -n '/\[tpm\]/,$p' "$root/vouch/config.toml"
+cat >"$root/vouch/policy.toml" <<EOT
+version = 1
+default = "deny"
+
+[[rule]]
+name = "measured"
+images = ["$reg/team/**"]
+action = "allow"
+[rule.rootfs]
+baseline = "image"      # the unpacked layers must equal the image's layer blobs
+[rule.host]
+allow_privileged = false
+EOT
+sed -n '/\[\[rule\]\]/,$p' "$root/vouch/policy.toml"
+
+say "An image with /etc/motd runs; its layers are hashed once and compared with the layer blobs the manifest pins"
+add_file "$root/layout" latest motd etc/motd "Welcome to the demo image"
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:motd" "docker://$reg/team/motd:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$reg/team/motd:v1" >/dev/null
+show run "$reg/team/motd:v1" demo-measured-1 cat /etc/motd
+motd_digest=$(ctr -a "$sock" -n $ns images ls | awk -v r="$reg/team/motd:v1" '$1 == r { print $3 }')
+show "$root/bin/vouch" verify "$reg/team/motd@$motd_digest" --measure --containerd "$sock" --containerd-namespace $ns
+
+say "Someone with root on the node edits a file inside the image's unpacked layer"
+motd=$(find "$root/root/io.containerd.snapshotter.v1.overlayfs/snapshots" -path '*/fs/etc/motd' | head -1)
+show sed -i 's/Welcome/Pwned/' "$motd"
+show run "$reg/team/motd:v1" demo-measured-2 cat /etc/motd || echo "(exit code $?)"
+
+say "A privileged container is refused by [rule.host]"
+show ctr -a "$sock" -n $ns run --rm --privileged --runtime io.containerd.vouch.v2 "$reg/team/app:v1" demo-priv true || echo "(exit code $?)"
+
+say "The attestation log: one DSSE-signed, hash-chained in-toto record per decision, each quoted by the TPM"
+show "$root/bin/vouch" attestation show "$root/vouch/state/attestations.jsonl"
+show "$root/bin/vouch" attestation verify "$root/vouch/state/attestations.jsonl" \
+	--node-key "$root/vouch/state/attestation/node.pub" \
+	--ak "$root/vouch/state/tpm/ak.pem" \
+	--event-log "$root/vouch/state/tpm/events.jsonl"
+
+say "The last record's quote, checked by tpm2-tools (tpm2_checkquote), independently of vouch"
+tail -1 "$root/vouch/state/attestations.jsonl" | jq -r .payload | base64 -d | jq .predicate.tpm >"$root/tpm.json"
+jq -r .ak_pem "$root/tpm.json" >"$root/ak.pem"
+jq -r .attest "$root/tpm.json" | base64 -d >"$root/attest.bin"
+jq -r .signature "$root/tpm.json" | base64 -d >"$root/sig.bin"
+jq -r .pcr_value "$root/tpm.json" | python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))' >"$root/pcr.bin"
+show tpm2_checkquote -u "$root/ak.pem" -m "$root/attest.bin" -s "$root/sig.bin" -g sha256 \
+	-q "$(jq -r .event_digest "$root/tpm.json")" -f "$root/pcr.bin" -l sha256:23
 
 say "Nothing is left behind"
 echo "tasks: $(ctr -a "$sock" -n $ns tasks ls -q | wc -l), containers: $(ctr -a "$sock" -n $ns containers ls -q | wc -l), mounts under $root: $(awk -v r="$root" 'index($5, r "/") == 1' /proc/self/mountinfo | wc -l)"

@@ -58,6 +58,17 @@ EOT
 	rm -rf "$work"
 }
 
+# Adds one file to an image: layout DIR, new tag TAG from tag FROM, PATH (inside the image) with TEXT.
+add_file() {
+	local dir=$1 from=$2 tag=$3 path=$4 text=$5 work
+	work=$(mktemp -d "${TMPDIR:-/tmp}/vouch-img.XXXXXX")
+	umoci unpack --image "$dir:$from" "$work/bundle" >/dev/null
+	mkdir -p "$(dirname "$work/bundle/rootfs/$path")"
+	printf '%s\n' "$text" >"$work/bundle/rootfs/$path"
+	umoci repack --image "$dir:$tag" "$work/bundle"
+	rm -rf "$work"
+}
+
 # Picks a free TCP port on 127.0.0.1.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

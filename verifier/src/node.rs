@@ -613,8 +613,9 @@ impl NodeGate {
                     facts.spec = spec;
                 }
                 // The root filesystem, measured and compared with each rule's baseline.
+                // Only a container has one: `vouch verify` of an image (no bundle) skips this.
                 let wants_rootfs = matched.iter().any(|r| r.rootfs.is_some());
-                if (self.starts && !request.bundle.as_os_str().is_empty()) || wants_rootfs {
+                if !request.bundle.as_os_str().is_empty() && (self.starts || wants_rootfs) {
                     let violations = self.check_rootfs(&config, request, &matched, facts);
                     for (rule, reason) in violations {
                         let d = RuleDenial {

@@ -47,7 +47,7 @@ pub fn read_log(path: &Path) -> Result<Vec<LoggedRecord>, LogError> {
     Ok(out)
 }
 
-const CONTAINER_WIDTH: usize = 12;
+const CONTAINER_WIDTH: usize = 20;
 const DIGEST_HEX_SHOWN: usize = 12;
 const REASONS_WIDTH: usize = 100;
 
@@ -74,10 +74,18 @@ fn row(p: &Predicate) -> [String; 5] {
         }
         None => "-".to_string(),
     };
+    // The image is in its own column: a denial line's `vouch: denied <subject>: ` says it again.
+    let reason = |line: &String| -> String {
+        line.strip_prefix("vouch: denied ")
+            .and_then(|rest| rest.split_once(": "))
+            .map(|(_, why)| why.to_string())
+            .unwrap_or_else(|| line.clone())
+    };
     let reasons = if p.reasons.is_empty() {
         "-".to_string()
     } else {
-        truncate(&p.reasons.join("; "), REASONS_WIDTH)
+        let all: Vec<String> = p.reasons.iter().map(reason).collect();
+        truncate(&all.join("; "), REASONS_WIDTH)
     };
     [
         p.time.clone(),
@@ -88,8 +96,9 @@ fn row(p: &Predicate) -> [String; 5] {
     ]
 }
 
-/// A table: time, container (its first 12 characters, as `docker ps` shows ids), image (repository and a short digest), decision,
-/// reasons (joined with `; `, cut at 100 characters). Lines that do not decode are shown as such.
+/// A table: time, container (its first 20 characters), image (repository and a short digest), decision,
+/// reasons (without the denial line's `vouch: denied <subject>: `, joined with `; `, cut at 100
+/// characters). Lines that do not decode are shown as such.
 pub fn table(records: &[LoggedRecord]) -> String {
     let header = [
         "TIME".to_string(),

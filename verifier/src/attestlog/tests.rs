@@ -721,13 +721,27 @@ fn show_json_is_the_predicates_and_the_table_cuts_long_cells() {
     assert_eq!(p.reasons[0].len(), 150);
     let text = table(&shown);
     let row = text.lines().nth(1).unwrap();
-    assert!(row.contains(&format!("{}  ", "f".repeat(12))), "{row}");
-    assert!(!row.contains(&"f".repeat(13)), "{row}");
+    assert!(row.contains(&format!("{}  ", "f".repeat(20))), "{row}");
+    assert!(!row.contains(&"f".repeat(21)), "{row}");
     assert!(
         row.contains("127.0.0.1:5000/team/app@sha256:abababababab  audit"),
         "{row}"
     );
     assert!(row.ends_with('…'), "{row}");
+    // A denial line's subject is not repeated in the reasons column.
+    let mut denied = allowed("c2");
+    denied.decision = DecisionKind::Deny;
+    denied.reasons = vec![format!(
+        "vouch: denied 127.0.0.1:5000/team/app@sha256:{}: rootfs: /etc/motd changed (rule \"m\")",
+        "ab".repeat(32)
+    )];
+    append(&mut settings(&log, &key), &denied).unwrap();
+    let text = table(&read_log(&log).unwrap());
+    let row = text.lines().nth(2).unwrap();
+    assert!(
+        row.ends_with("deny      rootfs: /etc/motd changed (rule \"m\")"),
+        "{row}"
+    );
 }
 
 #[test]
