@@ -5,7 +5,11 @@
 # verify rule with the cache cleared before each start, so the signature is fetched from the
 # loopback registry and verified, as for a newly signed image; a verify rule with [rule.sbom], cached
 # and with the cache cleared, so the signature and the SBOM attestation are fetched and judged); then `vouch verify` of a cached
-# image, and the resident memory of each shim with one running container.
+# image, and the resident memory of each shim with one running container. Then measurement: an
+# allow rule with [rule.rootfs] baseline = "image" and [rule.host], TPM required (swtpm, one quote
+# per start), layers already measured; and a 100 MB / 5,000-file image whose first start is timed
+# with the layer caches cleared (hashing) and with the image baseline cleared too (reading the
+# layer blob), against the same image's measured start.
 #
 #   hack/bench.sh            # 30 runs of each (BENCH_RUNS=N to change)
 set -euo pipefail
@@ -22,6 +26,7 @@ root=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 sock=$root/c.sock
 ns=bench
 REGISTRY_PID=
+SWTPM_PID=
 cleanup() { teardown "$root" "$ns"; }
 trap cleanup EXIT
 
@@ -60,7 +65,19 @@ deny_licenses = ["GPL-3.0-only", "AGPL-*"]
 deny_packages = ["pkg:deb/debian/openssl@<3.0.7"]
 deny_severity = "critical"
 max_age_days = 90
+[[rule]]
+name = "measured"
+images = ["$REGISTRY/bench/measured", "$REGISTRY/bench/big"]
+action = "allow"
+[rule.rootfs]
+baseline = "image"
+[rule.host]
+allow_privileged = false
 EOT
+start_swtpm "$root"
+# The measured cases use a second node config: the same policy and state, with the TPM required.
+cp "$root/vouch/config.toml" "$root/vouch/tpm.toml"
+printf '[tpm]\nmode = "required"\ntcti = "%s"\n' "$SWTPM_TCTI" >>"$root/vouch/tpm.toml"
 start_containerd "$root" "$root/bin"
 
 build_busybox_layout "$root/layout" latest /bin/true
@@ -78,12 +95,31 @@ ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/sbom:v1" >/dev/n
 "$root/bin/vouch" sign "$REGISTRY/bench/sbom:v1" --key "$root/keys/bench.key" >/dev/null
 "$root/bin/vouch" attest "$REGISTRY/bench/sbom:v1" --predicate "$root/sbom.spdx.json" --type spdxjson --key "$root/keys/bench.key" >/dev/null
 digest=$(ctr -a "$sock" -n $ns images ls | awk -v r="$REGISTRY/bench/signed:v1" '$1 == r { print $3 }')
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:latest" "docker://$REGISTRY/bench/measured:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/measured:v1" >/dev/null
+# 100 MB in 5,000 files of random bytes (incompressible: the layer blob is ~100 MB too).
+big=$(mktemp -d "$root/big.XXXXXX")
+umoci unpack --image "$root/layout:latest" "$big/bundle" >/dev/null
+python3 - "$big/bundle/rootfs/data" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(50):
+    os.makedirs(f"{root}/{d:02}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/{d:02}/{f:03}.bin", "wb") as out:
+            out.write(os.urandom(20000))
+PY
+umoci repack --image "$root/layout:big" "$big/bundle"
+rm -rf "$big"
+skopeo copy --quiet --dest-tls-verify=false "oci:$root/layout:big" "docker://$REGISTRY/bench/big:v1"
+ctr -a "$sock" -n $ns images pull --plain-http "$REGISTRY/bench/big:v1" >/dev/null
 
 now_ns() { date +%s%N; }
 run_once() {
 	local runtime=$1 image=$2 id=$3 t0 t1
+	shift 3
 	t0=$(now_ns)
-	timeout -k 5 60 ctr -a "$sock" -n $ns run --rm --runtime "$runtime" "$image" "$id" /bin/true
+	timeout -k 5 60 ctr -a "$sock" -n $ns run --rm --runtime "$runtime" "$@" "$image" "$id" /bin/true
 	t1=$(now_ns)
 	echo $(((t1 - t0) / 1000))
 }
@@ -96,16 +132,35 @@ run_once io.containerd.runc.v2 "$plain" warm-r >/dev/null
 run_once io.containerd.vouch.v2 "$plain" warm-p >/dev/null
 run_once io.containerd.vouch.v2 "$signed" warm-s >/dev/null
 run_once io.containerd.vouch.v2 "$sbom" warm-b >/dev/null
-for s in runc plain cached first sbomc sbomf; do : >"$root/$s.us"; done
+tpmcfg=(--runtime-config-path "$root/vouch/tpm.toml")
+measured=$REGISTRY/bench/measured:v1
+bigimg=$REGISTRY/bench/big:v1
+run_once io.containerd.vouch.v2 "$measured" warm-m "${tpmcfg[@]}" >/dev/null
+run_once io.containerd.vouch.v2 "$bigimg" warm-g "${tpmcfg[@]}" >/dev/null
+for s in runc plain cached first sbomc sbomf tpm; do : >"$root/$s.us"; done
 for i in $(seq 1 "$runs"); do
 	run_once io.containerd.runc.v2 "$plain" "r$i" >>"$root/runc.us"
 	run_once io.containerd.vouch.v2 "$plain" "p$i" >>"$root/plain.us"
 	run_once io.containerd.vouch.v2 "$signed" "c$i" >>"$root/cached.us"
 	run_once io.containerd.vouch.v2 "$sbom" "b$i" >>"$root/sbomc.us"
+	run_once io.containerd.vouch.v2 "$measured" "m$i" "${tpmcfg[@]}" >>"$root/tpm.us"
 	# Clearing the cache makes both next starts first starts (and caches them for the next round).
 	rm -rf "$root/vouch/state/cache"
 	run_once io.containerd.vouch.v2 "$signed" "f$i" >>"$root/first.us"
 	run_once io.containerd.vouch.v2 "$sbom" "g$i" >>"$root/sbomf.us"
+done
+
+# The 100 MB image: measured start, first start (layer caches cleared: every file hashed), and
+# first start with the image baseline cleared too (the layer blob read, decompressed and hashed).
+bigruns=${BENCH_BIG_RUNS:-10}
+for s in bigr bigc bigh bigb; do : >"$root/$s.us"; done
+for i in $(seq 1 "$bigruns"); do
+	run_once io.containerd.runc.v2 "$bigimg" "gr$i" >>"$root/bigr.us"
+	run_once io.containerd.vouch.v2 "$bigimg" "gc$i" "${tpmcfg[@]}" >>"$root/bigc.us"
+	rm -rf "$root/vouch/state/layers"
+	run_once io.containerd.vouch.v2 "$bigimg" "gh$i" "${tpmcfg[@]}" >>"$root/bigh.us"
+	rm -rf "$root/vouch/state/layers" "$root/vouch/state/baselines"
+	run_once io.containerd.vouch.v2 "$bigimg" "gb$i" "${tpmcfg[@]}" >>"$root/bigb.us"
 done
 
 : >"$root/verify.us"
@@ -151,6 +206,18 @@ line "vouch, verify rule, cached verdict" "$root/cached.us"
 line "vouch, verify rule, first start" "$root/first.us"
 line "vouch, verify + SBOM rule, cached" "$root/sbomc.us"
 line "vouch, verify + SBOM rule, first start" "$root/sbomf.us"
+line "vouch, rootfs image baseline + host rule, TPM required, layers measured" "$root/tpm.us"
+read -r brm _ _ <<<"$(stats "$root/bigr.us")"
+read -r bcm _ _ <<<"$(stats "$root/bigc.us")"
+read -r bhm _ _ <<<"$(stats "$root/bigh.us")"
+read -r bbm _ _ <<<"$(stats "$root/bigb.us")"
+cat <<EOT
+100 MB / 5,000-file image, $bigruns runs each, interleaved (ms):
+  io.containerd.runc.v2                    median $brm
+  vouch, measured (caches warm)            median $bcm
+  vouch, layer caches cleared (hash all)   median $bhm  (hashing $(awk -v a="$bhm" -v b="$bcm" 'BEGIN { printf "%.1f ms, %.0f%% of the start", a - b, 100 * (a - b) / a }'))
+  vouch, image baseline cleared too        median $bbm  (blob read $(awk -v a="$bbm" -v b="$bhm" 'BEGIN { printf "%.1f ms", a - b }'), hashing and blob $(awk -v a="$bbm" -v b="$bcm" 'BEGIN { printf "%.0f%% of the start", 100 * (a - b) / a }'))
+EOT
 read -r vm vmin vmax <<<"$(stats "$root/verify.us")"
 cat <<EOT
 vouch verify of a cached image (pinned digest), $runs runs: median $vm ms (min $vmin, max $vmax)

@@ -431,6 +431,18 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config.toml");
+        let bytes = std::fs::read(&path).unwrap();
+        let c = Config::parse(ConfigSource::RuntimeOption(path), &bytes).unwrap();
+        assert_eq!(c.tpm.mode, TpmMode::Off);
+        assert_eq!(
+            c.attestation.log,
+            PathBuf::from("/var/lib/vouch/attestations.jsonl")
+        );
+    }
+
+    #[test]
     fn tpm_and_attestation_errors_name_the_line() {
         let e = parse("[tpm]\nmode = \"always\"\n").unwrap_err().to_string();
         assert!(

@@ -1562,6 +1562,11 @@ allow_unsigned = false
         let r = p.rules[2].sbom.as_ref().unwrap();
         assert_eq!(r.deny_packages.len(), 2);
         assert_eq!(r.ignore[0].until_text().as_deref(), Some("2027-01-01"));
+        assert_eq!(
+            p.rules[2].rootfs.as_ref().unwrap().baseline,
+            Baseline::Image
+        );
+        assert!(p.rules[2].host.as_ref().unwrap().require_seccomp);
     }
 
     #[test]
