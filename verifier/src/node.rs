@@ -752,6 +752,11 @@ mod verify_tests {
         }
 
         fn admit(&self, answer: Answer) -> Verdict {
+            self.admit_in(answer, None)
+        }
+
+        /// A start in Kubernetes namespace `ns` (none: a `ctr` container).
+        fn admit_in(&self, answer: Answer, ns: Option<&str>) -> Verdict {
             let calls = Arc::clone(&self.calls);
             let gate = NodeGate::new().with_sources(Box::new(move |_: &Config| {
                 Ok(Box::new(Stand {
@@ -767,9 +772,35 @@ mod verify_tests {
                     repository: REPO.into(),
                     digest: DIGEST.into(),
                 }),
+                annotations: ns
+                    .map(|n| [(SANDBOX_NAMESPACE.to_string(), n.to_string())].into())
+                    .unwrap_or_default(),
                 ..Default::default()
             })
         }
+    }
+
+    #[test]
+    fn a_verdict_cached_for_one_namespace_never_answers_for_rules_only_another_matches() {
+        let node = Node::new("cosign.pub", "");
+        // A second verify rule, for prod only, trusting a key that did not sign the image.
+        let policy = node.dir.path().join("policy.toml");
+        let mut text = std::fs::read_to_string(&policy).unwrap();
+        text.push_str(&format!(
+            "[[rule]]\nname = \"prod-strict\"\nimages = [\"{REPO}\"]\nnamespaces = [\"prod-*\"]\naction = \"verify\"\n[[rule.authority]]\nname = \"other\"\nkey = \"{FIXTURES}/containers-image/cosign2.pub\"\n"
+        ));
+        std::fs::write(&policy, text).unwrap();
+        assert!(matches!(
+            node.admit_in(Answer::Signed, Some("dev")),
+            Verdict::Allow(_)
+        ));
+        let d = denial(node.admit_in(Answer::Signed, Some("prod-eu")));
+        assert!(d.contains("(rule \"prod-strict\")"), "{d}");
+        // And the other way round: the prod denial does not refuse dev.
+        assert!(matches!(
+            node.admit_in(Answer::Signed, Some("dev")),
+            Verdict::Allow(_)
+        ));
     }
 
     fn denial(v: Verdict) -> String {

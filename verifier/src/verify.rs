@@ -166,6 +166,15 @@ pub fn material_digest(
     h.update(repository.as_bytes());
     h.update(b"\0");
     h.update(policy_digest.as_bytes());
+    // Which verify rules matched depends on the pod's namespace: an entry made for one set of
+    // rules must never answer for another.
+    let mut names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    h.update(b"\0rules\0");
+    for name in names {
+        h.update(name.as_bytes());
+        h.update(b"\0");
+    }
     let mut file = |path: &Path| {
         h.update(b"\0");
         h.update(path.as_os_str().as_encoded_bytes());
@@ -525,7 +534,18 @@ pub fn check_rules(
             None
         }
     };
-    if let Some(entry) = locked.as_ref().and_then(|l| cache.fresh(l)) {
+    // An entry answers only when it has an outcome for every rule asked about.
+    let complete = |e: &Entry| {
+        rules
+            .iter()
+            .filter(|r| r.verify.is_some())
+            .all(|r| e.rules.iter().any(|(n, _)| n == &r.name))
+    };
+    if let Some(entry) = locked
+        .as_ref()
+        .and_then(|l| cache.fresh(l))
+        .filter(complete)
+    {
         log::info!(
             "cached verdict for {} from {} s ago",
             image.subject(),
