@@ -67,6 +67,9 @@ pub struct HostState {
     pub containerd_version: Option<String>,
     /// Each thing that could not be measured, with why.
     pub unreadable: Vec<String>,
+    /// `/proc/modules` exists but could not be read: not the same as "no module support".
+    #[serde(skip)]
+    pub modules_unreadable: bool,
 }
 
 /// The security settings of a container's OCI spec.
@@ -142,6 +145,7 @@ pub fn collect(paths: &HostPaths, inputs: &Inputs<'_>) -> HostState {
             }
         }
     };
+    let modules_path = paths.proc.join("modules");
     let release = read("sys/kernel/osrelease", &paths.proc);
     let cmdline = read("cmdline", &paths.proc);
     let modules = read("modules", &paths.proc).map(|t| {
@@ -176,6 +180,7 @@ pub fn collect(paths: &HostPaths, inputs: &Inputs<'_>) -> HostState {
     });
     state.kernel_release = release.map(|r| r.trim().to_string()).unwrap_or_default();
     state.kernel_cmdline = cmdline.map(|c| c.trim().to_string()).unwrap_or_default();
+    state.modules_unreadable = modules.is_none() && modules_path.exists();
     state.modules = modules;
     state.lsm = lsm;
     state.selinux = selinux;
@@ -538,8 +543,14 @@ fn some_of(names: &[String]) -> String {
 /// (`vouch verify` of an image, not a container), only the host is checked.
 pub fn check(req: &HostRequirement, host: &HostState, spec: Option<&SpecSecurity>) -> Vec<String> {
     let mut out = Vec::new();
-    let none = SpecSecurity::default();
-    let spec = spec.unwrap_or(&none);
+    if let Some(spec) = spec {
+        check_spec(req, spec, &mut out);
+    }
+    check_host(req, host, &mut out);
+    out
+}
+
+fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>) {
     if !req.allow_privileged && spec.privileged {
         out.push(
             "host: allow_privileged = false, and the container is privileged \
@@ -549,6 +560,14 @@ pub fn check(req: &HostRequirement, host: &HostState, spec: Option<&SpecSecurity
     }
     if req.require_seccomp && spec.seccomp.is_none() {
         out.push("host: require_seccomp = true, and the container has no seccomp filter".into());
+    }
+}
+
+fn check_host(req: &HostRequirement, host: &HostState, out: &mut Vec<String>) {
+    if req.allowed_modules.is_some() && host.modules_unreadable {
+        out.push(
+            "host: allowed_modules: the loaded modules cannot be read (/proc/modules)".to_string(),
+        );
     }
     if let Some(allowed) = &req.allowed_modules {
         // A kernel without loadable modules (no /proc/modules) loads none.
@@ -609,7 +628,6 @@ pub fn check(req: &HostRequirement, host: &HostState, spec: Option<&SpecSecurity
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -853,6 +871,8 @@ mod tests {
             check(&req, &HostState::default(), Some(&s)),
             vec!["host: require_seccomp = true, and the container has no seccomp filter"]
         );
+        // Without a container (vouch verify of an image) the spec's settings are not judged.
+        assert!(check(&req, &HostState::default(), None).is_empty());
         // Malformed specs are read leniently, as the runtime's defaults.
         assert_eq!(spec(serde_json::json!("nonsense")).seccomp, None);
         assert_eq!(
@@ -916,6 +936,23 @@ mod tests {
             None,
         );
         assert!(v[0].contains("cannot be read"), "{v:?}");
+        // A /proc/modules that exists but cannot be read fails allowed_modules.
+        let unreadable = HostState {
+            modules_unreadable: true,
+            ..Default::default()
+        };
+        let v = check(
+            &HostRequirement {
+                allowed_modules: Some(vec!["overlay".into()]),
+                ..requirement()
+            },
+            &unreadable,
+            None,
+        );
+        assert_eq!(
+            v,
+            vec!["host: allowed_modules: the loaded modules cannot be read (/proc/modules)"]
+        );
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub struct Facts {
     pub spec: Option<SpecSecurity>,
     /// What verified, per verify rule: `rule: authority ...`.
     pub signatures: Vec<String>,
-    /// The policy's default mode: whether failing to record a decision refuses the start.
+    /// Whether failing to record a decision refuses the start: enforce when any rule that allowed
+    /// it enforces, else the policy's mode.
     pub mode: Option<Mode>,
     /// Per verify rule with `[rule.sbom]`: the digest of the SBOM judged.
     pub sbom_digests: BTreeMap<String, String>,
@@ -450,11 +451,15 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
             }
             verdict
         }
-        (Err(e), Verdict::Allow(_)) if facts.mode != Some(Mode::Audit) => Verdict::Deny(Denial {
-            subject,
-            reason: format!("cannot record the decision: {e}"),
-            rule: RULE_ATTESTATION.into(),
-        }),
+        (Err(e), Verdict::Allow(_))
+            if facts.mode != Some(Mode::Audit) || config.tpm.mode == TpmMode::Required =>
+        {
+            Verdict::Deny(Denial {
+                subject,
+                reason: format!("cannot record the decision: {e}"),
+                rule: RULE_ATTESTATION.into(),
+            })
+        }
         (Err(e), verdict) => {
             log::warn!("cannot record the decision: {e}");
             verdict
@@ -587,6 +592,11 @@ impl NodeGate {
                     if !matched.iter().any(|m| m.name == rule.name) {
                         matched.push(rule);
                     }
+                }
+                // A record that cannot be written refuses the start when any rule that let it
+                // through enforces (see `record`).
+                if matched.iter().any(|r| policy.mode_of(r) == Mode::Enforce) {
+                    facts.mode = Some(Mode::Enforce);
                 }
                 let wants_host = matched.iter().any(|r| r.host.is_some());
                 if self.starts || wants_host {
