@@ -543,6 +543,25 @@ fn undeclared_libraries_and_declared_mismatches_are_refused() {
     assert_eq!(lax.len(), 2);
     let exempt = Exempt::new(&["/usr/**"]).unwrap();
     assert!(check_declared(&declared, &merged, r, &exempt, true).is_empty());
+    // A declared program turned into a symlink into an exempt directory is compared where it leads.
+    let cache = Exempt::new(&["/var/cache/**"]).unwrap();
+    let swapped = dir.path().join("swapped");
+    fs::create_dir_all(&swapped).unwrap();
+    unpack(&layer1(), &swapped);
+    fs::create_dir_all(swapped.join("var/cache")).unwrap();
+    fs::write(swapped.join("var/cache/app"), ELF_SO).unwrap();
+    fs::remove_file(swapped.join("bin/app")).unwrap();
+    symlink("/var/cache/app", swapped.join("bin/app")).unwrap();
+    let sm = crate::measure::measure(&swapped, &Options::default()).unwrap();
+    let sm = crate::rootfs::overlay(&[&sm.entries]);
+    let only_app =
+        Declared::from_sbom(&sbom(vec![file("/bin/app", Some(hex256(ELF_EXEC)), None)])).unwrap();
+    let found = lines(&check_declared(&only_app, &sm, &swapped, &cache, false));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("rootfs: /bin/app changed"),
+        "{found:?}"
+    );
 
     // SHA-1 declared, file changed after measurement: refused, not read past the measurement.
     fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
