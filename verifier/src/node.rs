@@ -66,6 +66,42 @@ pub struct Facts {
     pub layers: Option<serde_json::Value>,
 }
 
+/// vouch trusts what it keeps under `state_dir` (verdicts, layer measurements, baselines, binary
+/// digests): the directory must be ours and writable by no one else. Starts create it (0700);
+/// `vouch verify` only checks one that exists.
+fn check_state_dir(state_dir: &Path, create: bool) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if create {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|e| format!("state_dir {}: {e}", state_dir.display()))?;
+    }
+    let meta = match std::fs::symlink_metadata(state_dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(()),
+        Err(e) => return Err(format!("state_dir {}: {e}", state_dir.display())),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() {
+        return Err(format!(
+            "state_dir {} is not a directory (a symlink is not accepted)",
+            state_dir.display()
+        ));
+    }
+    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "state_dir {} is owned by uid {} with mode {:o}: vouch trusts what it keeps there, so it \
+             must be owned by uid {euid} and writable by no one else (chown {euid}; chmod go-w)",
+            state_dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// Keeps the files an SBOM declares, for rules whose rootfs baseline compares with them.
 fn keep_declared_files(state_dir: &Path, rule: &Rule, digest: &str, sbom: &crate::sbom::Sbom) {
     use crate::policy::Baseline;
@@ -511,6 +547,14 @@ impl NodeGate {
                 return refuse(subject, rule, reason);
             }
         };
+        if let Err(reason) = check_state_dir(&config.state_dir, self.starts) {
+            let subject = request
+                .image
+                .as_ref()
+                .map(|i| i.subject())
+                .unwrap_or_else(early_subject);
+            return refuse(subject, RULE_CONFIG, reason);
+        }
         facts.policy_digest = Some(loaded.policy_digest.clone());
         facts.mode = Some(loaded.policy.mode);
         let policy = &loaded.policy;
@@ -1390,6 +1434,25 @@ action = "allow"
             serde_json::from_value(r[0]["tpm"].clone()).unwrap();
         crate::tpm::verify_quote(&evidence, None).unwrap();
         assert_eq!(evidence.pcr, 23);
+    }
+
+    #[test]
+    fn a_state_dir_others_can_write_refuses_every_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let node = recording_node("");
+        let state = node.dir.path().join("state");
+        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let d =
+            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        assert_eq!(d.rule, RULE_CONFIG);
+        assert!(d.reason.contains("writable by no one else"), "{}", d.reason);
+        // vouch verify refuses too.
+        denied(NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
     }
 
     #[test]
