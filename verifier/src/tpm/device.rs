@@ -132,6 +132,25 @@ pub fn record_event_timed(
             source,
         })?;
     let log_path = event_log_path(state_dir);
+    // The PCR and the event log belong to the node, not to one attestation log: whoever else
+    // records into this state directory (another runtime handler's config) waits here, so the
+    // event log's indices and the PCR's extends stay in one order. Released on return.
+    let lock_path = dir.join("events.lock");
+    let _lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, errno)| std::io::Error::from(errno))
+        })
+        .map_err(|source| TpmError::Io {
+            what: "cannot lock the TPM event log",
+            path: lock_path.clone(),
+            source,
+        })?;
     // Before touching the TPM: a log we cannot append to must not get an extend it lacks.
     let index = eventlog::next_index(&log_path)?;
     t.prepare = start.elapsed();
