@@ -834,3 +834,34 @@ fn ten_parallel_starts_quoted_by_a_real_tpm_chain_and_replay_to_the_pcr() {
     let replayed = crate::tpm::replay(&events, 23, e.reset_count, e.restart_count, 9).unwrap();
     assert_eq!(hex::encode(replayed), pcr_value);
 }
+
+#[test]
+fn quotes_from_two_tpms_in_one_log_are_reported_without_ak() {
+    let (a, b) = (
+        crate::tpm::testtpm::SwTpm::start(),
+        crate::tpm::testtpm::SwTpm::start(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = plain_key(dir.path(), "node.key");
+    let log = dir.path().join("attestations.jsonl");
+    for (i, tpm) in [&a, &b].into_iter().enumerate() {
+        let mut s = settings(&log, &key);
+        s.tpm = TpmUse::Required(Box::new(TpmQuoter {
+            tcti: tpm.tcti.clone(),
+            state_dir: dir.path().join(format!("state-{i}")),
+            pcr: 23,
+        }));
+        append(&mut s, &allowed(&format!("c{i}"))).unwrap();
+    }
+    let report = verify_log(&log, &[public], None, None).unwrap();
+    assert!(!report.is_valid());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].position, 2);
+    assert!(
+        report.problems[0]
+            .message
+            .contains("another attestation key than record 1"),
+        "{:?}",
+        report.problems
+    );
+}

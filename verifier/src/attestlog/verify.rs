@@ -218,6 +218,7 @@ pub fn verify_log_with(
         keys: node_keys,
         ak_pem,
         pinned_ak,
+        first_ak: None,
         events: events.as_deref(),
         tpm,
         last: None,
@@ -257,6 +258,9 @@ struct Verifier<'a> {
     keys: &'a [PublicKey],
     ak_pem: Option<&'a str>,
     pinned_ak: Option<PublicKey>,
+    /// Without --ak: the AK of the first quoted record, which every later one must share (a log
+    /// whose quotes come from several keys is not one TPM's).
+    first_ak: Option<(u64, PublicKey)>,
     events: Option<&'a dyn EventLog>,
     tpm: &'a dyn QuoteVerifier,
     last: Option<Last>,
@@ -458,6 +462,21 @@ impl Verifier<'_> {
             let same = PublicKey::from_pem(&ev.ak_pem).is_ok_and(|k| &k == pinned);
             if !same {
                 self.problem(position, s, "the record's tpm.ak_pem is not --ak".into());
+            }
+        } else if let Ok(key) = PublicKey::from_pem(&ev.ak_pem) {
+            match &self.first_ak {
+                None => self.first_ak = Some((position, key)),
+                Some((first, k)) if *k != key => {
+                    let first = *first;
+                    self.problem(
+                        position,
+                        s,
+                        format!(
+                            "quoted by another attestation key than record {first}: pass --ak to say which TPM is the node's"
+                        ),
+                    );
+                }
+                Some(_) => {}
             }
         }
         let facts = match self
