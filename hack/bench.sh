@@ -176,7 +176,7 @@ read -r rm_ rmin rmax <<<"$(stats "$root/runc.us")"
 line() {
 	local label=$1 file=$2 m lo hi
 	read -r m lo hi <<<"$(stats "$file")"
-	printf '  %-34s median %6.1f  (min %.1f, max %.1f)  ratio %.3f\n' "$label" "$m" "$lo" "$hi" "$(awk -v a="$m" -v b="$rm_" 'BEGIN { print a / b }')"
+	printf '  %-72s median %6.1f  (min %.1f, max %.1f)  ratio %.3f\n' "$label" "$m" "$lo" "$hi" "$(awk -v a="$m" -v b="$rm_" 'BEGIN { print a / b }')"
 }
 
 # Resident memory of each shim serving one running container.
