@@ -96,15 +96,8 @@ fn privileged_container_is_refused_under_allow_privileged_false() {
     assert_nothing_left(&rig, &ns);
 }
 
-/// What to put at a path of a test image.
-enum Put<'a> {
-    Text(&'a str),
-    CopyOf(&'a str),
-    Link(&'a str),
-}
-
-/// Builds OCI layout tag `tag` (the rig's busybox plus `files`) in a copy of the rig's layout under
-/// `dir`, pushes it as `repo`, pulls it into `ns`, and returns the image reference.
+/// Builds tag `tag` (busybox plus `files`), pushes it as `repo`, pulls it into `ns`, and returns
+/// the image reference.
 fn image_with(
     rig: &vouch_integration::Rig,
     ns: &str,
@@ -113,58 +106,12 @@ fn image_with(
     repo: &str,
     files: &[(&str, Put<'_>)],
 ) -> String {
-    use std::process::Command;
-    let layout = dir.join("layout");
-    if !layout.exists() {
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(rig.layout_path())
-            .arg(&layout)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    let l = layout.display().to_string();
-    let bundle = dir.join(format!("bundle-{tag}"));
-    let umoci = |args: &[&str]| {
-        let out = Command::new("umoci").args(args).output().unwrap();
-        assert!(out.status.success(), "umoci {args:?}: {}", stderr(&out));
-    };
-    umoci(&[
-        "unpack",
-        "--image",
-        &format!("{l}:base"),
-        &bundle.display().to_string(),
-    ]);
-    let root = bundle.join("rootfs");
-    for (path, what) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        match what {
-            Put::Text(t) => std::fs::write(&p, t).unwrap(),
-            Put::CopyOf(src) => {
-                std::fs::copy(src, &p).unwrap();
-            }
-            Put::Link(target) => std::os::unix::fs::symlink(target, &p).unwrap(),
-        }
-    }
-    umoci(&[
-        "repack",
-        "--image",
-        &format!("{l}:{tag}"),
-        &bundle.display().to_string(),
-    ]);
-    umoci(&[
-        "config",
-        "--image",
-        &format!("{l}:{tag}"),
-        "--config.env",
-        "PATH=/bin",
-        "--config.cmd",
-        "/bin/sh",
-    ]);
-    rig.push(&format!("oci:{l}:{tag}"), &format!("{repo}:v1"))
-        .unwrap();
+    let layout = build_layout(rig, dir, tag, files);
+    rig.push(
+        &format!("oci:{}:{tag}", layout.display()),
+        &format!("{repo}:v1"),
+    )
+    .unwrap();
     let image = rig.image(&format!("{repo}:v1"));
     rig.pull(ns, &image).unwrap();
     image
@@ -191,22 +138,6 @@ fn rootfs_policy(reg: &str, repo: &str, rootfs: &str) -> String {
     format!(
         "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"measured\"\nimages = [\"{reg}/{repo}\"]\naction = \"allow\"\n[rule.rootfs]\n{rootfs}"
     )
-}
-
-/// The decoded predicates of the attestation log under `state`.
-fn records(state: &std::path::Path) -> Vec<serde_json::Value> {
-    use base64::Engine;
-    std::fs::read_to_string(state.join("attestations.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let env: serde_json::Value = serde_json::from_str(l).unwrap();
-            let payload = base64::engine::general_purpose::STANDARD
-                .decode(env["payload"].as_str().unwrap())
-                .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["predicate"].clone()
-        })
-        .collect()
 }
 
 #[test]

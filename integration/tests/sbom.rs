@@ -555,74 +555,36 @@ fn deeply_nested_sbom_is_refused_with_the_limit_named() {
 /// Builds an image with Debian package metadata (on the rig's busybox layer) as OCI layout tag
 /// `pkgs` in a copy of the rig's layout under `dir`, and returns the layout's path.
 fn layout_with_packages(rig: &Rig, dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(rig.layout_path())
-        .arg(&layout)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let l = layout.display().to_string();
-    let bundle = dir.join("bundle");
-    let umoci = |args: &[&str]| {
-        let out = Command::new("umoci").args(args).output().unwrap();
-        assert!(out.status.success(), "umoci {args:?}: {}", stderr(&out));
-    };
-    umoci(&[
-        "unpack",
-        "--image",
-        &format!("{l}:base"),
-        &bundle.display().to_string(),
-    ]);
-    let root = bundle.join("rootfs");
-    let write = |path: &str, text: &str| {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write(
-        "etc/os-release",
-        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
-    );
-    write(
-        "var/lib/dpkg/status",
-        "Package: base-files\nStatus: install ok installed\nMaintainer: Santiago Vila <sanvila@debian.org>\nArchitecture: amd64\nVersion: 12.4+deb12u5\nDescription: Debian base system miscellaneous files\n\nPackage: libfoo1\nStatus: install ok installed\nMaintainer: Example Maintainers <pkg@example.com>\nArchitecture: amd64\nSource: foo\nVersion: 1.2.3-1\nDepends: base-files\nDescription: an example library\n",
-    );
-    write(
-        "var/lib/dpkg/info/base-files.list",
-        "/etc\n/etc/debian_version\n",
-    );
-    write("etc/debian_version", "12.5\n");
-    write(
-        "var/lib/dpkg/info/libfoo1:amd64.list",
-        "/usr\n/usr/lib\n/usr/lib/libfoo.so.1\n",
-    );
-    write("usr/lib/libfoo.so.1", "not really a library\n");
-    write(
-        "usr/share/doc/libfoo1/copyright",
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: foo\n\nFiles: *\nCopyright: 2024 Example\nLicense: Expat\n",
-    );
-    write(
-        "usr/share/doc/base-files/copyright",
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: Debian\nLicense: GPL-2+\n",
-    );
-    umoci(&[
-        "repack",
-        "--image",
-        &format!("{l}:pkgs"),
-        &bundle.display().to_string(),
-    ]);
-    umoci(&[
-        "config",
-        "--image",
-        &format!("{l}:pkgs"),
-        "--config.env",
-        "PATH=/bin",
-        "--config.cmd",
-        "/bin/sh",
-    ]);
-    layout
+    build_layout(
+        rig,
+        dir,
+        "pkgs",
+        &[
+            (
+                "etc/os-release",
+                Put::Text("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
+            ),
+            (
+                "var/lib/dpkg/status",
+                Put::Text("Package: base-files\nStatus: install ok installed\nMaintainer: Santiago Vila <sanvila@debian.org>\nArchitecture: amd64\nVersion: 12.4+deb12u5\nDescription: Debian base system miscellaneous files\n\nPackage: libfoo1\nStatus: install ok installed\nMaintainer: Example Maintainers <pkg@example.com>\nArchitecture: amd64\nSource: foo\nVersion: 1.2.3-1\nDepends: base-files\nDescription: an example library\n"),
+            ),
+            ("var/lib/dpkg/info/base-files.list", Put::Text("/etc\n/etc/debian_version\n")),
+            ("etc/debian_version", Put::Text("12.5\n")),
+            (
+                "var/lib/dpkg/info/libfoo1:amd64.list",
+                Put::Text("/usr\n/usr/lib\n/usr/lib/libfoo.so.1\n"),
+            ),
+            ("usr/lib/libfoo.so.1", Put::Text("not really a library\n")),
+            (
+                "usr/share/doc/libfoo1/copyright",
+                Put::Text("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: foo\n\nFiles: *\nCopyright: 2024 Example\nLicense: Expat\n"),
+            ),
+            (
+                "usr/share/doc/base-files/copyright",
+                Put::Text("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: Debian\nLicense: GPL-2+\n"),
+            ),
+        ],
+    )
 }
 
 #[test]

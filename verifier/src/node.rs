@@ -1339,18 +1339,14 @@ action = "allow"
     }
 
     fn records(node: &Node) -> Vec<serde_json::Value> {
-        use base64::Engine;
         let log = node.dir.path().join("state/attestations.jsonl");
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let env: serde_json::Value = serde_json::from_str(l).unwrap();
-                let payload = base64::engine::general_purpose::STANDARD
-                    .decode(env["payload"].as_str().unwrap())
-                    .unwrap();
-                serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["predicate"].clone()
-            })
+        if !log.exists() {
+            return Vec::new();
+        }
+        crate::attestlog::read_log(&log)
+            .unwrap()
+            .into_iter()
+            .map(|r| serde_json::to_value(r.predicate.unwrap()).unwrap())
             .collect()
     }
 

@@ -225,3 +225,79 @@ pub fn sign(config: &Path, image: &str, key: &Path, extra: &[&str]) {
     let out = vouch(&args);
     assert!(out.status.success(), "vouch sign {image}: {}", stderr(&out));
 }
+
+/// What to put at a path of a test image.
+pub enum Put<'a> {
+    Text(&'a str),
+    CopyOf(&'a str),
+    Link(&'a str),
+}
+
+/// Builds OCI layout tag `tag` from the rig's busybox (tag `base`) plus `files`, in a copy of the
+/// rig's layout at `dir/layout` (made once per `dir`), and returns the layout's path.
+pub fn build_layout(rig: &Rig, dir: &Path, tag: &str, files: &[(&str, Put<'_>)]) -> PathBuf {
+    use std::process::Command;
+    let layout = dir.join("layout");
+    if !layout.exists() {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(rig.layout_path())
+            .arg(&layout)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let l = layout.display().to_string();
+    let bundle = dir.join(format!("bundle-{tag}"));
+    let umoci = |args: &[&str]| {
+        let out = Command::new("umoci").args(args).output().unwrap();
+        assert!(out.status.success(), "umoci {args:?}: {}", stderr(&out));
+    };
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{l}:base"),
+        &bundle.display().to_string(),
+    ]);
+    let root = bundle.join("rootfs");
+    for (path, what) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        match what {
+            Put::Text(t) => std::fs::write(&p, t).unwrap(),
+            Put::CopyOf(src) => {
+                std::fs::copy(src, &p).unwrap();
+            }
+            Put::Link(target) => std::os::unix::fs::symlink(target, &p).unwrap(),
+        }
+    }
+    umoci(&[
+        "repack",
+        "--image",
+        &format!("{l}:{tag}"),
+        &bundle.display().to_string(),
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{l}:{tag}"),
+        "--config.env",
+        "PATH=/bin",
+        "--config.cmd",
+        "/bin/sh",
+    ]);
+    layout
+}
+
+/// The predicates of the attestation log under `state`, as JSON, in log order.
+pub fn records(state: &Path) -> Vec<serde_json::Value> {
+    let log = state.join("attestations.jsonl");
+    if !log.exists() {
+        return Vec::new();
+    }
+    vouch_verifier::attestlog::read_log(&log)
+        .unwrap()
+        .into_iter()
+        .map(|r| serde_json::to_value(r.predicate.unwrap()).unwrap())
+        .collect()
+}
