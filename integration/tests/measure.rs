@@ -318,19 +318,7 @@ fn shared_library_not_in_the_sbom_is_refused_under_no_undeclared_executables() {
     let config = write_vouch_config_for(&rig, dir.path(), &policy);
     for image in [&base, &with_lib] {
         sign(&config, image, &key, &[]);
-        let out = vouch(&[
-            "--config",
-            &config.display().to_string(),
-            "attest",
-            image,
-            "--predicate",
-            &sbom.display().to_string(),
-            "--type",
-            "spdxjson",
-            "--key",
-            &key.display().to_string(),
-        ]);
-        assert!(out.status.success(), "vouch attest: {}", stderr(&out));
+        attest(&config, image, &sbom, "spdxjson", &key);
     }
     let ok = run(&rig, &ns, &config, &[], &base, "declared");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));

@@ -237,27 +237,6 @@ impl Case {
     }
 }
 
-/// `vouch --config C attest IMAGE --predicate F --type T --key K`, which must succeed.
-fn attest(config: &Path, image: &str, predicate: &Path, kind: &str, key: &Path) {
-    let out = vouch(&[
-        "--config",
-        &config.display().to_string(),
-        "attest",
-        image,
-        "--predicate",
-        &predicate.display().to_string(),
-        "--type",
-        kind,
-        "--key",
-        &key.display().to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "vouch attest {image} --type {kind}: {}",
-        stderr(&out)
-    );
-}
-
 fn assert_runs(out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
     assert_eq!(stdout(out).trim(), "ran");

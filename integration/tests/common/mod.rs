@@ -301,3 +301,24 @@ pub fn records(state: &Path) -> Vec<serde_json::Value> {
         .map(|r| serde_json::to_value(r.predicate.unwrap()).unwrap())
         .collect()
 }
+
+/// `vouch --config C attest IMAGE --predicate F --type T --key K`, which must succeed.
+pub fn attest(config: &Path, image: &str, predicate: &Path, kind: &str, key: &Path) {
+    let out = vouch(&[
+        "--config",
+        &config.display().to_string(),
+        "attest",
+        image,
+        "--predicate",
+        &predicate.display().to_string(),
+        "--type",
+        kind,
+        "--key",
+        &key.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "vouch attest {image} --type {kind}: {}",
+        stderr(&out)
+    );
+}
