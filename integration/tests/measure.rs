@@ -707,3 +707,61 @@ fn native_snapshotter_rootfs_is_measured_from_the_mount_and_a_changed_file_refus
     );
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn cri_pod_container_is_measured_recorded_and_refused_after_its_layer_is_changed() {
+    use std::time::Duration;
+    use vouch_integration::{Rig, RigOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let rig = Rig::start_with(RigOptions::default()).unwrap();
+    let motd = format!("cri {}\n", dir.path().display());
+    let layout = build_layout(&rig, dir.path(), "cri", &[("etc/motd", Put::Text(&motd))]);
+    rig.push(&format!("oci:{}:cri", layout.display()), "measured/cri:v1")
+        .unwrap();
+    let image = rig.image("measured/cri:v1");
+    rig.write_policy(&format!(
+        "version = 1\ndefault = \"deny\"\nsandbox = \"exempt\"\n{}",
+        rootfs_policy(&rig.registry(), "measured/cri", "baseline = \"image\"\n")
+            .trim_start_matches("version = 1\ndefault = \"deny\"\n")
+    ))
+    .unwrap();
+    let cri = rig.cri().unwrap();
+    cri.pull_image(&image).unwrap();
+    let pod = cri.run_pod("measured", "team-m", "vouch").unwrap();
+    let first = cri
+        .create_container(&pod, "first", &image, &["cat"], &["/etc/motd"])
+        .unwrap();
+    cri.start_container(&first).unwrap();
+    let status = cri.wait_exited(&first, Duration::from_secs(30)).unwrap();
+    assert_eq!(status.exit_code, 0);
+    assert!(cri.container_log(&first).unwrap().contains("cri "));
+    // The pod sandbox (exempt) and the container are both recorded; the container with its rootfs.
+    let r = records(&rig.state_dir());
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1]["container_id"], first.as_str());
+    assert_eq!(r[1]["decision"], "allow");
+    assert!(r[1]["rootfs_digest"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("sha256:")));
+    assert_eq!(r[1]["layers"]["layout"], "overlay");
+
+    let layers = layer_dirs_with(&rig, "etc/motd", motd.as_bytes());
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    std::fs::write(layers[0].join("etc/motd"), motd.to_uppercase()).unwrap();
+    let second = cri
+        .create_container(&pod, "second", &image, &["cat"], &["/etc/motd"])
+        .unwrap();
+    let err = cri
+        .start_container(&second)
+        .expect_err("a changed layer must not start");
+    assert!(
+        err.message().contains("rootfs: /etc/motd changed")
+            && err.message().contains("(rule \"measured\")"),
+        "{}",
+        err.message()
+    );
+    let r = records(&rig.state_dir());
+    assert_eq!(r.last().unwrap()["decision"], "deny");
+    cri.stop_pod(&pod).unwrap();
+    cri.remove_pod(&pod).unwrap();
+}
