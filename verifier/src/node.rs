@@ -555,6 +555,12 @@ impl NodeGate {
                 .unwrap_or_else(early_subject);
             return refuse(subject, RULE_CONFIG, reason);
         }
+        if self.starts {
+            let removed = crate::rootfs::prune(&config.state_dir, crate::rootfs::PRUNE_AFTER);
+            if removed > 0 {
+                log::info!("removed {removed} layer measurements and baselines unused for 30 days");
+            }
+        }
         facts.policy_digest = Some(loaded.policy_digest.clone());
         facts.mode = Some(loaded.policy.mode);
         let policy = &loaded.policy;

@@ -424,9 +424,64 @@ pub fn load(path: &Path, max: u64) -> Option<Vec<u8>> {
     if !meta.is_file() || meta.len() > max {
         return None;
     }
+    // A cache in use is marked as such (its mtime, once a day), so that pruning spares it.
+    let day_old = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > TOUCH_AFTER);
+    if day_old {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
     f.take(max + 1).read_to_end(&mut bytes).ok()?;
     (bytes.len() as u64 <= max).then_some(bytes)
+}
+
+/// How stale a cache file's mtime may get while it is used before [`load`] renews it.
+const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Cache files not used for this long are removed by [`prune`].
+pub const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the layer measurements and baselines under `state_dir` that no start has used for
+/// `max_age` (snapshots and images long gone), at most once a day (a stamp file says when it last
+/// ran). Returns how many files were removed. Only regular files directly in those directories go;
+/// anything else is left alone.
+pub fn prune(state_dir: &Path, max_age: std::time::Duration) -> usize {
+    let stamp = state_dir.join("layers").join(".pruned");
+    let recent = fs::metadata(&stamp)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age < TOUCH_AFTER);
+    if recent {
+        return 0;
+    }
+    let mut removed = 0;
+    for dir in [
+        state_dir.join("layers"),
+        state_dir.join("baselines").join("layers"),
+        state_dir.join("baselines").join("sbom"),
+    ] {
+        let Ok(listing) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in listing.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if meta.is_file() && old && !e.file_name().as_bytes().starts_with(b".") {
+                removed += usize::from(fs::remove_file(e.path()).is_ok());
+            }
+        }
+    }
+    if fs::create_dir_all(state_dir.join("layers")).is_ok() {
+        let _ = store(&stamp, b"");
+    }
+    removed
 }
 
 /// Writes `bytes` to `path` atomically: a new 0600 file beside it, renamed over it; the directory
@@ -651,6 +706,37 @@ pub(crate) mod tests {
         fs::write(o.lower(2).join("etc/evil"), "x").unwrap();
         let fourth = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
         assert!(fourth.merged().contains_key(&b"etc/evil"[..]));
+    }
+
+    #[test]
+    fn caches_unused_for_long_are_pruned_once_a_day_and_used_ones_are_renewed() {
+        let state = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - 2 * PRUNE_AFTER;
+        let file = |rel: &str| {
+            let p = state.path().join(rel);
+            store(&p, b"cache").unwrap();
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            p
+        };
+        let stale = file("layers/aaaa");
+        let used = file("layers/bbbb");
+        let baseline = file("baselines/layers/cccc");
+        let fresh = state.path().join("baselines/sbom/dddd");
+        store(&fresh, b"cache").unwrap();
+        // Reading a cache renews it.
+        assert_eq!(load(&used, 100).as_deref(), Some(&b"cache"[..]));
+        assert_eq!(prune(state.path(), PRUNE_AFTER), 2);
+        assert!(!stale.exists() && !baseline.exists());
+        assert!(used.exists() && fresh.exists());
+        // Not again within a day.
+        let again = file("layers/eeee");
+        assert_eq!(prune(state.path(), PRUNE_AFTER), 0);
+        assert!(again.exists());
     }
 
     #[test]
