@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -813,7 +814,32 @@ fn read_dir(
     let same_dir = |m: &fs::Metadata| {
         m.is_dir() && Stat::of(m) == Stat::of(&job.meta) && m.mode() == job.meta.mode()
     };
-    let listing = match fs::read_dir(&job.path) {
+    // The directory is opened without following a symlink and must be the one the parent listed
+    // (device and inode): a path component swapped for a symlink meanwhile opens something else,
+    // which is refused. It is then listed through that descriptor, never by its path again.
+    let dir = match fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(&job.path)
+    {
+        Ok(d) => d,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) || e.raw_os_error() == Some(nix::libc::ELOOP) =>
+        {
+            return Err(changed())
+        }
+        Err(e) => return Err(io_error(&job.path)(e)),
+    };
+    match dir.metadata() {
+        Ok(m) if m.dev() == job.meta.dev() && m.ino() == job.meta.ino() => {}
+        Ok(_) => return Err(changed()),
+        Err(e) => return Err(io_error(&job.path)(e)),
+    }
+    let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let listing = match fs::read_dir(&by_fd) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed()),
         Err(e) => return Err(io_error(&job.path)(e)),
@@ -1317,6 +1343,51 @@ mod tests {
         let (m, stats) = revalidate(dir.path(), &first, &Options::default()).unwrap();
         assert_eq!(stats.rehashed, 1);
         assert_ne!(m.get(b"sparse").unwrap().sha256, e.sha256);
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_after_its_parent_listed_it_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir_all(&real).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        fs::write(elsewhere.join("secret"), b"host data").unwrap();
+        // What the parent's listing saw: `sub`, the real directory.
+        let sub = dir.path().join("sub");
+        fs::rename(&real, &sub).unwrap();
+        let job = DirJob {
+            path: sub.clone(),
+            rel: b"sub".to_vec(),
+            meta: fs::symlink_metadata(&sub).unwrap(),
+        };
+        // Swapped before it is read: a symlink to another directory.
+        fs::rename(&sub, &real).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &sub).unwrap();
+        let (mut out, mut subdirs) = (Vec::new(), Vec::new());
+        let count = AtomicUsize::new(0);
+        let r = read_dir(
+            &job,
+            &mut out,
+            &mut subdirs,
+            &|_: &mut Entry| false,
+            &count,
+            &Options::default(),
+        );
+        assert!(matches!(r, Err(MeasureError::Changed { .. })), "{r:?}");
+        assert!(out.is_empty(), "nothing of the other directory is recorded");
+        // Swapped for another real directory (same name): refused too.
+        fs::remove_file(&sub).unwrap();
+        fs::rename(&elsewhere, &sub).unwrap();
+        let r = read_dir(
+            &job,
+            &mut out,
+            &mut subdirs,
+            &|_: &mut Entry| false,
+            &count,
+            &Options::default(),
+        );
+        assert!(matches!(r, Err(MeasureError::Changed { .. })), "{r:?}");
     }
 
     #[test]
