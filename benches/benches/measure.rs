@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use vouch_verifier::baseline;
 use vouch_verifier::measure::{self, Options};
 
 const FILES: usize = 5_000;
@@ -126,6 +127,62 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // What a start with `[rule.rootfs] baseline = "image"` does on this tree once everything is
+    // cached: measure the container (the tree as its only lowerdir, an empty upper, config.json)
+    // through the layer cache, read the image baseline from its cache, and compare.
+    let state = root.with_extension("state");
+    let bundle = root.with_extension("bundle");
+    let upper = root.with_extension("upper");
+    for d in [&state, &bundle, &upper] {
+        let _ = fs::remove_dir_all(d);
+        fs::create_dir_all(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    }
+    fs::write(bundle.join("config.json"), b"{}").unwrap_or_else(|e| panic!("config: {e}"));
+    let mounts = vec![vouch_verifier::RootfsMount {
+        fs_type: "overlay".into(),
+        source: "overlay".into(),
+        target: String::new(),
+        options: vec![
+            format!("lowerdir={}", root.display()),
+            format!("upperdir={}", upper.display()),
+            "workdir=/nonexistent".into(),
+        ],
+    }];
+    let measure_start =
+        || match vouch_verifier::rootfs::measure_container(&mounts, &bundle, &state, &options) {
+            Ok(m) => m,
+            Err(e) => panic!("measure_container: {e}"),
+        };
+    measure_start();
+    let layer = baseline::ExpectedLayer {
+        digest: "sha256:00".into(),
+        entries: manifest.entries.clone(),
+        implicit: Vec::new(),
+    };
+    let blob = layer.encode();
+    let mut group = c.benchmark_group("start path, 5,000-file image, caches warm");
+    group.bench_function("measure the container (layer cache re-validated)", |b| {
+        b.iter(|| measure_start().digest)
+    });
+    group.bench_function("read the image baseline from its cache", |b| {
+        b.iter(|| {
+            baseline::ExpectedLayer::decode(black_box(&blob), options.max_entries)
+                .map(|l| l.entries.len())
+        })
+    });
+    let measured = measure_start();
+    let expected = baseline::expected_image(std::slice::from_ref(&layer));
+    group.bench_function("merge and compare with the baseline", |b| {
+        b.iter(|| {
+            let merged = measured.merged();
+            baseline::compare_image(&expected, &merged, &baseline::Exempt::default()).len()
+        })
+    });
+    group.finish();
+    for d in [&state, &bundle, &upper] {
+        let _ = fs::remove_dir_all(d);
+    }
     let _ = fs::remove_dir_all(&root);
 }
 
