@@ -441,11 +441,11 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
         decision.host = value;
     }
     let quoter = || {
-        Box::new(TpmQuoter {
-            tcti: config.tpm.tcti.clone(),
-            state_dir: config.state_dir.clone(),
-            pcr: config.tpm.pcr,
-        })
+        Box::new(TpmQuoter::new(
+            config.tpm.tcti.clone(),
+            config.state_dir.clone(),
+            config.tpm.pcr,
+        ))
     };
     let key = match &config.attestation.key {
         Some(k) => Ok(k.clone()),

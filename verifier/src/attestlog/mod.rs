@@ -207,18 +207,58 @@ pub trait Quoter: Send {
     fn record(&mut self, event_digest: &[u8; 32]) -> Result<TpmEvidence, String>;
 }
 
+/// How long a start waits for the TPM (a hardware quote takes well under a second): tpm2-tss has no
+/// timeout of its own, and a TPM that accepts a connection and never answers would hold the start.
+pub const TPM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The node's TPM: [`crate::tpm::record_event`] at `tcti`, its files under `state_dir`.
 #[derive(Debug, Clone)]
 pub struct TpmQuoter {
     pub tcti: String,
     pub state_dir: PathBuf,
     pub pcr: u32,
+    /// A TPM that has not answered by then is a failure of the TPM ([`TPM_TIMEOUT`]).
+    pub timeout: Duration,
+}
+
+impl TpmQuoter {
+    pub fn new(tcti: impl Into<String>, state_dir: impl Into<PathBuf>, pcr: u32) -> TpmQuoter {
+        TpmQuoter {
+            tcti: tcti.into(),
+            state_dir: state_dir.into(),
+            pcr,
+            timeout: TPM_TIMEOUT,
+        }
+    }
 }
 
 impl Quoter for TpmQuoter {
     fn record(&mut self, event_digest: &[u8; 32]) -> Result<TpmEvidence, String> {
-        crate::tpm::record_event(&self.tcti, &self.state_dir, self.pcr, event_digest)
-            .map_err(|e| e.to_string())
+        // On a thread of its own, so that a TPM that never answers costs `timeout`, not the start:
+        // the gate process answers and exits, which ends the stuck call with it.
+        let (tcti, state_dir, pcr, digest) = (
+            self.tcti.clone(),
+            self.state_dir.clone(),
+            self.pcr,
+            *event_digest,
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("tpm".into())
+            .spawn(move || {
+                let r = crate::tpm::record_event(&tcti, &state_dir, pcr, &digest)
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(r);
+            })
+            .map_err(|e| format!("cannot start the TPM thread: {e}"))?;
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "TPM at {} did not answer within {} s",
+                self.tcti,
+                self.timeout.as_secs_f32()
+            )),
+        }
     }
 }
 

@@ -802,11 +802,7 @@ fn ten_parallel_starts_quoted_by_a_real_tpm_chain_and_replay_to_the_pcr() {
                 (log.clone(), key.clone(), state.clone(), tpm.tcti.clone());
             std::thread::spawn(move || {
                 let mut s = settings(&log, &key);
-                s.tpm = TpmUse::Required(Box::new(TpmQuoter {
-                    tcti,
-                    state_dir: state,
-                    pcr: 23,
-                }));
+                s.tpm = TpmUse::Required(Box::new(TpmQuoter::new(tcti, state, 23)));
                 let a = append(&mut s, &allowed(&format!("c{i}"))).unwrap();
                 assert_eq!(a.tpm_failure, None);
                 a.seq
@@ -846,11 +842,11 @@ fn quotes_from_two_tpms_in_one_log_are_reported_without_ak() {
     let log = dir.path().join("attestations.jsonl");
     for (i, tpm) in [&a, &b].into_iter().enumerate() {
         let mut s = settings(&log, &key);
-        s.tpm = TpmUse::Required(Box::new(TpmQuoter {
-            tcti: tpm.tcti.clone(),
-            state_dir: dir.path().join(format!("state-{i}")),
-            pcr: 23,
-        }));
+        s.tpm = TpmUse::Required(Box::new(TpmQuoter::new(
+            tpm.tcti.clone(),
+            dir.path().join(format!("state-{i}")),
+            23,
+        )));
         append(&mut s, &allowed(&format!("c{i}"))).unwrap();
     }
     let report = verify_log(&log, &[public], None, None).unwrap();
@@ -864,4 +860,31 @@ fn quotes_from_two_tpms_in_one_log_are_reported_without_ak() {
         "{:?}",
         report.problems
     );
+}
+
+#[test]
+fn a_tpm_that_accepts_and_never_answers_fails_the_quote_within_the_timeout() {
+    // Two adjacent loopback ports (the swtpm TCTI's server and control) that accept and stay silent.
+    let (server, control) = loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) = TcpListener::bind(("127.0.0.1", port + 1)) {
+            break (a, b);
+        }
+    };
+    let port = server.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    for l in [server, control] {
+        let held = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                held.lock().unwrap().push(c);
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = TpmQuoter::new(format!("swtpm:host=127.0.0.1,port={port}"), dir.path(), 23);
+    q.timeout = Duration::from_millis(500);
+    let e = q.record(&[7; 32]).unwrap_err();
+    assert!(e.contains("did not answer within 0.5 s"), "{e}");
 }
