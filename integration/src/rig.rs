@@ -255,7 +255,10 @@ impl Rig {
                 if !matches!(child.try_wait(), Ok(None)) {
                     break false;
                 }
-                if registry_answers(port) {
+                // Answering is not enough: another rig's registry may hold the port we picked.
+                if registry_answers(port)
+                    && vouch_verifier::tpm::testtpm::listens_on(child.id(), port)
+                {
                     break true;
                 }
                 if Instant::now() > deadline {

@@ -161,13 +161,12 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
             TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, p).into(), Duration::from_millis(200))
                 .is_ok()
         };
-        if up(port + 1) && up(port) {
-            // Another process's swtpm may hold the port while ours is exiting: make sure ours
-            // is still alive.
-            std::thread::sleep(Duration::from_millis(20));
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("swtpm exited ({status}), port {port} taken?"));
-            }
+        // Another process's swtpm may hold the ports we picked: they must be our child's.
+        if up(port + 1)
+            && up(port)
+            && listens_on(child.id(), port)
+            && listens_on(child.id(), port + 1)
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -175,4 +174,29 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether process `pid` holds the listening TCP socket on 127.0.0.1:`port` (its socket inode,
+/// from `/proc/net/tcp`, among the process's descriptors).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let wanted = format!(":{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+            (local.ends_with(&wanted) && *state == "0A").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+    })
 }
