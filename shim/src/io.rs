@@ -35,40 +35,62 @@ pub struct StdioSpec {
 enum Sink {
     Fifo(PathBuf),
     File(PathBuf),
-    /// A FIFO already opened for writing (see [`open_early`]).
-    Opened(File),
+    /// A FIFO already opened for writing (see [`open_early`]), and the read end the shim opened
+    /// itself when the client had not opened its own yet.
+    Opened(File, Option<File>),
 }
 
-/// Opens an output FIFO at create time, before runc runs, when its reader is already there (ctr and
-/// CRI open theirs before creating the task), as containerd's own shim does. Opened later, in the
-/// copy thread, a process that exits at once could be reported before the FIFO had a writer, and a
-/// client that gives up its reader at the exit (ctr's `Delete` cancels readers still opening) would
-/// lose the output. Without a reader yet, the copy thread opens it, blocking, as before.
+/// Opens an output FIFO for writing at create time, before runc runs, as containerd's own shim
+/// does. When the client has not opened its read end yet, the shim opens one itself (never read,
+/// kept until the process is deleted), so that the write end opens at once and output waits in the
+/// pipe for the client: opened later, a process that exits at once could be reported before the
+/// FIFO had a writer, and a client that gives up its reader at the exit (ctr's `Delete` cancels
+/// readers still opening) would lose the output. Anything that fails leaves the FIFO to the copy
+/// thread, which opens it blocking, as before.
 fn open_early(sink: Option<Sink>) -> Option<Sink> {
-    match sink {
-        Some(Sink::Fifo(path)) => match OpenOptions::new()
+    let Some(Sink::Fifo(path)) = sink else {
+        return sink;
+    };
+    let write_nonblocking = || {
+        OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&path)
-        {
-            Ok(f) => {
-                // Writes block again from here on: the copier must not drop output when the
-                // FIFO is momentarily full.
-                // SAFETY: F_GETFL/F_SETFL on a descriptor this function owns.
-                let cleared = unsafe {
-                    let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-                    flags >= 0
-                        && libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
-                };
-                if cleared {
-                    Some(Sink::Opened(f))
-                } else {
-                    Some(Sink::Fifo(path))
-                }
+    };
+    let (writer, held) = match write_nonblocking() {
+        Ok(w) => (w, None),
+        // ENXIO: no reader yet. Be one, then the write end opens.
+        Err(_) => {
+            let reader = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path);
+            match reader.and_then(|r| write_nonblocking().map(|w| (w, Some(r)))) {
+                Ok(pair) => pair,
+                Err(_) => return Some(Sink::Fifo(path)),
             }
-            Err(_) => Some(Sink::Fifo(path)),
-        },
-        other => other,
+        }
+    };
+    // Writes block again from here on: the copier must not drop output when the FIFO is
+    // momentarily full.
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this function owns.
+    let cleared = unsafe {
+        let flags = libc::fcntl(writer.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(writer.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if cleared {
+        Some(Sink::Opened(writer, held))
+    } else {
+        Some(Sink::Fifo(path))
+    }
+}
+
+/// The read end [`open_early`] holds, taken out of the sink so that it lives as long as the
+/// process rather than its copy thread.
+fn take_held(sink: &mut Option<Sink>) -> Option<File> {
+    match sink {
+        Some(Sink::Opened(_, held)) => held.take(),
+        _ => None,
     }
 }
 
@@ -94,7 +116,7 @@ impl Sink {
         match self {
             // Blocks until containerd opens the read side; that is why it runs in the copy thread.
             Sink::Fifo(p) => OpenOptions::new().write(true).open(p),
-            Sink::Opened(f) => f.try_clone(),
+            Sink::Opened(f, _) => f.try_clone(),
             Sink::File(p) => {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -116,6 +138,8 @@ pub struct ProcessIo {
     stdin: Arc<Mutex<Option<File>>>,
     copiers: Vec<JoinHandle<()>>,
     console: Option<File>,
+    /// Read ends of output FIFOs the shim opened itself: output waits in them for the client.
+    held: Vec<File>,
 }
 
 impl ProcessIo {
@@ -204,6 +228,11 @@ pub struct PendingCopy {
 impl PendingCopy {
     pub fn start(mut self) -> io::Result<ProcessIo> {
         let mut pio = ProcessIo::default();
+        pio.held.extend(
+            take_held(&mut self.stdout)
+                .into_iter()
+                .chain(take_held(&mut self.stderr)),
+        );
         if let Some(console) = self.console.take() {
             // Terminal: stdin FIFO -> master, master -> stdout.
             if let Some(source) = self.stdin.take() {
@@ -435,21 +464,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_output_fifo_with_its_reader_waiting_is_opened_at_create_time() {
+    fn an_output_fifo_is_opened_at_create_time_with_or_without_its_reader() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("stdout");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        // No reader yet: left to the copy thread.
-        let s = open_early(Some(Sink::Fifo(fifo.clone())));
-        assert!(matches!(s, Some(Sink::Fifo(_))));
-        // A reader (as ctr has before it creates the task): opened now, in blocking mode.
+        // No reader yet: the shim holds one, the output waits in the pipe for the client.
+        let mut s = open_early(Some(Sink::Fifo(fifo.clone())));
+        let held = take_held(&mut s);
+        assert!(held.is_some());
+        let Some(Sink::Opened(mut w, None)) = s else {
+            panic!("not opened early")
+        };
+        w.write_all(b"early\n").unwrap();
+        drop(w);
+        // The client opens its reader after the process exited and still gets the output.
+        let mut late = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut got = String::new();
+        late.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "early\n");
+        drop((late, held));
+
+        // A reader already there (as ctr has before it creates the task): no held read end.
         let mut reader = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo)
             .unwrap();
         let s = open_early(Some(Sink::Fifo(fifo.clone())));
-        let Some(Sink::Opened(mut w)) = s else {
+        let Some(Sink::Opened(mut w, None)) = s else {
             panic!("not opened early")
         };
         // SAFETY: F_GETFL on a descriptor the test owns.
