@@ -377,7 +377,6 @@ fn attestation_verify(state: &std::path::Path, extra: &[&str]) -> std::process::
 
 #[test]
 fn allowed_start_is_one_record_whose_signature_quote_and_pcr_verify_also_with_tpm2_checkquote() {
-    use base64::Engine;
     let rig = shared_rig();
     let ns = rig.namespace();
     rig.push_busybox("busybox", "team/quoted:v1").unwrap();
@@ -421,40 +420,12 @@ fn allowed_start_is_one_record_whose_signature_quote_and_pcr_verify_also_with_tp
     );
 
     // The independent check: tpm2_checkquote on the record's quote, AK and PCR value.
-    let tpm_json = &r[0]["tpm"];
-    let b64 = |k: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(tpm_json[k].as_str().unwrap())
-            .unwrap()
-    };
+    let evidence: vouch_verifier::tpm::TpmEvidence =
+        serde_json::from_value(r[0]["tpm"].clone()).unwrap();
     let q = dir.path().join("quote");
     std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(q.join("ak.pem"), tpm_json["ak_pem"].as_str().unwrap()).unwrap();
-    std::fs::write(q.join("attest.bin"), b64("attest")).unwrap();
-    std::fs::write(q.join("sig.bin"), b64("signature")).unwrap();
-    std::fs::write(
-        q.join("pcr.bin"),
-        hex::decode(tpm_json["pcr_value"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let check = |nonce: &str| {
-        std::process::Command::new("tpm2_checkquote")
-            .current_dir(&q)
-            .args([
-                "-u",
-                "ak.pem",
-                "-m",
-                "attest.bin",
-                "-s",
-                "sig.bin",
-                "-g",
-                "sha256",
-            ])
-            .args(["-q", nonce, "-f", "pcr.bin", "-l", "sha256:23"])
-            .output()
-            .unwrap()
-    };
-    let nonce = tpm_json["event_digest"].as_str().unwrap();
+    let check = |nonce: &str| vouch_verifier::tpm::testtpm::checkquote(&evidence, nonce, &q);
+    let nonce = evidence.event_digest.as_str();
     let out = check(nonce);
     assert!(out.status.success(), "tpm2_checkquote: {}", stderr(&out));
     assert!(

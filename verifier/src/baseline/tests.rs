@@ -637,43 +637,6 @@ fn reasons_stay_on_one_line() {
     );
 }
 
-/// Against a real containerd: `VOUCH_TEST_CONTAINERD` (socket), `VOUCH_TEST_NAMESPACE`,
-/// `VOUCH_TEST_IMAGE` (index or manifest digest of an image unpacked by the overlayfs snapshotter)
-/// and `VOUCH_TEST_LOWERDIR` (the `lowerdir=` value of a snapshot prepared on it, e.g. from
-/// `ctr snapshots prepare --mounts`). The image baseline derived from the content store must equal
-/// the unpacked layers.
-#[test]
-#[ignore = "needs a containerd with an unpacked image (see the doc comment)"]
-fn containerd_content_store_baseline_matches_the_unpacked_snapshots() {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
-    let source =
-        ContainerdContent::new(&var("VOUCH_TEST_CONTAINERD"), &var("VOUCH_TEST_NAMESPACE"));
-    let state = tempfile::tempdir().unwrap();
-    let expected =
-        image_baseline(&source, &var("VOUCH_TEST_IMAGE"), state.path(), 1_000_000).unwrap();
-    let bundle = tempfile::tempdir().unwrap();
-    fs::write(bundle.path().join("config.json"), "{}").unwrap();
-    let mounts = vec![crate::gate::RootfsMount {
-        fs_type: "overlay".into(),
-        source: "overlay".into(),
-        target: String::new(),
-        options: vec![format!("lowerdir={}", var("VOUCH_TEST_LOWERDIR"))],
-    }];
-    let m =
-        crate::rootfs::measure_container(&mounts, bundle.path(), state.path(), &Options::default())
-            .unwrap();
-    let mismatches = compare_image(&expected, &m.merged(), &Exempt::default());
-    assert!(mismatches.is_empty(), "{:?}", lines(&mismatches));
-    eprintln!(
-        "{} entries expected, rootfs {}",
-        expected.entries.len(),
-        m.digest
-    );
-    // A second derivation comes from the cache.
-    let again = image_baseline(&source, &var("VOUCH_TEST_IMAGE"), state.path(), 1_000_000).unwrap();
-    assert_eq!(again.entries, expected.entries);
-}
-
 #[test]
 fn baseline_modes_parse_by_their_policy_names() {
     for name in Mode::NAMES {

@@ -1,6 +1,5 @@
 //! Tests against a real swtpm ([`super::testtpm::SwTpm`]) and tpm2-tools' `tpm2_checkquote`.
 
-use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -24,34 +23,6 @@ fn digest(n: u8) -> [u8; 32] {
 
 fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
-}
-
-/// Runs `tpm2_checkquote` on the evidence's files with `nonce` (hex) as qualification.
-fn checkquote(evidence: &TpmEvidence, nonce: &str, dir: &Path) -> std::process::Output {
-    std::fs::write(dir.join("ak.pem"), &evidence.ak_pem).unwrap();
-    std::fs::write(dir.join("attest.bin"), b64(&evidence.attest)).unwrap();
-    std::fs::write(dir.join("sig.bin"), b64(&evidence.signature)).unwrap();
-    std::fs::write(
-        dir.join("pcrvalue.bin"),
-        hex::decode(&evidence.pcr_value).unwrap(),
-    )
-    .unwrap();
-    Command::new("tpm2_checkquote")
-        .current_dir(dir)
-        .args([
-            "-u",
-            "ak.pem",
-            "-m",
-            "attest.bin",
-            "-s",
-            "sig.bin",
-            "-g",
-            "sha256",
-        ])
-        .args(["-q", nonce, "-f", "pcrvalue.bin"])
-        .args(["-l", &format!("sha256:{}", evidence.pcr)])
-        .output()
-        .expect("run tpm2_checkquote")
 }
 
 #[test]
@@ -85,14 +56,14 @@ fn record_event_quote_verifies_in_rust_and_with_tpm2_checkquote() {
 
     // The independent check: tpm2-tools reads the same bytes.
     let files = tempfile::tempdir().unwrap();
-    let out = checkquote(&evidence, &evidence.event_digest, files.path());
+    let out = super::testtpm::checkquote(&evidence, &evidence.event_digest, files.path());
     assert!(
         out.status.success(),
         "tpm2_checkquote failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = checkquote(&evidence, &hex::encode(digest(2)), files.path());
+    let out = super::testtpm::checkquote(&evidence, &hex::encode(digest(2)), files.path());
     assert!(
         !out.status.success(),
         "tpm2_checkquote accepted a wrong nonce"

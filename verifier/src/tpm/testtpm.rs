@@ -200,3 +200,38 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
             .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
     })
 }
+
+/// Runs the independent checker, `tpm2_checkquote`, on `evidence` (its AK, quote, signature and PCR
+/// value written as files into `dir`) with `nonce` (hex) as the expected qualifying data.
+pub fn checkquote(evidence: &super::TpmEvidence, nonce: &str, dir: &Path) -> std::process::Output {
+    use base64::Engine;
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .expect("base64 in the evidence")
+    };
+    std::fs::write(dir.join("ak.pem"), &evidence.ak_pem).expect("write ak.pem");
+    std::fs::write(dir.join("attest.bin"), b64(&evidence.attest)).expect("write attest.bin");
+    std::fs::write(dir.join("sig.bin"), b64(&evidence.signature)).expect("write sig.bin");
+    std::fs::write(
+        dir.join("pcrvalue.bin"),
+        hex::decode(&evidence.pcr_value).expect("hex pcr_value"),
+    )
+    .expect("write pcrvalue.bin");
+    Command::new("tpm2_checkquote")
+        .current_dir(dir)
+        .args([
+            "-u",
+            "ak.pem",
+            "-m",
+            "attest.bin",
+            "-s",
+            "sig.bin",
+            "-g",
+            "sha256",
+        ])
+        .args(["-q", nonce, "-f", "pcrvalue.bin"])
+        .args(["-l", &format!("sha256:{}", evidence.pcr)])
+        .output()
+        .expect("run tpm2_checkquote")
+}
