@@ -75,13 +75,7 @@ fn run_child(request: &GateRequest) -> Result<Verdict, String> {
     let input = serde_json::to_vec(request).map_err(|e| e.to_string())?;
     let binary = verifier_binary()?;
     let since = Instant::now();
-    let mut command = Command::new(&binary);
-    // tpm2-tss writes its own ERROR lines to stderr when a TPM cannot be reached; vouch reports
-    // that itself, in one line. An operator who sets TSS2_LOG gets tpm2-tss's logs back.
-    if std::env::var_os("TSS2_LOG").is_none() {
-        command.env("TSS2_LOG", "all+none");
-    }
-    let mut child = command
+    let mut child = Command::new(&binary)
         .arg("gate")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

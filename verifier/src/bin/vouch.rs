@@ -904,6 +904,12 @@ fn keygen(prefix: &Path, force: bool, output: Output) -> ExitCode {
 fn gate() -> ExitCode {
     use std::io::{Read, Write};
     use vouch_verifier::{Gate, GateRequest, NodeGate};
+    // tpm2-tss writes its own ERROR lines to stderr when a TPM cannot be reached; the gate reports
+    // that itself, in one line. An operator who sets TSS2_LOG gets tpm2-tss's logs back. Set before
+    // any thread starts.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+none");
+    }
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin()
         .take(64 * 1024 * 1024)
