@@ -1,10 +1,7 @@
 //! A real software TPM for tests: `swtpm socket --tpm2` on free loopback ports, killed by its
-//! PID on drop. Built for tests and with the `test-support` feature.
-//!
-//! ```ignore
-//! let tpm = SwTpm::start();
-//! let evidence = record_event(&tpm.tcti, state_dir, 23, &digest)?;
-//! ```
+//! PID on drop. Built for tests and with the `test-support` feature: start one with
+//! `SwTpm::start()` and pass its `tcti` to [`super::record_event`]; [`checkquote`] runs tpm2-tools'
+//! independent check on what that returns.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
