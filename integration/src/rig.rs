@@ -82,6 +82,8 @@ pub struct Rig {
     containerd: Option<Child>,
     has_shim: bool,
     namespaces: Mutex<BTreeSet<String>>,
+    /// Configs the node config lists in `allowed_configs` (tests' own `--runtime-config-path`).
+    allowed_configs: Mutex<Vec<PathBuf>>,
     timings: StartTimings,
 }
 
@@ -110,6 +112,7 @@ impl Rig {
             containerd: None,
             has_shim: false,
             namespaces: Mutex::new(BTreeSet::new()),
+            allowed_configs: Mutex::new(Vec::new()),
             timings: StartTimings::default(),
         };
         let r = rig.root.clone();
@@ -147,16 +150,7 @@ impl Rig {
         rig.write_policy(opts.policy.as_deref().unwrap_or(DEFAULT_POLICY))?;
 
         rig.start_registry()?;
-        // The vouch node config: the loopback registry is reached over plain HTTP.
-        std::fs::write(
-            rig.config_path(),
-            format!(
-                "policy = \"{}\"\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n",
-                rig.policy_path().display(),
-                r.join("vouch/state").display(),
-                rig.registry()
-            ),
-        )?;
+        rig.write_node_config(&[])?;
         let t_registry = t0.elapsed();
 
         std::fs::write(r.join("config.toml"), rig.containerd_config())?;
@@ -520,6 +514,39 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Writes the vouch node config (atomically): the loopback registry is reached over plain
+    /// HTTP, and containers may name the configs in `allowed`.
+    fn write_node_config(&self, allowed: &[PathBuf]) -> Result<()> {
+        let list: Vec<String> = allowed
+            .iter()
+            .map(|p| format!("\"{}\"", p.display()))
+            .collect();
+        let text = format!(
+            "allowed_configs = [{}]\npolicy = \"{}\"\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n",
+            list.join(", "),
+            self.policy_path().display(),
+            self.state_dir().display(),
+            self.registry()
+        );
+        let tmp = self.root.join("vouch/.config.toml.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, self.config_path())?;
+        Ok(())
+    }
+
+    /// Lets containers name the vouch config at `path` with `--runtime-config-path`: the node
+    /// config lists it in `allowed_configs` (vouch refuses any config the node does not list).
+    pub fn allow_config(&self, path: &Path) -> Result<()> {
+        let mut allowed = self
+            .allowed_configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !allowed.iter().any(|p| p == path) {
+            allowed.push(path.to_path_buf());
+        }
+        self.write_node_config(&allowed)
     }
 
     /// Replaces the policy (atomically: a reader never sees half a file).

@@ -30,6 +30,7 @@ fn policy(reg: &str, extra: &str) -> String {
 default = "deny"
 mode = "enforce"
 sandbox = "exempt"
+sandbox_images = ["{reg}/pause"]
 
 [[rule]]
 name = "team-images"
@@ -76,7 +77,7 @@ fn denied_image_fails_at_create_with_digest_and_rule_named_and_leaves_nothing() 
     let ns = rig.namespace();
     let (image, digest) = image_in(&rig, &ns, "debug/busybox");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
+    let config = write_vouch_config(&rig, dir.path(), &policy(&rig.registry(), ""));
     let out = run_with(&rig, &ns, &config, &image, "denied");
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -97,7 +98,7 @@ fn allowed_image_runs_and_unmatched_image_falls_to_the_default() {
     let (team, _) = image_in(&rig, &ns, "team/allowed");
     let (other, other_digest) = image_in(&rig, &ns, "other/tool");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
+    let config = write_vouch_config(&rig, dir.path(), &policy(&rig.registry(), ""));
     let ok = run_with(&rig, &ns, &config, &team, "allowed");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(stdout(&ok).trim(), "ran");
@@ -122,7 +123,7 @@ fn deny_wins_over_allow_when_both_rules_match() {
         "\n[[rule]]\nname = \"no-team-debug\"\nimages = [\"{}/team/debug-*\"]\naction = \"deny\"\n",
         rig.registry()
     );
-    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), &extra));
+    let config = write_vouch_config(&rig, dir.path(), &policy(&rig.registry(), &extra));
     let out = run_with(&rig, &ns, &config, &image, "both");
     assert!(!out.status.success());
     assert!(
@@ -140,7 +141,7 @@ fn audit_mode_runs_a_denied_image_and_logs_the_would_be_denial() {
     let (image, digest) = image_in(&rig, &ns, "debug/audited");
     let dir = tempfile::tempdir().unwrap();
     let text = policy(&rig.registry(), "").replace("mode = \"enforce\"", "mode = \"audit\"");
-    let config = write_vouch_config(dir.path(), &text);
+    let config = write_vouch_config(&rig, dir.path(), &text);
     let out = run_with(&rig, &ns, &config, &image, "audited");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "ran");
@@ -163,7 +164,7 @@ fn broken_policy_refuses_every_start_naming_file_and_line() {
     let ns = rig.namespace();
     let (image, _) = image_in(&rig, &ns, "team/broken");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_vouch_config(dir.path(), "version = 1\ndefault = \"maybe\"\n");
+    let config = write_vouch_config(&rig, dir.path(), "version = 1\ndefault = \"maybe\"\n");
     let out = run_with(&rig, &ns, &config, &image, "broken");
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -191,7 +192,7 @@ fn policy_change_applies_at_the_next_start_without_restarts() {
     let ns = rig.namespace();
     let (image, _) = image_in(&rig, &ns, "debug/flip");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
+    let config = write_vouch_config(&rig, dir.path(), &policy(&rig.registry(), ""));
     assert!(!run_with(&rig, &ns, &config, &image, "flip1")
         .status
         .success());
@@ -215,7 +216,7 @@ fn exempt_image_passes_a_default_deny_policy() {
         "version = 1\ndefault = \"deny\"\nexempt = [\"{}/infra/*\"]\n",
         rig.registry()
     );
-    let config = write_vouch_config(dir.path(), &text);
+    let config = write_vouch_config(&rig, dir.path(), &text);
     let out = run_with(&rig, &ns, &config, &image, "exempt");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_nothing_left(&rig, &ns);
@@ -231,6 +232,7 @@ fn container_without_an_image_falls_to_the_default() {
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/echo")).unwrap();
     let config = write_vouch_config(
+        &rig,
         &dir.path().join("vouch"),
         "version = 1\ndefault = \"deny\"\n",
     );
@@ -282,7 +284,8 @@ fn cri_denied_image_fails_start_container_with_the_rule_named_while_the_sandbox_
     let bad = rig.image("debug/busybox:v1");
     cri.pull_image(&good).unwrap();
     cri.pull_image(&bad).unwrap();
-    // The sandbox (pause) image matches no rule and the default is deny: it passes as a sandbox.
+    // The sandbox (pause) image matches no rule and the default is deny: it passes as a sandbox
+    // of one of the policy's `sandbox_images`.
     let pod = cri.run_pod("gated", "prod-web", "vouch").unwrap();
     let bad_id = cri
         .create_container(&pod, "bad", &bad, &["echo"], &["never"])
@@ -352,7 +355,7 @@ fn legacy_create_options_keep_the_runtime_config_path() {
     let ns = rig.namespace();
     let (image, _) = image_in(&rig, &ns, "debug/nopivot");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_vouch_config(dir.path(), &policy(&rig.registry(), ""));
+    let config = write_vouch_config(&rig, dir.path(), &policy(&rig.registry(), ""));
     let cfg = config.display().to_string();
     let out = rig
         .ctr(

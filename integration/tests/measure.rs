@@ -42,6 +42,7 @@ fn privileged_container_is_refused_under_allow_privileged_false() {
     rig.pull(&ns, &image).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &host_policy(&rig.registry(), "allow_privileged = false\n"),
     );
@@ -63,6 +64,7 @@ fn privileged_container_is_refused_under_allow_privileged_false() {
 
     // require_seccomp: ctr adds no seccomp filter unless asked.
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &host_policy(&rig.registry(), "require_seccomp = true\n"),
     );
@@ -79,6 +81,7 @@ fn privileged_container_is_refused_under_allow_privileged_false() {
 
     // runc_sha256 names the digest it found.
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &host_policy(
             &rig.registry(),
@@ -155,6 +158,7 @@ fn file_changed_in_an_image_layer_after_a_first_start_is_refused_with_its_path()
         &[("etc/motd", Put::Text(&motd))],
     );
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &rootfs_policy(&rig.registry(), "measured/motd", "baseline = \"image\"\n"),
     );
@@ -222,6 +226,7 @@ fn file_added_to_a_lower_layer_is_refused_and_a_symlink_to_the_hosts_shadow_is_n
         ],
     );
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &rootfs_policy(&rig.registry(), "measured/links", "baseline = \"image\"\n"),
     );
@@ -256,6 +261,7 @@ fn file_added_to_a_lower_layer_is_refused_and_a_symlink_to_the_hosts_shadow_is_n
     );
     // Exempting the path lets it run.
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &rootfs_policy(
             &rig.registry(),
@@ -348,8 +354,14 @@ fn shared_library_not_in_the_sbom_is_refused_under_no_undeclared_executables() {
 }
 
 /// A vouch config in `dir` for `policy`, with `[tpm]` on the given swtpm in `mode`.
-fn tpm_config(dir: &std::path::Path, policy: &str, tcti: &str, mode: &str) -> std::path::PathBuf {
-    let config = write_vouch_config(dir, policy);
+fn tpm_config(
+    rig: &vouch_integration::Rig,
+    dir: &std::path::Path,
+    policy: &str,
+    tcti: &str,
+    mode: &str,
+) -> std::path::PathBuf {
+    let config = write_vouch_config(rig, dir, policy);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
         "[tpm]\nmode = \"{mode}\"\ntcti = \"{tcti}\"\npcr = 23\n"
@@ -385,6 +397,7 @@ fn allowed_start_is_one_record_whose_signature_quote_and_pcr_verify_also_with_tp
     let tpm = vouch_verifier::tpm::testtpm::SwTpm::start();
     let dir = tempfile::tempdir().unwrap();
     let config = tpm_config(
+        &rig,
         dir.path(),
         &host_policy(&rig.registry(), ""),
         &tpm.tcti,
@@ -457,6 +470,7 @@ fn ten_parallel_starts_make_ten_records_in_one_chain_that_replays_to_the_pcr_and
     let tpm = vouch_verifier::tpm::testtpm::SwTpm::start();
     let dir = tempfile::tempdir().unwrap();
     let config = tpm_config(
+        &rig,
         dir.path(),
         &host_policy(&rig.registry(), ""),
         &tpm.tcti,
@@ -564,7 +578,7 @@ fn a_stopped_tpm_refuses_starts_when_required_and_leaves_them_unquoted_when_opti
     tpm.stop();
     let dir = tempfile::tempdir().unwrap();
     let policy = host_policy(&rig.registry(), "");
-    let config = tpm_config(dir.path(), &policy, &tcti, "required");
+    let config = tpm_config(&rig, dir.path(), &policy, &tcti, "required");
     let out = run(&rig, &ns, &config, &[], &image, "required");
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -575,7 +589,7 @@ fn a_stopped_tpm_refuses_starts_when_required_and_leaves_them_unquoted_when_opti
     );
     assert_eq!(stdout(&out).trim(), "");
 
-    let config = tpm_config(dir.path(), &policy, &tcti, "optional");
+    let config = tpm_config(&rig, dir.path(), &policy, &tcti, "optional");
     let ok = run(&rig, &ns, &config, &[], &image, "optional");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let r = records(&dir.path().join("state"));
@@ -623,6 +637,7 @@ fn native_snapshotter_rootfs_is_measured_from_the_mount_and_a_changed_file_refus
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let config = write_vouch_config(
+        &rig,
         dir.path(),
         &rootfs_policy(&rig.registry(), "measured/native", "baseline = \"image\"\n"),
     );
@@ -691,7 +706,8 @@ fn cri_pod_container_is_measured_recorded_and_refused_after_its_layer_is_changed
         .unwrap();
     let image = rig.image("measured/cri:v1");
     rig.write_policy(&format!(
-        "version = 1\ndefault = \"deny\"\nsandbox = \"exempt\"\n{}",
+        "version = 1\ndefault = \"deny\"\nsandbox = \"exempt\"\nsandbox_images = [\"{}/pause\"]\n{}",
+        rig.registry(),
         rootfs_policy(&rig.registry(), "measured/cri", "baseline = \"image\"\n")
             .trim_start_matches("version = 1\ndefault = \"deny\"\n")
     ))

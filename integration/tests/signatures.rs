@@ -382,7 +382,8 @@ fn cri_signed_image_runs_and_unsigned_image_is_refused() {
     let rig = Rig::start_with(RigOptions::default()).unwrap();
     let (key, public) = keygen(dir.path(), "release");
     rig.write_policy(&format!(
-        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"signed\"\nimages = [\"{}/signed/**\"]\naction = \"verify\"\n{}",
+        "version = 1\ndefault = \"deny\"\nsandbox_images = [\"{}/pause\"]\n[[rule]]\nname = \"signed\"\nimages = [\"{}/signed/**\"]\naction = \"verify\"\n{}",
+        rig.registry(),
         rig.registry(),
         authority("release", &public, "")
     ))

@@ -106,10 +106,10 @@ impl TaskService {
             None => RuntimeOptions::default(),
         };
         let bundle = PathBuf::from(&req.bundle);
-        let spec = read_spec(&bundle)?;
+        let (text, spec) = read_spec(&bundle)?;
         let rootfs = mount::mount_rootfs(&req.rootfs, &bundle).map_err(Error::Internal)?;
         // From here on, every way out unmounts what was mounted.
-        let result = self.gate_then_create(req, &bundle, &spec, opts, rootfs.clone());
+        let result = self.gate_then_create(req, &bundle, (&text, &spec), opts, rootfs.clone());
         if result.is_err() {
             if let Some(r) = &rootfs {
                 mount::unmount(r);
@@ -122,7 +122,7 @@ impl TaskService {
         &self,
         req: &CreateTaskRequest,
         bundle: &Path,
-        spec: &serde_json::Value,
+        (text, spec): (&str, &serde_json::Value),
         opts: RuntimeOptions,
         rootfs: Option<PathBuf>,
     ) -> Result<u32, Error> {
@@ -139,6 +139,7 @@ impl TaskService {
             container_id: req.id.clone(),
             bundle: bundle.to_path_buf(),
             spec: spec.clone(),
+            spec_text: Some(text.to_string()),
             annotations,
             rootfs: req
                 .rootfs
@@ -160,6 +161,7 @@ impl TaskService {
                 opts.binary_name.clone()
             }),
             shim_binary: std::fs::read_link("/proc/self/exe").ok(),
+            pod_namespace: None,
         };
         match self.gate.admit(&request) {
             Verdict::Deny(denial) => {
@@ -192,6 +194,7 @@ impl TaskService {
                 }
             }
         }
+        spec_unchanged(bundle, text)?;
         let stdio = StdioSpec {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -232,22 +235,39 @@ impl TaskService {
     }
 }
 
-/// Reads the bundle's `config.json`, bounded in size: it is input from outside.
-fn read_spec(bundle: &Path) -> Result<serde_json::Value, Error> {
-    const MAX_SPEC: u64 = 16 * 1024 * 1024;
+/// Reads the bundle's `config.json` once, bounded in size (it is input from outside): the text the
+/// gate judges and runc is handed, and its parse.
+fn read_spec(bundle: &Path) -> Result<(String, serde_json::Value), Error> {
+    use std::io::Read;
     let path = bundle.join("config.json");
-    let meta = std::fs::metadata(&path)
+    let limit = vouch_verifier::identity::spec::MAX_SPEC_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-    if meta.len() > MAX_SPEC {
+    if bytes.len() > limit {
         return Err(Error::InvalidArgument(format!(
-            "{} is larger than {MAX_SPEC} bytes",
+            "{} is larger than {limit} bytes",
             path.display()
         )));
     }
-    let bytes = std::fs::read(&path)
+    let text = String::from_utf8(bytes)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+    let spec = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+    Ok((text, spec))
+}
+
+/// runc reads `config.json` itself: it must still hold the bytes the gate judged.
+fn spec_unchanged(bundle: &Path, judged: &str) -> Result<(), Error> {
+    let now = read_spec(bundle).map(|(text, _)| text)?;
+    if now != judged {
+        return Err(Error::FailedPrecondition(format!(
+            "vouch: denied container: {} changed after it was judged (rule \"spec\")",
+            bundle.join("config.json").display()
+        )));
+    }
+    Ok(())
 }
 
 impl Task for TaskService {

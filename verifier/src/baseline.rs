@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use content::{check_digest, node_platform, BlobSource, ContainerdContent, Layer, OciLayout};
+pub use content::{
+    check_digest, node_platform, platform_manifest, BlobSource, ContainerdContent, Layer, OciLayout,
+};
 
 use crate::measure::{self, Class, Entry, Kind};
 use crate::rootfs::{self, Merged};

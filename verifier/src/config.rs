@@ -78,8 +78,38 @@ pub struct Config {
     pub tpm: TpmConfig,
     /// `[attestation]`: the signed log of every decision.
     pub attestation: AttestationConfig,
+    /// Other configurations containers may name with the runtime option `ConfigPath`. Only the node
+    /// configuration's list counts: a container whose `ConfigPath` is neither the node configuration
+    /// nor listed here is refused (rule `config`).
+    pub allowed_configs: Vec<PathBuf>,
+    /// `[kubernetes]`: where the kubelet keeps pod volumes.
+    pub kubernetes: KubernetesConfig,
     /// Where this configuration was read from (or would have been, for defaults).
     pub source: ConfigSource,
+}
+
+/// The kubelet's default root directory, `[kubernetes] kubelet_root`.
+pub const DEFAULT_KUBELET_ROOT: &str = "/var/lib/kubelet";
+
+/// `[kubernetes]`: what vouch needs to know about the node's kubelet.
+///
+/// ```toml
+/// [kubernetes]
+/// kubelet_root = "/var/lib/kubelet"   # pod volumes live under <kubelet_root>/pods/<pod uid>/
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// A bind mount whose source lies under `<kubelet_root>/pods/<the pod's uid>/` is a pod volume,
+    /// not a host path.
+    pub kubelet_root: PathBuf,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubelet_root: PathBuf::from(DEFAULT_KUBELET_ROOT),
+        }
+    }
 }
 
 /// `[registry]`: how vouch reaches registries to fetch signatures.
@@ -223,6 +253,15 @@ struct RawConfig {
     cache: Option<RawCache>,
     tpm: Option<RawTpm>,
     attestation: Option<RawAttestation>,
+    #[serde(default)]
+    allowed_configs: Vec<PathBuf>,
+    kubernetes: Option<RawKubernetes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    kubelet_root: Option<toml::Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +310,8 @@ impl Config {
             cache: CacheConfig::default(),
             tpm: TpmConfig::default(),
             attestation: AttestationConfig::defaults(Path::new(DEFAULT_STATE_DIR)),
+            allowed_configs: Vec::new(),
+            kubernetes: KubernetesConfig::default(),
             source,
         }
     }
@@ -354,11 +395,23 @@ impl Config {
                 attestation.collector_timeout_ms = ms.get();
             }
         }
+        let mut kubernetes = KubernetesConfig::default();
+        if let Some(root) = raw.kubernetes.and_then(|k| k.kubelet_root) {
+            if !root.get_ref().is_absolute() {
+                return Err(located(
+                    root.span().start,
+                    "kubelet_root must be an absolute path, e.g. \"/var/lib/kubelet\"",
+                ));
+            }
+            kubernetes.kubelet_root = root.into_inner();
+        }
         Ok(Config {
             registry,
             cache,
             tpm,
             attestation,
+            allowed_configs: raw.allowed_configs.into_iter().map(resolve).collect(),
+            kubernetes,
             policy: raw
                 .policy
                 .map(resolve)
@@ -373,6 +426,46 @@ impl Config {
 /// when set and non-empty, else [`DEFAULT_CONFIG`].
 pub fn locate(option: Option<&Path>) -> ConfigSource {
     locate_with(option, std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+}
+
+/// The configuration a container start runs under. The node configuration (`$VOUCH_CONFIG` in
+/// containerd's environment, else [`DEFAULT_CONFIG`]) decides: a `ConfigPath` runtime option (which
+/// any containerd client can set) is honoured only when it names the node configuration itself or
+/// one the node configuration lists in `allowed_configs`; anything else is an error, never a fallback.
+pub fn for_container(option: Option<&Path>) -> Result<Config> {
+    for_container_with(option, std::env::var_os(CONFIG_ENV).map(PathBuf::from))
+}
+
+/// [`for_container`] with the node configuration at `node` (`None`: the default location).
+pub fn for_container_with(option: Option<&Path>, node: Option<PathBuf>) -> Result<Config> {
+    let node = locate_with(None, node).load()?;
+    let Some(option) = option.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(node);
+    };
+    if same_file(option, node.source.path()) {
+        return Ok(node);
+    }
+    if node.allowed_configs.iter().any(|a| same_file(option, a)) {
+        return ConfigSource::RuntimeOption(option.to_path_buf()).load();
+    }
+    Err(Error::ConfigNotAllowed {
+        path: option.to_path_buf(),
+        node: node.source.path().to_path_buf(),
+    })
+}
+
+/// Whether two absolute paths name the same file: equal as written, or after resolving symlinks.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if !a.is_absolute() || !b.is_absolute() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn locate_with(option: Option<&Path>, env: Option<PathBuf>) -> ConfigSource {
@@ -470,6 +563,63 @@ mod tests {
     }
 
     #[test]
+    fn only_the_node_config_and_those_it_lists_may_be_named_by_a_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node.toml");
+        let strict = dir.path().join("strict.toml");
+        let lax = dir.path().join("lax.toml");
+        std::fs::write(&strict, "policy = \"/etc/vouch/strict-policy.toml\"\n").unwrap();
+        std::fs::write(
+            &lax,
+            "policy = \"/tmp/allow-all.toml\"\nallowed_configs = [\"/tmp\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &node,
+            format!("allowed_configs = [\"{}\"]\n", strict.display()),
+        )
+        .unwrap();
+        let env = || Some(node.clone());
+        // No option, or the node config itself (also through a symlink): the node config.
+        let c = for_container_with(None, env()).unwrap();
+        assert_eq!(c.source.path(), node.as_path());
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&node, &link).unwrap();
+        let c = for_container_with(Some(&link), env()).unwrap();
+        assert_eq!(c.allowed_configs, vec![strict.clone()]);
+        // A listed config is loaded.
+        let c = for_container_with(Some(&strict), env()).unwrap();
+        assert_eq!(c.policy, PathBuf::from("/etc/vouch/strict-policy.toml"));
+        // Anything else is refused, naming both files; a relative path is never listed.
+        for named in [
+            lax.clone(),
+            PathBuf::from("strict.toml"),
+            dir.path().join("absent.toml"),
+        ] {
+            let e = for_container_with(Some(&named), env())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is neither the node configuration"), "{e}");
+            assert!(e.contains(&node.display().to_string()), "{e}");
+        }
+        // A broken node config is an error, not a fallback to the named one.
+        std::fs::write(&node, "allowed_configs = 3\n").unwrap();
+        assert!(for_container_with(Some(&strict), env()).is_err());
+    }
+
+    #[test]
+    fn kubelet_root_defaults_and_must_be_absolute() {
+        let c = parse("state_dir = \"/run/v\"\n").unwrap();
+        assert_eq!(c.kubernetes.kubelet_root, PathBuf::from("/var/lib/kubelet"));
+        let c = parse("[kubernetes]\nkubelet_root = \"/data/kubelet\"\n").unwrap();
+        assert_eq!(c.kubernetes.kubelet_root, PathBuf::from("/data/kubelet"));
+        let e = parse("[kubernetes]\nkubelet_root = \"kubelet\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("absolute"), "{e}");
+    }
+
+    #[test]
     fn option_wins_then_env_then_default() {
         let opt = Path::new("/opt/c.toml");
         let env = Some(PathBuf::from("/env/c.toml"));
@@ -549,7 +699,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/etc/vouch/config.toml: line 3, column 1: unknown field `polcy`, expected one of `policy`, `state_dir`, `registry`, `cache`, `tpm`, `attestation`"
+            "/etc/vouch/config.toml: line 3, column 1: unknown field `polcy`, expected one of `policy`, `state_dir`, `registry`, `cache`, `tpm`, `attestation`, `allowed_configs`, `kubernetes`"
         );
     }
 

@@ -49,6 +49,14 @@ pub enum Error {
     #[error("containerd at {address}: {reason}")]
     Containerd { address: String, reason: String },
 
+    /// The container's content cannot be tied to an image in containerd's store.
+    #[error("container {container}: {reason}")]
+    ImageIdentity { container: String, reason: String },
+
+    /// A container named a configuration the node configuration does not allow.
+    #[error("ConfigPath {} is neither the node configuration ({}) nor listed in its allowed_configs", path.display(), node.display())]
+    ConfigNotAllowed { path: PathBuf, node: PathBuf },
+
     #[error("verdict cache {}: {reason}", path.display())]
     Cache { path: PathBuf, reason: String },
 }

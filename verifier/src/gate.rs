@@ -42,6 +42,10 @@ pub struct GateRequest {
     pub bundle: PathBuf,
     /// The bundle's `config.json`, parsed.
     pub spec: serde_json::Value,
+    /// The bundle's `config.json` exactly as the shim read it and will hand it to runc. When set,
+    /// the gate judges these bytes (see [`crate::identity::spec`]), not `spec`.
+    #[serde(default)]
+    pub spec_text: Option<String>,
     /// `spec.annotations`, flattened for convenience.
     pub annotations: BTreeMap<String, String>,
     pub rootfs: Vec<RootfsMount>,
@@ -60,6 +64,10 @@ pub struct GateRequest {
     /// The shim's own executable, measured with the host.
     #[serde(default)]
     pub shim_binary: Option<PathBuf>,
+    /// The Kubernetes namespace to judge an image for, set only by the CLI (`vouch verify
+    /// --namespace`); container starts take it from CRI's records.
+    #[serde(default)]
+    pub pod_namespace: Option<String>,
 }
 
 /// What the gate allowed, kept to be recorded later (attestations arrive in a later issue).

@@ -14,22 +14,24 @@ use crate::cache::VerdictCache;
 use crate::config::{self, Config};
 use crate::gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, Verdict};
 use crate::host::{self, HostPaths, HostState, SpecSecurity};
-use crate::identity::{self, ContainerRef, ImageResolver};
-use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, SandboxPolicy, Subject};
+use crate::identity::{self, ContainerFacts, ContainerRef, CriPod, ImageResolver};
+use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, Subject};
 use crate::registry::Registry;
 use crate::verify::{self, Outcome, SignatureSource, StartContext};
 
-/// CRI's annotation with the pod's Kubernetes namespace.
+/// CRI's annotation with the pod's Kubernetes namespace. Never read by the gate (any containerd
+/// client can write it): the namespace comes from CRI's own records.
 pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
-/// CRI's annotation with the pod's name.
-pub const SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
-/// CRI's annotation saying whether a container is the pod `sandbox` or a `container`.
+/// CRI's annotation saying whether a container is the pod `sandbox` or a `container`; never read
+/// by the gate either.
 pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// Denial rule names for failures before any policy rule could be consulted.
 pub const RULE_CONFIG: &str = "config";
 pub const RULE_POLICY: &str = "policy";
 pub const RULE_IMAGE_IDENTITY: &str = "image-identity";
+/// The spec is not the one that was judged, or reads differently to runc.
+pub const RULE_SPEC: &str = "spec";
 
 /// Builds the source of signatures from the node's `[registry]` configuration.
 pub type SourceFactory =
@@ -44,6 +46,8 @@ pub struct NodeGate {
     sources: SourceFactory,
     /// Measure the host at every decision (container starts), not only for `[rule.host]`.
     starts: bool,
+    /// The node configuration of container starts; `None`: `$VOUCH_CONFIG`, else the default.
+    node_config: Option<std::path::PathBuf>,
 }
 
 /// What a decision was made on: what its record says besides the verdict.
@@ -64,6 +68,10 @@ pub struct Facts {
     /// The root filesystem's digest and per-layer summary, when it was measured.
     pub rootfs_digest: Option<String>,
     pub layers: Option<serde_json::Value>,
+    /// The container's pod, as containerd's CRI plugin recorded it.
+    pub pod: Option<CriPod>,
+    /// Why the spec text cannot be judged, when it cannot.
+    pub spec_error: Option<String>,
 }
 
 /// vouch trusts what it keeps under `state_dir` (verdicts, layer measurements, baselines, binary
@@ -147,7 +155,15 @@ impl NodeGate {
                     .map_err(|e| e.to_string())
             }),
             starts: false,
+            node_config: None,
         }
+    }
+
+    /// Container starts under the node configuration at `path` instead of `$VOUCH_CONFIG`
+    /// (tests, benchmarks).
+    pub fn with_node_config(mut self, path: &Path) -> NodeGate {
+        self.node_config = Some(path.to_path_buf());
+        self
     }
 
     /// Measures the container's root filesystem and compares it with the baseline of each rule
@@ -158,6 +174,7 @@ impl NodeGate {
         config: &Config,
         request: &GateRequest,
         matched: &[&'r Rule],
+        supply_chain_exempt: bool,
         facts: &mut Facts,
     ) -> Vec<(&'r Rule, String)> {
         use crate::baseline::{self, Exempt};
@@ -232,6 +249,12 @@ impl NodeGate {
                             continue;
                         }
                     }
+                }
+                // An exempt image's SBOM is never judged: there are no declared files to compare.
+                Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables
+                    if supply_chain_exempt =>
+                {
+                    continue
                 }
                 Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables => {
                     let Some(digest) = facts.sbom_digests.get(&rule.name) else {
@@ -369,22 +392,45 @@ impl NodeGate {
             .collect()
     }
 
-    /// Reads the node config and the policy; the config goes into `facts` as soon as it is read,
-    /// so that a broken policy's denial is still recorded.
+    /// Reads the config and the policy; the config goes into `facts` as soon as it is read, so
+    /// that a broken policy's denial is still recorded. For container starts, the node config
+    /// decides which config applies (see [`config::for_container`]); the CLI reads what it is told.
     fn load_policy(
         &self,
         request: &GateRequest,
         container: &ContainerRef<'_>,
         facts: &mut Facts,
     ) -> Result<(Config, LoadedPolicy), (&'static str, String)> {
+        let node = self
+            .node_config
+            .clone()
+            .or_else(|| std::env::var_os(config::CONFIG_ENV).map(Into::into));
+        // A refusal of the container's config goes into the node's own log.
+        let refuse = |facts: &mut Facts, reason: String| {
+            if self.starts {
+                facts.config = config::for_container_with(None, node.clone()).ok();
+            }
+            (RULE_CONFIG, reason)
+        };
         let from_record = match (&request.config_path, request.containerd_address.is_empty()) {
-            (None, false) => self.resolver.runtime_config_path(container),
+            (None, false) => match self.resolver.runtime_config_path(container) {
+                Ok(path) => path,
+                Err(e) => {
+                    return Err(refuse(
+                        facts,
+                        format!("cannot read the runtime options: {e}"),
+                    ))
+                }
+            },
             _ => None,
         };
         let option = request.config_path.as_deref().or(from_record.as_deref());
-        let config = config::locate(option)
-            .load()
-            .map_err(|e| (RULE_CONFIG, e.to_string()))?;
+        let chosen = if self.starts {
+            config::for_container_with(option, node.clone())
+        } else {
+            config::locate(option).load()
+        };
+        let config = chosen.map_err(|e| refuse(facts, e.to_string()))?;
         facts.config = Some(config.clone());
         let loaded = policy::load(&config.policy).map_err(|e| (RULE_POLICY, e.to_string()))?;
         Ok((config, loaded))
@@ -394,6 +440,30 @@ impl NodeGate {
 impl Gate for NodeGate {
     fn admit(&self, request: &GateRequest) -> Verdict {
         let mut facts = Facts::default();
+        // The spec judged is the exact text runc will read, parsed here.
+        let parsed = request
+            .spec_text
+            .as_deref()
+            .map(identity::spec::parse_unambiguous);
+        let judged;
+        let request = match parsed {
+            Some(Ok(spec)) => {
+                judged = GateRequest {
+                    spec,
+                    ..request.clone()
+                };
+                &judged
+            }
+            Some(Err(reason)) => {
+                judged = GateRequest {
+                    spec: serde_json::Value::Null,
+                    ..request.clone()
+                };
+                facts.spec_error = Some(reason);
+                &judged
+            }
+            None => request,
+        };
         let verdict = self.decide(request, &mut facts);
         if self.starts {
             record(request, &facts, verdict)
@@ -427,9 +497,12 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
     if let Some(layers) = &facts.layers {
         decision.layers = layers.clone();
     }
-    decision.subject_fallback_digest = std::fs::read(request.bundle.join("config.json"))
-        .ok()
-        .map(|b| hex::encode(sha2::Sha256::digest(&b)));
+    decision.subject_fallback_digest = match &request.spec_text {
+        Some(text) => Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
+        None => std::fs::read(request.bundle.join("config.json"))
+            .ok()
+            .map(|b| hex::encode(sha2::Sha256::digest(&b))),
+    };
     if let Some(host) = &facts.host {
         let mut value = serde_json::to_value(host).unwrap_or_default();
         if let (Some(map), Some(spec)) = (value.as_object_mut(), &facts.spec) {
@@ -504,15 +577,24 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
 }
 
 impl NodeGate {
+    /// What containerd's own records say about the container, or what the caller already knows
+    /// (the CLI names an image; it has no container).
+    fn container_facts(
+        &self,
+        request: &GateRequest,
+        container: &ContainerRef<'_>,
+    ) -> crate::Result<ContainerFacts> {
+        match &request.image {
+            Some(image) => Ok(ContainerFacts {
+                image: Some(image.clone()),
+                ..ContainerFacts::default()
+            }),
+            None => self.resolver.inspect(container),
+        }
+    }
+
     /// The verdict for `request`; `facts` collects what it was based on.
     pub fn decide(&self, request: &GateRequest, facts: &mut Facts) -> Verdict {
-        let annotation = |key: &str| {
-            request
-                .annotations
-                .get(key)
-                .map(String::as_str)
-                .filter(|v| !v.is_empty())
-        };
         let refuse = |subject: String, rule: &str, reason: String| {
             Verdict::Deny(Denial {
                 subject,
@@ -520,40 +602,43 @@ impl NodeGate {
                 rule: rule.to_string(),
             })
         };
-        // Before the image is resolved, name the container as well as we can.
-        let early_subject = || match (&request.image, annotation(identity::CRI_IMAGE_NAME)) {
-            (Some(image), _) => image.subject(),
-            (None, Some(name)) => name.to_string(),
-            (None, None) => format!("container {}", request.container_id),
+        // Before the image is known, name the container. Never by its annotations: any
+        // containerd client writes those.
+        let early_subject = || match &request.image {
+            Some(image) => image.subject(),
+            None => format!("container {}", request.container_id),
         };
 
         let container = ContainerRef {
             address: &request.containerd_address,
             namespace: &request.namespace,
             container_id: &request.container_id,
-            cri_image_name: annotation(identity::CRI_IMAGE_NAME),
+            cri_image_name: None,
         };
         let (config, loaded) = match self.load_policy(request, &container, facts) {
             Ok(loaded) => loaded,
             Err((rule, reason)) => {
                 // Fail closed, but still name the image digest when containerd can tell it.
-                let subject = match &request.image {
-                    Some(image) => image.subject(),
-                    None => match self.resolver.resolve(&container) {
-                        Ok(Some(image)) => image.subject(),
-                        _ => early_subject(),
-                    },
+                let subject = match self.container_facts(request, &container) {
+                    Ok(ContainerFacts {
+                        image: Some(image), ..
+                    }) => image.subject(),
+                    _ => early_subject(),
                 };
                 return refuse(subject, rule, reason);
             }
         };
         if let Err(reason) = check_state_dir(&config.state_dir, self.starts) {
-            let subject = request
-                .image
-                .as_ref()
-                .map(|i| i.subject())
-                .unwrap_or_else(early_subject);
-            return refuse(subject, RULE_CONFIG, reason);
+            return refuse(early_subject(), RULE_CONFIG, reason);
+        }
+        // The spec runc will run: unambiguous, on the root filesystem that is measured.
+        if let Some(reason) = facts.spec_error.clone() {
+            return refuse(early_subject(), RULE_SPEC, reason);
+        }
+        if !request.bundle.as_os_str().is_empty() && !request.spec.is_null() {
+            if let Err(reason) = identity::spec::check_root_path(&request.spec, &request.bundle) {
+                return refuse(early_subject(), RULE_SPEC, reason);
+            }
         }
         if self.starts {
             let removed = crate::rootfs::prune(&config.state_dir, crate::rootfs::PRUNE_AFTER);
@@ -564,22 +649,31 @@ impl NodeGate {
         facts.policy_digest = Some(loaded.policy_digest.clone());
         facts.mode = Some(loaded.policy.mode);
         let policy = &loaded.policy;
-        let namespace = annotation(SANDBOX_NAMESPACE);
-        let is_sandbox = annotation(CONTAINER_TYPE) == Some("sandbox");
 
-        // An exempt sandbox never needs its image: don't make every pod start wait on containerd.
-        let image = if is_sandbox && policy.sandbox == SandboxPolicy::Exempt {
-            request.image.clone()
-        } else if let Some(image) = &request.image {
-            Some(image.clone())
-        } else {
-            match self.resolver.resolve(&container) {
-                Ok(image) => image,
-                Err(e) => return refuse(early_subject(), RULE_IMAGE_IDENTITY, e.to_string()),
-            }
+        // Which content the container really has, and its pod, from containerd's records.
+        let known = match self.container_facts(request, &container) {
+            Ok(known) => known,
+            Err(e) => return refuse(early_subject(), RULE_IMAGE_IDENTITY, e.to_string()),
         };
-
+        let pod = known.cri.clone();
+        // The pod namespace comes from CRI's records; only the CLI (which judges an image, not a
+        // container) may name one itself.
+        let namespace = match &pod {
+            Some(p) => p.namespace.as_deref(),
+            None if !self.starts => request.pod_namespace.as_deref(),
+            None => None,
+        };
+        let is_sandbox = pod.as_ref().is_some_and(|p| p.sandbox);
+        let image = known.image.clone();
+        if let (Some(i), Some(chain)) = (&image, &known.rootfs_chain) {
+            log::debug!(
+                "container {}: layers {chain} are image {}",
+                request.container_id,
+                i.subject()
+            );
+        }
         facts.image = image.clone();
+        facts.pod = pod.clone();
         let decision = policy.evaluate(&Subject {
             repository: image.as_ref().map(|i| i.repository.as_str()),
             namespace,
@@ -607,9 +701,8 @@ impl NodeGate {
                 if let (false, Some(img)) = (verify.is_empty(), image.as_ref()) {
                     let start = StartContext {
                         namespace,
-                        pod_name: annotation(SANDBOX_NAME),
-                        image_name: annotation(identity::CRI_IMAGE_NAME)
-                            .or(Some(img.name.as_str())),
+                        pod_name: pod.as_ref().and_then(|p| p.name.as_deref()),
+                        image_name: Some(img.name.as_str()),
                     };
                     for (d, verified) in self.verify_rules(
                         &config,
@@ -676,7 +769,8 @@ impl NodeGate {
                 // Only a container has one: `vouch verify` of an image (no bundle) skips this.
                 let wants_rootfs = matched.iter().any(|r| r.rootfs.is_some());
                 if !request.bundle.as_os_str().is_empty() && (self.starts || wants_rootfs) {
-                    let violations = self.check_rootfs(&config, request, &matched, facts);
+                    let violations =
+                        self.check_rootfs(&config, request, &matched, exempt.is_some(), facts);
                     for (rule, reason) in violations {
                         let d = RuleDenial {
                             mode: policy.mode_of(rule),
@@ -832,9 +926,7 @@ mod verify_tests {
                     repository: REPO.into(),
                     digest: DIGEST.into(),
                 }),
-                annotations: ns
-                    .map(|n| [(SANDBOX_NAMESPACE.to_string(), n.to_string())].into())
-                    .unwrap_or_default(),
+                pod_namespace: ns.map(str::to_string),
                 ..Default::default()
             })
         }
@@ -1012,20 +1104,35 @@ mod tests {
 
     /// Answers every lookup the same way and counts the calls.
     struct Fake {
-        answer: fn() -> crate::Result<Option<ImageIdentity>>,
+        answer: fn() -> crate::Result<ContainerFacts>,
         calls: Arc<AtomicUsize>,
     }
 
     impl ImageResolver for Fake {
-        fn resolve(&self, _: &ContainerRef<'_>) -> crate::Result<Option<ImageIdentity>> {
+        fn inspect(&self, _: &ContainerRef<'_>) -> crate::Result<ContainerFacts> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             (self.answer)()
         }
     }
 
-    fn gate_with(
-        answer: fn() -> crate::Result<Option<ImageIdentity>>,
-    ) -> (NodeGate, Arc<AtomicUsize>) {
+    /// What containerd would say of a container of `image` (none: no image) in a CRI pod of
+    /// namespace `ns`, `sandbox` or not.
+    fn facts(image: Option<&str>, pod: Option<(&str, bool)>) -> ContainerFacts {
+        ContainerFacts {
+            image: image.map(identity_of),
+            rootfs_chain: None,
+            cri: pod.map(|(ns, sandbox)| CriPod {
+                sandbox,
+                sandbox_id: "s1".into(),
+                namespace: Some(ns.into()),
+                name: Some("web".into()),
+                uid: Some("uid1".into()),
+                image_ref: None,
+            }),
+        }
+    }
+
+    fn gate_with(answer: fn() -> crate::Result<ContainerFacts>) -> (NodeGate, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let gate = NodeGate::with_resolver(Box::new(Fake {
             answer,
@@ -1097,11 +1204,9 @@ action = "allow"
     #[test]
     fn missing_policy_denies() {
         let node = Node::with_policy(None);
-        let d = denied(
-            NodeGate::new().admit(&node.request(None, &[(identity::CRI_IMAGE_NAME, "busybox:1")])),
-        );
+        let d = denied(NodeGate::new().admit(&node.request(None, &[])));
         assert_eq!(d.rule, "policy");
-        assert_eq!(d.subject, "busybox:1");
+        assert_eq!(d.subject, "container c1");
         assert_eq!(
             d.reason,
             format!("{}: file not found", node.policy().display())
@@ -1162,7 +1267,8 @@ action = "allow"
     #[test]
     fn audit_rule_allows_and_records_the_would_be_denial() {
         let node = Node::with_policy(Some(POLICY));
-        let request = node.request(Some("busybox:1.36"), &[(SANDBOX_NAMESPACE, "prod-eu")]);
+        let mut request = node.request(Some("busybox:1.36"), &[]);
+        request.pod_namespace = Some("prod-eu".into());
         let e = allowed(NodeGate::new().admit(&request));
         assert_eq!(e.rules, vec!["busybox".to_string()]);
         assert_eq!(
@@ -1177,9 +1283,9 @@ action = "allow"
     fn namespaces_select_rules() {
         let node = Node::with_policy(Some(POLICY));
         // Outside prod the audit rule does not match.
-        let e = allowed(
-            NodeGate::new().admit(&node.request(Some("busybox"), &[(SANDBOX_NAMESPACE, "dev")])),
-        );
+        let mut request = node.request(Some("busybox"), &[]);
+        request.pod_namespace = Some("dev".into());
+        let e = allowed(NodeGate::new().admit(&request));
         assert!(e.audited.is_empty());
         // A `ctr` container (no pod namespace) is not in prod either.
         let e = allowed(NodeGate::new().admit(&node.request(Some("busybox"), &[])));
@@ -1208,21 +1314,50 @@ action = "allow"
     }
 
     #[test]
-    fn exempt_sandbox_passes_without_asking_containerd() {
+    fn a_sandbox_is_known_from_cri_records_never_from_annotations() {
         let node = Node::with_policy(Some(POLICY));
-        let (gate, calls) = gate_with(|| {
-            Err(Error::ContainerdUnreachable {
-                address: "x".into(),
-                reason: "down".into(),
-            })
-        });
+        // The client's annotations say "sandbox"; containerd's records say it is a container.
+        let (gate, calls) = gate_with(|| Ok(facts(Some("quay.io/x/y:1"), Some(("prod", false)))));
         let request = node.request(
             None,
-            &[(CONTAINER_TYPE, "sandbox"), (SANDBOX_NAMESPACE, "prod")],
+            &[
+                (CONTAINER_TYPE, "sandbox"),
+                (SANDBOX_NAMESPACE, "kube-system"),
+            ],
         );
-        let e = allowed(gate.admit(&request));
-        assert_eq!(e.exempt.as_deref(), Some("pod sandbox"));
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let d = denied(gate.admit(&request));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(d.rule, "default");
+        // CRI's records make it a sandbox of the pause image: exempt.
+        let (gate, _) = gate_with(|| {
+            Ok(facts(
+                Some("registry.k8s.io/pause:3.9"),
+                Some(("prod", true)),
+            ))
+        });
+        let e = allowed(gate.admit(&node.request(None, &[])));
+        assert_eq!(
+            e.exempt.as_deref(),
+            Some("pod sandbox of image pattern \"registry.k8s.io/pause\"")
+        );
+        // A CRI "sandbox" of any other image is judged like every container.
+        let (gate, _) =
+            gate_with(|| Ok(facts(Some("ghcr.io/acme/debug/x:1"), Some(("prod", true)))));
+        let d = denied(gate.admit(&node.request(None, &[])));
+        assert_eq!(d.rule, "no-debug");
+    }
+
+    #[test]
+    fn the_pod_namespace_comes_from_cri_records() {
+        let node = Node::with_policy(Some(POLICY));
+        // CRI says prod-eu, whatever the annotation claims: the audit rule for prod matches.
+        let (gate, _) = gate_with(|| Ok(facts(Some("busybox:1"), Some(("prod-eu", false)))));
+        let e = allowed(gate.admit(&node.request(None, &[(SANDBOX_NAMESPACE, "dev")])));
+        assert_eq!(e.audited.len(), 1, "{e:?}");
+        // Without CRI records an annotation does not put a container into a namespace.
+        let (gate, _) = gate_with(|| Ok(facts(Some("busybox:1"), None)));
+        let e = allowed(gate.admit(&node.request(None, &[(SANDBOX_NAMESPACE, "prod-eu")])));
+        assert!(e.audited.is_empty(), "{e:?}");
     }
 
     #[test]
@@ -1231,9 +1366,8 @@ action = "allow"
             "default = \"deny\"",
             "default = \"deny\"\nsandbox = \"verify\"",
         )));
-        let (gate, calls) = gate_with(|| Ok(None));
-        let request = node.request(None, &[(CONTAINER_TYPE, "sandbox")]);
-        let d = denied(gate.admit(&request));
+        let (gate, calls) = gate_with(|| Ok(facts(None, Some(("prod", true)))));
+        let d = denied(gate.admit(&node.request(None, &[])));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(d.rule, "default");
         assert_eq!(d.subject, "container c1 (no image)");
@@ -1244,7 +1378,7 @@ action = "allow"
         let node = Node::with_policy(Some(
             &POLICY.replace("default = \"deny\"", "default = \"allow\""),
         ));
-        let (gate, _) = gate_with(|| Ok(None));
+        let (gate, _) = gate_with(|| Ok(facts(None, None)));
         let e = allowed(gate.admit(&node.request(None, &[])));
         assert_eq!(e.rules, vec!["default".to_string()]);
         assert_eq!(e.image, None);
@@ -1253,7 +1387,7 @@ action = "allow"
     #[test]
     fn resolved_image_is_evaluated() {
         let node = Node::with_policy(Some(POLICY));
-        let (gate, calls) = gate_with(|| Ok(Some(identity_of("ghcr.io/acme/debug/x:1"))));
+        let (gate, calls) = gate_with(|| Ok(facts(Some("ghcr.io/acme/debug/x:1"), None)));
         let d = denied(gate.admit(&node.request(None, &[])));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(d.rule, "no-debug");
@@ -1270,7 +1404,7 @@ action = "allow"
         });
         let d = denied(gate.admit(&node.request(None, &[(identity::CRI_IMAGE_NAME, "busybox:1")])));
         assert_eq!(d.rule, "image-identity");
-        assert_eq!(d.subject, "busybox:1");
+        assert_eq!(d.subject, "container c1");
         assert_eq!(
             d.reason,
             "image busybox:1 not found in containerd namespace k8s.io"
@@ -1357,9 +1491,65 @@ action = "allow"
     }
 
     #[test]
+    fn only_the_node_config_decides_which_config_a_start_runs_under() {
+        let node = recording_node("");
+        let lax = Node::with_policy(Some("version = 1\ndefault = \"allow\"\n"));
+        let gate = || NodeGate::for_starts().with_node_config(&node.config());
+        let mut request = node.request(Some("ghcr.io/acme/debug/sh:1"), &[]);
+        request.config_path = Some(lax.config());
+        let d = denied(gate().admit(&request));
+        assert_eq!(d.rule, RULE_CONFIG);
+        assert!(
+            d.reason.contains("nor listed in its allowed_configs"),
+            "{}",
+            d.reason
+        );
+        // The refusal is recorded in the node's own log.
+        assert_eq!(records(&node)[0]["decision"], "deny");
+        // Once the node config lists it, its policy applies (and its own log).
+        std::fs::write(
+            node.config(),
+            format!(
+                "allowed_configs = [\"{}\"]\npolicy = \"policy.toml\"\nstate_dir = \"state\"\n",
+                lax.config().display()
+            ),
+        )
+        .unwrap();
+        allowed(gate().admit(&request));
+        // A config that cannot be read from containerd's record refuses; nothing falls back.
+        struct Broken;
+        impl ImageResolver for Broken {
+            fn inspect(&self, _: &ContainerRef<'_>) -> crate::Result<ContainerFacts> {
+                Ok(facts(Some("ghcr.io/acme/app:1"), None))
+            }
+            fn runtime_config_path(&self, _: &ContainerRef<'_>) -> crate::Result<Option<PathBuf>> {
+                Err(Error::ContainerdUnreachable {
+                    address: "x".into(),
+                    reason: "down".into(),
+                })
+            }
+        }
+        let mut request = node.request(None, &[]);
+        request.config_path = None;
+        request.containerd_address = "/run/x.sock".into();
+        let gate = NodeGate {
+            starts: true,
+            ..NodeGate::with_resolver(Box::new(Broken))
+        }
+        .with_node_config(&node.config());
+        let d = denied(gate.admit(&request));
+        assert_eq!(d.rule, RULE_CONFIG);
+        assert!(
+            d.reason.starts_with("cannot read the runtime options"),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
     fn every_start_is_recorded_allowed_or_denied_and_the_cli_gate_records_nothing() {
         let node = recording_node("");
-        let gate = NodeGate::for_starts();
+        let gate = NodeGate::for_starts().with_node_config(&node.config());
         allowed(gate.admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
         let d = denied(gate.admit(&node.request(Some("ghcr.io/acme/debug/sh:1"), &[])));
         NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[]));
@@ -1394,8 +1584,11 @@ action = "allow"
     fn a_required_tpm_that_cannot_be_reached_refuses_and_an_optional_one_runs_unquoted() {
         let node =
             recording_node("[tpm]\nmode = \"required\"\ntcti = \"swtpm:host=127.0.0.1,port=1\"\n");
-        let d =
-            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let d = denied(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         assert_eq!(d.rule, RULE_TPM);
         assert!(
             d.reason
@@ -1411,7 +1604,11 @@ action = "allow"
             "policy = \"policy.toml\"\nstate_dir = \"state\"\n[tpm]\nmode = \"optional\"\ntcti = \"swtpm:host=127.0.0.1,port=1\"\n",
         )
         .unwrap();
-        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        allowed(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         let r = records(&node);
         assert_eq!(r[1]["decision"], "allow");
         assert!(
@@ -1430,7 +1627,11 @@ action = "allow"
             "[tpm]\nmode = \"required\"\ntcti = \"{}\"\n",
             tpm.tcti
         ));
-        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        allowed(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         let r = records(&node);
         let evidence: crate::tpm::TpmEvidence =
             serde_json::from_value(r[0]["tpm"].clone()).unwrap();
@@ -1443,25 +1644,39 @@ action = "allow"
         use std::os::unix::fs::PermissionsExt;
         let node = recording_node("");
         let state = node.dir.path().join("state");
-        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        allowed(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let d =
-            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let d = denied(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         assert_eq!(d.rule, RULE_CONFIG);
         assert!(d.reason.contains("writable by no one else"), "{}", d.reason);
         // vouch verify refuses too.
         denied(NodeGate::new().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-        allowed(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        allowed(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
     }
 
     #[test]
     fn an_unusable_attestation_key_refuses_in_enforce_mode() {
         let node = recording_node("[attestation]\nkey = \"/nonexistent/node.key\"\n");
-        let d =
-            denied(NodeGate::for_starts().admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let d = denied(
+            NodeGate::for_starts()
+                .with_node_config(&node.config())
+                .admit(&node.request(Some("ghcr.io/acme/app:1"), &[])),
+        );
         assert_eq!(d.rule, RULE_ATTESTATION);
         assert!(d.reason.contains("/nonexistent/node.key"), "{}", d.reason);
     }

@@ -4,8 +4,9 @@
 //! version = 1
 //! default = "deny"          # images no rule matches: "deny" | "allow"
 //! mode = "enforce"          # default for rules: "enforce" | "audit"
-//! exempt = ["registry.k8s.io/pause"]
+//! exempt = ["registry.k8s.io/pause"]  # skip signature and SBOM checks (host and rootfs rules apply)
 //! sandbox = "exempt"        # pod sandbox (pause) containers: "exempt" | "verify"
+//! sandbox_images = ["registry.k8s.io/pause"]   # what an exempt sandbox may run (default: exempt)
 //! [[rule]]
 //! name = "no-debug-images"
 //! images = ["docker.io/library/busybox", "ghcr.io/acme/debug/**"]
@@ -325,6 +326,9 @@ pub struct Policy {
     pub mode: Mode,
     pub exempt: Vec<ImagePattern>,
     pub sandbox: SandboxPolicy,
+    /// Images a pod sandbox may run and still be exempt (`sandbox = "exempt"`); defaults to
+    /// `exempt`. A "sandbox" of any other image is judged like every container.
+    pub sandbox_images: Vec<ImagePattern>,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
 }
@@ -351,6 +355,7 @@ struct RawPolicy {
     exempt: Vec<Spanned<String>>,
     #[serde(default)]
     sandbox: SandboxPolicy,
+    sandbox_images: Option<Vec<Spanned<String>>>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
 }
@@ -981,6 +986,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
         text: String::from_utf8_lossy(bytes),
     };
     let exempt = at.patterns(raw.exempt, ImagePattern::new)?;
+    let sandbox_images = match raw.sandbox_images {
+        Some(list) => at.patterns(list, ImagePattern::new)?,
+        None => exempt.clone(),
+    };
     let mut seen = HashSet::new();
     let mut rules = Vec::with_capacity(raw.rules.len());
     for rule in raw.rules {
@@ -1030,6 +1039,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedPolicy> {
             mode: raw.mode,
             exempt,
             sandbox: raw.sandbox,
+            sandbox_images,
             rules,
         },
         policy_digest: hex::encode(Sha256::digest(bytes)),
@@ -1062,7 +1072,7 @@ pub enum Decision {
         rules: Vec<String>,
         /// Denials that audit mode let through, in rule order.
         audited: Vec<RuleDenial>,
-        /// Why no rule was consulted, if that is why it passed.
+        /// Why signature and SBOM checks were skipped (exempt image, pod sandbox), if they were.
         exempt: Option<String>,
         /// Matching `verify` rules: the image passes only if their signature checks pass too
         /// (each failure then counts as a denial of that rule, in its mode).
@@ -1096,22 +1106,27 @@ impl Policy {
         rule.mode.unwrap_or(self.mode)
     }
 
-    pub fn evaluate(&self, subject: &Subject<'_>) -> Decision {
-        let exempt = |why: String| Decision::Allow {
-            rules: Vec::new(),
-            audited: Vec::new(),
-            exempt: Some(why),
-            verify: Vec::new(),
-        };
+    /// Why `subject` is exempt from supply-chain checks, if it is: a pod sandbox running one of
+    /// `sandbox_images` (with `sandbox = "exempt"`), or an image matching `exempt`.
+    pub fn exemption(&self, subject: &Subject<'_>) -> Option<String> {
+        let repository = subject.repository?;
         if subject.is_sandbox && self.sandbox == SandboxPolicy::Exempt {
-            return exempt(EXEMPT_SANDBOX.to_string());
-        }
-        if let Some(repository) = subject.repository {
-            if let Some(p) = self.exempt.iter().find(|p| p.matches(repository)) {
-                return exempt(format!("image matches exempt pattern \"{p}\""));
+            if let Some(p) = self.sandbox_images.iter().find(|p| p.matches(repository)) {
+                return Some(format!("{EXEMPT_SANDBOX} of image pattern \"{p}\""));
             }
         }
+        self.exempt
+            .iter()
+            .find(|p| p.matches(repository))
+            .map(|p| format!("image matches exempt pattern \"{p}\""))
+    }
 
+    /// Every matching rule applies and a deny wins. Exemption is from supply-chain checks only:
+    /// an exempt image's matching `verify` rules count as allowing (their signature and SBOM checks
+    /// are skipped, their host and rootfs requirements still apply), its deny rules still deny, and
+    /// when no rule matches it runs instead of falling to `default`.
+    pub fn evaluate(&self, subject: &Subject<'_>) -> Decision {
+        let exempt = self.exemption(subject);
         let mut allowed = Vec::new();
         let mut denials = Vec::new();
         let mut verify = Vec::new();
@@ -1120,6 +1135,10 @@ impl Policy {
             matched = true;
             let reason = match rule.action {
                 Action::Allow => {
+                    allowed.push(rule.name.clone());
+                    continue;
+                }
+                Action::Verify if exempt.is_some() => {
                     allowed.push(rule.name.clone());
                     continue;
                 }
@@ -1135,7 +1154,7 @@ impl Policy {
                 mode: self.mode_of(rule),
             });
         }
-        if !matched {
+        if !matched && exempt.is_none() {
             match self.default {
                 DefaultAction::Allow => allowed.push(DEFAULT_RULE.to_string()),
                 DefaultAction::Deny => denials.push(RuleDenial {
@@ -1152,7 +1171,7 @@ impl Policy {
         Decision::Allow {
             rules: allowed,
             audited: denials,
-            exempt: None,
+            exempt,
             verify,
         }
     }
@@ -1772,32 +1791,99 @@ mode = "audit"
     }
 
     #[test]
-    fn sandbox_is_exempt_or_evaluated() {
-        let sandbox = Subject {
-            repository: None,
+    fn sandbox_is_exempt_only_for_its_sandbox_images() {
+        let sandbox = |repository| Subject {
+            repository: Some(repository),
             namespace: Some("prod"),
             is_sandbox: true,
         };
-        let p = policy("version = 1\n");
+        let p = policy("version = 1\nexempt = [\"registry.k8s.io/pause\"]\n");
         assert_eq!(
-            p.evaluate(&sandbox),
+            p.evaluate(&sandbox("registry.k8s.io/pause")),
             Decision::Allow {
                 rules: vec![],
                 audited: vec![],
-                exempt: Some("pod sandbox".into()),
+                exempt: Some("pod sandbox of image pattern \"registry.k8s.io/pause\"".into()),
                 verify: vec![]
             }
         );
-        let p = policy("version = 1\nsandbox = \"verify\"\n");
+        // A "sandbox" of another image is judged like every container.
         assert_eq!(
-            p.evaluate(&sandbox),
+            p.evaluate(&sandbox("docker.io/library/busybox")),
             Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
         );
+        // A sandbox without an image is not exempt either.
+        assert_eq!(
+            p.evaluate(&Subject {
+                repository: None,
+                namespace: None,
+                is_sandbox: true
+            }),
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
+        );
+        // sandbox_images narrows what a sandbox may run; exempt still exempts any container.
+        let p = policy(
+            "version = 1\nexempt = [\"registry.k8s.io/**\"]\nsandbox_images = [\"registry.k8s.io/pause\"]\n",
+        );
+        assert!(matches!(
+            p.evaluate(&sandbox("registry.k8s.io/pause")),
+            Decision::Allow { exempt: Some(ref why), .. } if why.starts_with("pod sandbox")
+        ));
+        assert!(matches!(
+            p.evaluate(&sandbox("registry.k8s.io/kube-proxy")),
+            Decision::Allow { exempt: Some(ref why), .. } if why.starts_with("image matches exempt")
+        ));
+        let p = policy("version = 1\nexempt = [\"registry.k8s.io/pause\"]\nsandbox = \"verify\"\n");
+        assert!(matches!(
+            p.evaluate(&sandbox("registry.k8s.io/pause")),
+            Decision::Allow { exempt: Some(ref why), .. } if why.starts_with("image matches exempt")
+        ));
+        let e = parse_err("version = 1\nsandbox_images = [\"a//b\"]\n");
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
-    fn exempt_patterns_pass_before_any_rule() {
-        let p = policy("version = 1\nexempt = [\"registry.k8s.io/*\"]\n[[rule]]\nname = \"all\"\nimages = [\"**\"]\naction = \"deny\"\n");
+    fn exemption_skips_supply_chain_checks_only() {
+        let p = policy(
+            "version = 1\ndefault = \"deny\"\nexempt = [\"registry.k8s.io/**\"]\n\
+             [[rule]]\nname = \"signed\"\nimages = [\"**\"]\naction = \"verify\"\n\
+             [[rule.authority]]\nname = \"k\"\nkey = \"/etc/vouch/k.pub\"\n[rule.host]\nallow_privileged = false\n\
+             [[rule]]\nname = \"no-proxy\"\nimages = [\"registry.k8s.io/kube-proxy\"]\naction = \"deny\"\n",
+        );
+        let subject = |repository| Subject {
+            repository: Some(repository),
+            namespace: None,
+            is_sandbox: false,
+        };
+        // The verify rule matches and counts as allowing, so its host rule still applies.
+        match p.evaluate(&subject("registry.k8s.io/pause")) {
+            Decision::Allow {
+                rules,
+                verify,
+                exempt,
+                ..
+            } => {
+                assert_eq!(rules, vec!["signed".to_string()]);
+                assert!(verify.is_empty());
+                assert!(exempt.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        // A deny rule still denies an exempt image.
+        assert_eq!(
+            p.evaluate(&subject("registry.k8s.io/kube-proxy")),
+            Decision::Deny(denial("no-proxy", REASON_DENY_RULE, Mode::Enforce))
+        );
+        // Not exempt: the verify rule must verify.
+        assert!(matches!(
+            p.evaluate(&subject("ghcr.io/acme/app")),
+            Decision::Allow { ref verify, .. } if verify == &vec!["signed".to_string()]
+        ));
+    }
+
+    #[test]
+    fn exempt_patterns_pass_when_no_rule_matches_and_deny_rules_still_deny() {
+        let p = policy("version = 1\nexempt = [\"registry.k8s.io/*\"]\n[[rule]]\nname = \"debug\"\nimages = [\"**/debug\"]\naction = \"deny\"\n");
         assert_eq!(
             p.evaluate(&image("registry.k8s.io/pause")),
             Decision::Allow {
@@ -1808,8 +1894,12 @@ mode = "audit"
             }
         );
         assert_eq!(
+            p.evaluate(&image("registry.k8s.io/debug")),
+            Decision::Deny(denial("debug", REASON_DENY_RULE, Mode::Enforce))
+        );
+        assert_eq!(
             p.evaluate(&image("registry.k8s.io/x/pause")),
-            Decision::Deny(denial("all", REASON_DENY_RULE, Mode::Enforce))
+            Decision::Deny(denial("default", REASON_DEFAULT_DENY, Mode::Enforce))
         );
     }
 

@@ -18,7 +18,6 @@ use serde::Serialize;
 use crate::cosign_key::{KeyError, SigningKey};
 use crate::gate::{GateRequest, ImageIdentity};
 use crate::keys::PublicKey;
-use crate::node::SANDBOX_NAMESPACE;
 use crate::reference::{Reference, DOCKER_HUB};
 use crate::registry::{
     is_image_manifest, sha256_digest, tag_schema_tag, Descriptor, ManifestDocument, Registry,
@@ -373,10 +372,7 @@ pub fn gate_request(
 ) -> GateRequest {
     GateRequest {
         container_id: "vouch-verify".to_string(),
-        annotations: namespace
-            .map(|ns| (SANDBOX_NAMESPACE.to_string(), ns.to_string()))
-            .into_iter()
-            .collect(),
+        pod_namespace: namespace.map(str::to_string),
         config_path: config_path.map(Path::to_path_buf),
         image: Some(image),
         ..GateRequest::default()
@@ -693,7 +689,7 @@ mod tests {
         };
         let r = gate_request(image.clone(), Some("prod"), Some(Path::new("/c.toml")));
         assert_eq!(r.image, Some(image.clone()));
-        assert_eq!(r.annotations[SANDBOX_NAMESPACE], "prod");
+        assert_eq!(r.pod_namespace.as_deref(), Some("prod"));
         assert_eq!(r.config_path.as_deref(), Some(Path::new("/c.toml")));
         assert!(r.containerd_address.is_empty());
         let r = gate_request(image, None, None);

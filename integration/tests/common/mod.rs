@@ -160,8 +160,9 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// Writes a vouch node config and policy into `dir`, for `ctr run --runtime-config-path`.
-pub fn write_vouch_config(dir: &Path, policy: &str) -> PathBuf {
+/// Writes a vouch config and policy into `dir`, for `ctr run --runtime-config-path`, and lists
+/// it in the rig's node config (`allowed_configs`).
+pub fn write_vouch_config(rig: &Rig, dir: &Path, policy: &str) -> PathBuf {
     std::fs::create_dir_all(dir).expect("config dir");
     let config = dir.join("config.toml");
     std::fs::write(dir.join("policy.toml"), policy).expect("write policy");
@@ -174,12 +175,13 @@ pub fn write_vouch_config(dir: &Path, policy: &str) -> PathBuf {
         ),
     )
     .expect("write config");
+    rig.allow_config(&config).expect("allow the config");
     config
 }
 
 /// Like [`write_vouch_config`], with the rig's loopback registry reached over plain HTTP.
 pub fn write_vouch_config_for(rig: &Rig, dir: &Path, policy: &str) -> PathBuf {
-    let config = write_vouch_config(dir, policy);
+    let config = write_vouch_config(rig, dir, policy);
     let mut text = std::fs::read_to_string(&config).expect("read config");
     text.push_str(&format!(
         "[registry]\nplain_http = [\"{}\"]\n",

@@ -126,7 +126,7 @@ pub fn node_platform() -> (&'static str, &'static str, Option<&'static str>) {
 }
 
 /// The digest of the manifest of an index for this node's platform.
-fn platform_manifest(index: &Value, index_digest: &str) -> Result<String, BaselineError> {
+pub fn platform_manifest(index: &Value, index_digest: &str) -> Result<String, BaselineError> {
     let (os, arch, variant) = node_platform();
     let manifests = index
         .get("manifests")
