@@ -6,7 +6,8 @@
 //!   tar entry recorded, OCI whiteouts turned into overlay whiteouts) and cached under
 //!   `<state_dir>/baselines/layers/<hex>`; the layers are stacked ([`expected_image`]) and compared
 //!   with what the container will see ([`compare_image`]): any added, removed or changed path
-//!   (type, content, symlink target, device, mode, owner) is a [`Mismatch`].
+//!   (type, content, symlink target, device, file capabilities, mode, owner) is a [`Mismatch`].
+//!   File capabilities come from the tar's PAX records `SCHILY.xattr.security.capability`.
 //! - `declared-files-match`: files the SBOM declares with a checksum must be there and match
 //!   ([`Declared`], [`check_declared`]).
 //! - `no-undeclared-executables`: as `declared-files-match`, and ELF executables, shared libraries
@@ -19,6 +20,7 @@
 //! UTF-8 escaped, so that a reason stays one line.
 
 mod content;
+mod fcaps;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -158,7 +160,8 @@ pub enum Mismatch {
     Added { path: Vec<u8>, actual: String },
     /// In the baseline (the image, or declared in the SBOM), not in the tree.
     Removed { path: Vec<u8>, expected: String },
-    /// Both, different: `what` is `content`, `type`, `symlink target`, `device`, `mode` or `owner`.
+    /// Both, different: `what` is `content`, `type`, `symlink target`, `device`,
+    /// `file capabilities`, `mode` or `owner`.
     Changed {
         path: Vec<u8>,
         what: &'static str,
@@ -346,7 +349,8 @@ pub struct ExpectedLayer {
     pub implicit: Vec<Vec<u8>>,
 }
 
-const LAYER_MAGIC: &[u8] = b"VOUCHEL1";
+// Version 2 added file capabilities: a version 1 cache is derived again from the blob.
+const LAYER_MAGIC: &[u8] = b"VOUCHEL2";
 
 impl ExpectedLayer {
     pub fn encode(&self) -> Vec<u8> {
@@ -501,6 +505,9 @@ pub fn read_layer(
 
 type TarResult = Result<(Vec<Entry>, Vec<Vec<u8>>), String>;
 
+/// How tar (GNU, Go's archive/tar, and so Docker and BuildKit) records file capabilities.
+const PAX_FCAPS: &str = "SCHILY.xattr.security.capability";
+
 fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
     let mut archive = tar::Archive::new(r);
     let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
@@ -585,6 +592,17 @@ fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
                 match ext.key() {
                     Ok("uid") => e.uid = id()?,
                     Ok("gid") => e.gid = id()?,
+                    Ok(PAX_FCAPS) => {
+                        let caps = ext.value_bytes();
+                        if caps.len() > measure::MAX_FCAPS {
+                            return Err(format!(
+                                "security.capability of {} is larger than {} bytes",
+                                show(&e.path),
+                                measure::MAX_FCAPS
+                            ));
+                        }
+                        e.fcaps = Some(fcaps::as_reported(caps));
+                    }
                     _ => {}
                 }
             }
@@ -818,6 +836,13 @@ fn compare_entry(path: &[u8], e: &Entry, a: &Entry, implicit: bool) -> Option<Mi
     }
     if implicit {
         return None;
+    }
+    if e.fcaps != a.fcaps {
+        return changed(
+            "file capabilities",
+            fcaps::describe(e.fcaps.as_deref()),
+            fcaps::describe(a.fcaps.as_deref()),
+        );
     }
     // Symlink permissions mean nothing on Linux (and are 0777 on disk).
     if e.kind != Kind::Symlink && e.mode != a.mode {
