@@ -21,6 +21,7 @@
 
 mod content;
 mod fcaps;
+mod mounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use content::{check_digest, node_platform, BlobSource, ContainerdContent, Layer, OciLayout};
+pub use mounts::hidden_code;
 
 use crate::measure::{self, Class, Entry, Kind};
 use crate::rootfs::{self, Merged};
@@ -1003,45 +1005,62 @@ impl Declared {
     }
 }
 
+/// The longest path the kernel takes (`PATH_MAX`, bytes).
+pub const PATH_MAX: usize = 4096;
+/// Symbolic links followed at most in one resolution, as the kernel does.
+pub const MAX_SYMLINKS: usize = 40;
+
 /// `path` resolved through the symlinks of `tree` (never the host's): absolute targets from the
-/// tree's root, relative ones from the link's directory; `None` for a loop or a path that leaves
-/// nothing to resolve to.
+/// tree's root, relative ones from the link's directory, `..` from what precedes it once resolved
+/// (never above the root). `None` for a loop (more than [`MAX_SYMLINKS`] links) or a resolution
+/// longer than [`PATH_MAX`], which the kernel would refuse too.
 pub fn resolve(tree: &Merged, path: &[u8]) -> Option<Vec<u8>> {
+    let components = |p: &[u8]| {
+        p.split(|&b| b == b'/')
+            .filter(|s| !s.is_empty() && *s != b".")
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>()
+    };
     let mut hops = 0;
-    let mut todo: Vec<Vec<u8>> = path
-        .split(|&b| b == b'/')
-        .filter(|s| !s.is_empty() && *s != b".")
-        .rev()
-        .map(<[u8]>::to_vec)
-        .collect();
-    let mut cur: Vec<Vec<u8>> = Vec::new();
+    let mut todo: Vec<Vec<u8>> = components(path);
+    todo.reverse();
+    // The resolved path so far, and where each of its components starts.
+    let mut cur: Vec<u8> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
     while let Some(part) = todo.pop() {
         if part == b".." {
-            cur.pop();
+            if let Some(at) = starts.pop() {
+                cur.truncate(at.saturating_sub(1));
+            }
             continue;
         }
-        cur.push(part);
-        let joined = cur.join(&b'/');
-        if let Some(e) = tree.get(&joined).filter(|e| e.kind == Kind::Symlink) {
+        if !cur.is_empty() {
+            cur.push(b'/');
+        }
+        starts.push(cur.len());
+        cur.extend_from_slice(&part);
+        if cur.len() > PATH_MAX {
+            return None;
+        }
+        if let Some(e) = tree.get(&cur).filter(|e| e.kind == Kind::Symlink) {
             hops += 1;
-            if hops > 40 {
+            if hops > MAX_SYMLINKS {
                 return None;
             }
             let target = e.target.as_deref().unwrap_or_default();
-            cur.pop();
+            if let Some(at) = starts.pop() {
+                cur.truncate(at.saturating_sub(1));
+            }
             if target.starts_with(b"/") {
                 cur.clear();
+                starts.clear();
             }
-            todo.extend(
-                target
-                    .split(|&b| b == b'/')
-                    .filter(|s| !s.is_empty() && *s != b".")
-                    .rev()
-                    .map(<[u8]>::to_vec),
-            );
+            let mut next = components(target);
+            next.reverse();
+            todo.extend(next);
         }
     }
-    Some(cur.join(&b'/'))
+    Some(cur)
 }
 
 /// Checks the measured merged tree against the SBOM's declared files: a declared file with a

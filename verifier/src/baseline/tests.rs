@@ -9,7 +9,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 
 /// One item of a test layer, written both as a tar entry and into an unpacked snapshot directory
 /// the way containerd's overlayfs snapshotter unpacks it.
-enum Item {
+pub(super) enum Item {
     Dir(&'static str, u32),
     File(&'static str, &'static [u8], u32),
     Symlink(&'static str, &'static str),
@@ -21,8 +21,8 @@ enum Item {
 }
 use Item::*;
 
-const ELF_SO: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0 shared object";
-const ELF_EXEC: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0 executable";
+pub(super) const ELF_SO: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0 shared object";
+pub(super) const ELF_EXEC: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0 executable";
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -87,7 +87,7 @@ fn layer(items: &[Item], dir: Option<&Path>) -> Vec<u8> {
     bytes
 }
 
-fn unpack(items: &[Item], dir: &Path) {
+pub(super) fn unpack(items: &[Item], dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let parent = |p: &Path| fs::create_dir_all(p.parent().unwrap()).unwrap();
     for item in items {
@@ -747,6 +747,13 @@ fn symlinks_resolve_inside_the_tree_only() {
     assert_eq!(resolve(&t, b"/lib/libc.so").unwrap(), b"usr/lib/libc.so");
     assert_eq!(resolve(&t, b"etc/x").unwrap(), b"etc/shadow");
     assert_eq!(resolve(&t, b"loop"), None);
+    // `..` after a link applies to where the link led; never above the root.
+    assert_eq!(resolve(&t, b"lib/../bin").unwrap(), b"usr/bin");
+    assert_eq!(resolve(&t, b"/../../lib/..").unwrap(), b"usr");
+    // Longer than the kernel resolves: refused, not walked.
+    let long = "a/".repeat(PATH_MAX / 2 + 1);
+    assert_eq!(resolve(&t, long.as_bytes()), None);
+    assert!(resolve(&t, "a/../".repeat(PATH_MAX).as_bytes()).is_some());
 }
 
 #[test]
