@@ -16,6 +16,8 @@
 //!
 //! Paths matching an exempt pattern ([`Exempt`]) are never compared.
 //!
+//! Whatever the baseline, the spec's mounts may not hide measured code ([`hidden_code`]).
+//!
 //! Paths in mismatches are shown absolute (`/usr/bin/app`), with bytes that are not printable
 //! UTF-8 escaped, so that a reason stays one line.
 

@@ -18,14 +18,14 @@ use super::{resolve, show, Exempt, PATH_MAX};
 use crate::rootfs::Merged;
 
 /// Lines reported at most; the rest is counted in one more line.
-pub const MAX_LINES: usize = 10;
+const MAX_LINES: usize = 10;
 /// Longest path shown in a line, in characters.
 const MAX_SHOWN: usize = 200;
 
 /// Spec mounts whose destination hides or replaces an executable or shared library of the measured
 /// tree. Each item is one line naming the destination and one hidden file, e.g.
-/// `mount over /bin hides measured code (/bin/sh)`; after [`MAX_LINES`] of them, one line says how
-/// many more mounts do. A mount whose destination lands on a path matching `exempt` is not
+/// `mount over /bin hides measured code (/bin/sh)`; after ten of them, one line says how many more
+/// mounts do. A mount whose destination lands on a path matching `exempt` is not
 /// reported, and neither are hidden files that match it. A destination longer than `PATH_MAX`
 /// gives a line of its own (`... is longer than 4096 bytes: not judged`).
 pub fn hidden_code(tree: &Merged, spec: &Value, exempt: &Exempt) -> Vec<String> {
