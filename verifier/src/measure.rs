@@ -487,7 +487,7 @@ fn take_array<const N: usize>(r: &mut &[u8]) -> Result<[u8; N], DecodeError> {
     Ok(a)
 }
 
-/// A u32 length and that many bytes, at most [`MAX_NAME`].
+/// A u32 length and that many bytes, at most 64 KiB.
 pub fn take_bytes(r: &mut &[u8]) -> Result<Vec<u8>, DecodeError> {
     let n = u32::from_le_bytes(take_array(r)?) as usize;
     if n > MAX_NAME {
