@@ -6,7 +6,8 @@
 //!   tar entry recorded, OCI whiteouts turned into overlay whiteouts) and cached under
 //!   `<state_dir>/baselines/layers/<hex>`; the layers are stacked ([`expected_image`]) and compared
 //!   with what the container will see ([`compare_image`]): any added, removed or changed path
-//!   (type, content, symlink target, device, mode, owner) is a [`Mismatch`].
+//!   (type, content, symlink target, device, file capabilities, mode, owner) is a [`Mismatch`].
+//!   File capabilities come from the tar's PAX records `SCHILY.xattr.security.capability`.
 //! - `declared-files-match`: files the SBOM declares with a checksum must be there and match
 //!   ([`Declared`], [`check_declared`]).
 //! - `no-undeclared-executables`: as `declared-files-match`, and ELF executables, shared libraries
@@ -15,10 +16,14 @@
 //!
 //! Paths matching an exempt pattern ([`Exempt`]) are never compared.
 //!
+//! Whatever the baseline, the spec's mounts may not hide measured code ([`hidden_code`]).
+//!
 //! Paths in mismatches are shown absolute (`/usr/bin/app`), with bytes that are not printable
 //! UTF-8 escaped, so that a reason stays one line.
 
 mod content;
+mod fcaps;
+mod mounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -30,6 +35,7 @@ use sha2::{Digest, Sha256};
 pub use content::{
     check_digest, node_platform, platform_manifest, BlobSource, ContainerdContent, Layer, OciLayout,
 };
+pub use mounts::hidden_code;
 
 use crate::measure::{self, Class, Entry, Kind};
 use crate::rootfs::{self, Merged};
@@ -160,7 +166,8 @@ pub enum Mismatch {
     Added { path: Vec<u8>, actual: String },
     /// In the baseline (the image, or declared in the SBOM), not in the tree.
     Removed { path: Vec<u8>, expected: String },
-    /// Both, different: `what` is `content`, `type`, `symlink target`, `device`, `mode` or `owner`.
+    /// Both, different: `what` is `content`, `type`, `symlink target`, `device`,
+    /// `file capabilities`, `mode` or `owner`.
     Changed {
         path: Vec<u8>,
         what: &'static str,
@@ -348,7 +355,8 @@ pub struct ExpectedLayer {
     pub implicit: Vec<Vec<u8>>,
 }
 
-const LAYER_MAGIC: &[u8] = b"VOUCHEL1";
+// Version 2 added file capabilities: a version 1 cache is derived again from the blob.
+const LAYER_MAGIC: &[u8] = b"VOUCHEL2";
 
 impl ExpectedLayer {
     pub fn encode(&self) -> Vec<u8> {
@@ -503,6 +511,9 @@ pub fn read_layer(
 
 type TarResult = Result<(Vec<Entry>, Vec<Vec<u8>>), String>;
 
+/// How tar (GNU, Go's archive/tar, and so Docker and BuildKit) records file capabilities.
+const PAX_FCAPS: &str = "SCHILY.xattr.security.capability";
+
 fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
     let mut archive = tar::Archive::new(r);
     let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
@@ -587,6 +598,17 @@ fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
                 match ext.key() {
                     Ok("uid") => e.uid = id()?,
                     Ok("gid") => e.gid = id()?,
+                    Ok(PAX_FCAPS) => {
+                        let caps = ext.value_bytes();
+                        if caps.len() > measure::MAX_FCAPS {
+                            return Err(format!(
+                                "security.capability of {} is larger than {} bytes",
+                                show(&e.path),
+                                measure::MAX_FCAPS
+                            ));
+                        }
+                        e.fcaps = Some(fcaps::as_reported(caps));
+                    }
                     _ => {}
                 }
             }
@@ -821,6 +843,13 @@ fn compare_entry(path: &[u8], e: &Entry, a: &Entry, implicit: bool) -> Option<Mi
     if implicit {
         return None;
     }
+    if e.fcaps != a.fcaps {
+        return changed(
+            "file capabilities",
+            fcaps::describe(e.fcaps.as_deref()),
+            fcaps::describe(a.fcaps.as_deref()),
+        );
+    }
     // Symlink permissions mean nothing on Linux (and are 0777 on disk).
     if e.kind != Kind::Symlink && e.mode != a.mode {
         return changed("mode", format!("{:04o}", e.mode), format!("{:04o}", a.mode));
@@ -980,45 +1009,62 @@ impl Declared {
     }
 }
 
+/// The longest path the kernel takes (`PATH_MAX`, bytes).
+pub const PATH_MAX: usize = 4096;
+/// Symbolic links followed at most in one resolution, as the kernel does.
+pub const MAX_SYMLINKS: usize = 40;
+
 /// `path` resolved through the symlinks of `tree` (never the host's): absolute targets from the
-/// tree's root, relative ones from the link's directory; `None` for a loop or a path that leaves
-/// nothing to resolve to.
+/// tree's root, relative ones from the link's directory, `..` from what precedes it once resolved
+/// (never above the root). `None` for a loop (more than [`MAX_SYMLINKS`] links) or a resolution
+/// longer than [`PATH_MAX`], which the kernel would refuse too.
 pub fn resolve(tree: &Merged, path: &[u8]) -> Option<Vec<u8>> {
+    let components = |p: &[u8]| {
+        p.split(|&b| b == b'/')
+            .filter(|s| !s.is_empty() && *s != b".")
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>()
+    };
     let mut hops = 0;
-    let mut todo: Vec<Vec<u8>> = path
-        .split(|&b| b == b'/')
-        .filter(|s| !s.is_empty() && *s != b".")
-        .rev()
-        .map(<[u8]>::to_vec)
-        .collect();
-    let mut cur: Vec<Vec<u8>> = Vec::new();
+    let mut todo: Vec<Vec<u8>> = components(path);
+    todo.reverse();
+    // The resolved path so far, and where each of its components starts.
+    let mut cur: Vec<u8> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
     while let Some(part) = todo.pop() {
         if part == b".." {
-            cur.pop();
+            if let Some(at) = starts.pop() {
+                cur.truncate(at.saturating_sub(1));
+            }
             continue;
         }
-        cur.push(part);
-        let joined = cur.join(&b'/');
-        if let Some(e) = tree.get(&joined).filter(|e| e.kind == Kind::Symlink) {
+        if !cur.is_empty() {
+            cur.push(b'/');
+        }
+        starts.push(cur.len());
+        cur.extend_from_slice(&part);
+        if cur.len() > PATH_MAX {
+            return None;
+        }
+        if let Some(e) = tree.get(&cur).filter(|e| e.kind == Kind::Symlink) {
             hops += 1;
-            if hops > 40 {
+            if hops > MAX_SYMLINKS {
                 return None;
             }
             let target = e.target.as_deref().unwrap_or_default();
-            cur.pop();
+            if let Some(at) = starts.pop() {
+                cur.truncate(at.saturating_sub(1));
+            }
             if target.starts_with(b"/") {
                 cur.clear();
+                starts.clear();
             }
-            todo.extend(
-                target
-                    .split(|&b| b == b'/')
-                    .filter(|s| !s.is_empty() && *s != b".")
-                    .rev()
-                    .map(<[u8]>::to_vec),
-            );
+            let mut next = components(target);
+            next.reverse();
+            todo.extend(next);
         }
     }
-    Some(cur.join(&b'/'))
+    Some(cur)
 }
 
 /// Checks the measured merged tree against the SBOM's declared files: a declared file with a

@@ -1,6 +1,6 @@
 //! Measuring a root filesystem: a manifest of the tree (path, type, mode, owner, size, SHA-256 of
-//! regular files, symlink targets, device numbers) that rolls up into one digest, and re-validating
-//! a manifest measured earlier by re-hashing only what changed.
+//! regular files, symlink targets, device numbers, file capabilities) that rolls up into one
+//! digest, and re-validating a manifest measured earlier by re-hashing only what changed.
 //!
 //! The walk never follows a symbolic link (it records the link and its target), skips nothing
 //! silently (special files are recorded by type and device number), hashes each inode once (hard
@@ -31,6 +31,10 @@ use sha2::{Digest, Sha256};
 /// An entry whose ctime is less than this before the previous measurement started is re-read
 /// even when its stat is unchanged: timestamps have the kernel's tick as granularity.
 pub const RACY_NS: i64 = 1_000_000_000;
+
+/// Largest `security.capability` value measured (a valid one is 20 or 24 bytes); a larger one is
+/// refused.
+pub const MAX_FCAPS: usize = 4096;
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,6 +218,10 @@ pub struct Entry {
     pub opaque: bool,
     /// Regular files: what the first bytes say.
     pub class: Class,
+    /// The `security.capability` extended attribute (file capabilities, what `setcap` writes) as
+    /// the kernel reports it, raw; `None` when there is none. Read on every kind of entry: the
+    /// kernel honours it only on an executed regular file, but any inode can carry it.
+    pub fcaps: Option<Vec<u8>>,
     /// Not in the digest.
     pub stat: Stat,
 }
@@ -233,6 +241,7 @@ impl Entry {
             rdev: 0,
             opaque: false,
             class: Class::Data,
+            fcaps: None,
             stat: Stat::default(),
         }
     }
@@ -285,9 +294,11 @@ pub struct Manifest {
 
 impl Manifest {
     /// One entry as the line the digest is over:
-    /// `<kind> <mode octal> <uid>:<gid> <size> <content> <path hex>\n`, where content is the
-    /// SHA-256 hex of a file, the hex of a symlink's target, `<major>:<minor>` of a device, or `-`;
-    /// an opaque directory's kind is `dir+opaque`. Hex keeps arbitrary bytes unambiguous.
+    /// `<kind> <mode octal> <uid>:<gid> <size> <content> <path hex>[ fcaps=<hex>]\n`, where
+    /// content is the SHA-256 hex of a file, the hex of a symlink's target, `<major>:<minor>` of a
+    /// device, or `-`; an opaque directory's kind is `dir+opaque`; `fcaps=` is there only for an
+    /// entry with file capabilities (so a tree without any keeps the digest it had before they
+    /// were measured). Hex keeps arbitrary bytes unambiguous.
     pub fn canonical(e: &Entry) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
         write_canonical(e, &mut out);
@@ -372,6 +383,10 @@ fn write_canonical(e: &Entry, out: &mut Vec<u8>) {
     }
     out.push(b' ');
     push_hex(out, &e.path);
+    if let Some(caps) = &e.fcaps {
+        out.extend_from_slice(b" fcaps=");
+        push_hex(out, caps);
+    }
     out.push(b'\n');
 }
 
@@ -391,7 +406,9 @@ pub fn find<'a>(entries: &'a [Entry], path: &[u8]) -> Option<&'a Entry> {
         .and_then(|i| entries.get(i))
 }
 
-const MANIFEST_MAGIC: &[u8; 8] = b"VOUCHMF1";
+// Version 2 added file capabilities: a version 1 cache is measured again, never read as a tree
+// without any.
+const MANIFEST_MAGIC: &[u8; 8] = b"VOUCHMF2";
 /// Longest path or symlink target a cache may hold.
 const MAX_NAME: usize = 1 << 16;
 
@@ -414,7 +431,7 @@ pub fn checked_body<'a>(bytes: &'a [u8], magic: &[u8]) -> Result<&'a [u8], Decod
 
 /// Appends entries: a u32 count, then per entry (little-endian) path (u32 length, bytes), kind,
 /// mode, uid, gid, size, rdev, opaque, class, dev, ino, mtime, ctime, SHA-256 (flag, 32 bytes),
-/// target (flag, u32 length, bytes).
+/// target (flag, u32 length, bytes), file capabilities (flag, u32 length, bytes).
 pub fn write_entries(out: &mut Vec<u8>, entries: &[Entry]) {
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
@@ -442,13 +459,15 @@ pub fn write_entries(out: &mut Vec<u8>, entries: &[Entry]) {
             }
             None => out.push(0),
         }
-        match &e.target {
-            Some(t) => {
-                out.push(1);
-                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                out.extend_from_slice(t);
+        for field in [&e.target, &e.fcaps] {
+            match field {
+                Some(t) => {
+                    out.push(1);
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    out.extend_from_slice(t);
+                }
+                None => out.push(0),
             }
-            None => out.push(0),
         }
     }
 }
@@ -468,7 +487,7 @@ fn take_array<const N: usize>(r: &mut &[u8]) -> Result<[u8; N], DecodeError> {
     Ok(a)
 }
 
-/// A u32 length and that many bytes, at most [`MAX_NAME`].
+/// A u32 length and that many bytes, at most 64 KiB.
 pub fn take_bytes(r: &mut &[u8]) -> Result<Vec<u8>, DecodeError> {
     let n = u32::from_le_bytes(take_array(r)?) as usize;
     if n > MAX_NAME {
@@ -515,6 +534,17 @@ pub fn read_entries(r: &mut &[u8], max: usize) -> Result<Vec<Entry>, DecodeError
             1 => Some(take_bytes(r)?),
             _ => return Err(DecodeError("bad flag")),
         };
+        let fcaps = match take_array::<1>(r)?[0] {
+            0 => None,
+            1 => {
+                let caps = take_bytes(r)?;
+                if caps.len() > MAX_FCAPS {
+                    return Err(DecodeError("file capabilities too long"));
+                }
+                Some(caps)
+            }
+            _ => return Err(DecodeError("bad flag")),
+        };
         if (kind == Kind::File) != sha256.is_some() || (kind == Kind::Symlink) != target.is_some() {
             return Err(DecodeError("inconsistent entry"));
         }
@@ -533,6 +563,7 @@ pub fn read_entries(r: &mut &[u8], max: usize) -> Result<Vec<Entry>, DecodeError
             rdev,
             opaque,
             class,
+            fcaps,
             stat,
         });
     }
@@ -666,6 +697,7 @@ fn same_canonical(a: &Entry, b: &Entry) -> bool {
         && a.target == b.target
         && a.rdev == b.rdev
         && a.opaque == b.opaque
+        && a.fcaps == b.fcaps
 }
 
 /// A directory to read: where, and what it looked like when its parent was read.
@@ -703,11 +735,14 @@ fn walk(
             && p.size == e.size
             && p.stat == e.stat
             && p.stat.ctime < prev.measured_at.saturating_sub(RACY_NS);
+        // Setting or removing an extended attribute moves the ctime too: file capabilities are
+        // taken over only with everything else.
         if same {
             e.sha256 = p.sha256;
             e.target.clone_from(&p.target);
             e.opaque = p.opaque;
             e.class = p.class;
+            e.fcaps.clone_from(&p.fcaps);
         }
         same
     };
@@ -867,11 +902,12 @@ fn read_dir(
         }
         rel.extend_from_slice(name.as_bytes());
         let is_dir = meta.is_dir();
-        // Files are opened later by their full path; only directories and symlinks need one now.
-        let path = if is_dir || meta.file_type().is_symlink() {
-            job.path.join(&name)
-        } else {
+        // Regular files are opened later by their full path; anything else is read (symlink
+        // target, opaque flag, file capabilities) by its path now.
+        let path = if meta.is_file() {
             PathBuf::new()
+        } else {
+            job.path.join(&name)
         };
         let entry = entry_of(&path, rel, &meta, reuse)?;
         if is_dir {
@@ -897,7 +933,7 @@ fn read_dir(
 }
 
 /// The entry for `path` from its lstat, its content taken from the previous manifest when
-/// `reuse` says it is unchanged; regular files are hashed later.
+/// `reuse` says it is unchanged; regular files are hashed (and their capabilities read) later.
 fn entry_of(
     path: &Path,
     rel: Vec<u8>,
@@ -926,17 +962,87 @@ fn entry_of(
                     });
                 }
                 e.target = Some(bytes);
+                e.fcaps = path_fcaps(path)?;
             }
         }
         Kind::Dir => {
             if !reuse(&mut e) {
                 e.opaque = is_opaque(path)?;
+                e.fcaps = path_fcaps(path)?;
             }
         }
-        Kind::CharDevice | Kind::BlockDevice => e.rdev = meta.rdev(),
-        Kind::Fifo | Kind::Socket => {}
+        Kind::CharDevice | Kind::BlockDevice => {
+            e.rdev = meta.rdev();
+            e.fcaps = path_fcaps(path)?;
+        }
+        Kind::Fifo | Kind::Socket => e.fcaps = path_fcaps(path)?,
     }
     Ok(e)
+}
+
+const FCAPS_NAME: &[u8] = b"security.capability\0";
+
+/// `security.capability` of `path`, not followed if a symlink.
+fn path_fcaps(path: &Path) -> Result<Option<Vec<u8>>, MeasureError> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| MeasureError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"),
+    })?;
+    let mut buf = [0u8; MAX_FCAPS];
+    // SAFETY: `c` and the name are NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        nix::libc::lgetxattr(
+            c.as_ptr(),
+            FCAPS_NAME.as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let read = usize::try_from(n).map_err(|_| io::Error::last_os_error());
+    fcaps_outcome(read, &buf, path)
+}
+
+/// `security.capability` of an open file.
+fn fd_fcaps(f: &File, path: &Path) -> Result<Option<Vec<u8>>, MeasureError> {
+    let mut buf = [0u8; MAX_FCAPS];
+    // SAFETY: the descriptor is open for the call; the name is NUL-terminated; `buf` is writable
+    // for its length.
+    let n = unsafe {
+        nix::libc::fgetxattr(
+            f.as_raw_fd(),
+            FCAPS_NAME.as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let read = usize::try_from(n).map_err(|_| io::Error::last_os_error());
+    fcaps_outcome(read, &buf, path)
+}
+
+/// What a `getxattr` of `security.capability` into `buf` means: the value's length, or why it
+/// failed. A value the kernel cannot present (malformed, or a root id outside this namespace)
+/// fails the measurement: it is not silently "no capabilities".
+fn fcaps_outcome(
+    read: io::Result<usize>,
+    buf: &[u8],
+    path: &Path,
+) -> Result<Option<Vec<u8>>, MeasureError> {
+    let e = match read {
+        Ok(len) => return Ok(Some(buf.get(..len).unwrap_or_default().to_vec())),
+        Err(e) => e,
+    };
+    match e.raw_os_error() {
+        Some(nix::libc::ENODATA) | Some(nix::libc::ENOTSUP) => Ok(None),
+        Some(nix::libc::ENOENT) => Err(MeasureError::Changed {
+            path: path.to_path_buf(),
+        }),
+        Some(nix::libc::ERANGE) => Err(io_error(path)(io::Error::other(format!(
+            "security.capability is larger than {MAX_FCAPS} bytes"
+        )))),
+        _ => Err(io_error(path)(io::Error::other(format!(
+            "cannot read security.capability: {e}"
+        )))),
+    }
 }
 
 /// overlayfs's opaque flag on a directory (not followed if a symlink).
@@ -1005,7 +1111,7 @@ fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats,
         return Ok(stats);
     }
     let shared: &[Entry] = entries;
-    let results: Mutex<Vec<(usize, [u8; 32], Class)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Hashed)>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<MeasureError>> = Mutex::new(None);
     std::thread::scope(|scope| {
@@ -1019,7 +1125,7 @@ fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats,
                     let Some(e) = shared.get(i) else { break };
                     let path = root.join(OsStr::from_bytes(&e.path));
                     match hash_file(&path, e, &mut buf) {
-                        Ok((d, c)) => mine.push((i, d, c)),
+                        Ok(h) => mine.push((i, h)),
                         Err(err) => {
                             if let Ok(mut f) = failure.lock() {
                                 f.get_or_insert(err);
@@ -1043,17 +1149,20 @@ fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats,
         path: root.to_path_buf(),
         source: io::Error::other("a hashing thread failed"),
     })?;
-    for (i, d, c) in results {
+    for (i, h) in results {
         if let Some(e) = entries.get_mut(i) {
-            e.sha256 = Some(d);
-            e.class = c;
+            e.sha256 = Some(h.sha256);
+            e.class = h.class;
+            e.fcaps = h.fcaps;
         }
     }
+    // Extended attributes belong to the inode: a hard link has the capabilities of its first.
     for (i, j) in links {
-        let got = entries.get(j).map(|e| (e.sha256, e.class));
-        if let (Some((d, c)), Some(e)) = (got, entries.get_mut(i)) {
+        let got = entries.get(j).map(|e| (e.sha256, e.class, e.fcaps.clone()));
+        if let (Some((d, c, caps)), Some(e)) = (got, entries.get_mut(i)) {
             e.sha256 = d;
             e.class = c;
+            e.fcaps = caps;
         }
     }
     if let Some(e) = entries
@@ -1069,9 +1178,17 @@ fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats,
     Ok(stats)
 }
 
-/// SHA-256 and class of one file, opened without following a symlink, streamed (sparse and huge
-/// files included), refused if it is not the file the walk saw or changed meanwhile.
-fn hash_file(path: &Path, e: &Entry, buf: &mut [u8]) -> Result<([u8; 32], Class), MeasureError> {
+/// What reading one regular file gives.
+struct Hashed {
+    sha256: [u8; 32],
+    class: Class,
+    fcaps: Option<Vec<u8>>,
+}
+
+/// SHA-256, class and capabilities of one file, opened without following a symlink, streamed
+/// (sparse and huge files included), refused if it is not the file the walk saw or changed
+/// meanwhile.
+fn hash_file(path: &Path, e: &Entry, buf: &mut [u8]) -> Result<Hashed, MeasureError> {
     let changed = || MeasureError::Changed {
         path: path.to_path_buf(),
     };
@@ -1118,20 +1235,48 @@ fn hash_file(path: &Path, e: &Entry, buf: &mut [u8]) -> Result<([u8; 32], Class)
             return Err(changed());
         }
     }
+    // Read before the final stat: capabilities set meanwhile move the ctime, which is refused.
+    let fcaps = fd_fcaps(&f, path)?;
     let after = f.metadata().map_err(io_error(path))?;
     if read != e.size || after.size() != e.size || Stat::of(&after) != e.stat {
         return Err(changed());
     }
-    Ok((
-        h.finalize().into(),
-        Class::of(head.get(..head_len).unwrap_or_default()),
-    ))
+    Ok(Hashed {
+        sha256: h.finalize().into(),
+        class: Class::of(head.get(..head_len).unwrap_or_default()),
+        fcaps,
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// `cap_net_raw+ep` as `setcap` writes it: a version 2 `vfs_cap_data` (magic with the
+    /// effective flag, then permitted and inheritable for the low and high 32 capabilities).
+    pub(crate) const NET_RAW_EP: [u8; 20] = [
+        0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    /// Sets `security.capability` on `path` (not followed); `None` removes it.
+    pub(crate) fn set_fcaps(path: &Path, caps: Option<&[u8]>) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings and a value of the given length.
+        let rc = unsafe {
+            match caps {
+                Some(v) => nix::libc::lsetxattr(
+                    c.as_ptr(),
+                    FCAPS_NAME.as_ptr().cast(),
+                    v.as_ptr().cast(),
+                    v.len(),
+                    0,
+                ),
+                None => nix::libc::lremovexattr(c.as_ptr(), FCAPS_NAME.as_ptr().cast()),
+            }
+        };
+        assert_eq!(rc, 0, "tests run as root: {}", io::Error::last_os_error());
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -1511,5 +1656,143 @@ mod tests {
         }
         assert!(Manifest::decode(&bytes[..bytes.len() - 5], 1000).is_err());
         assert!(Manifest::decode(b"", 1000).is_err());
+    }
+
+    #[test]
+    fn file_capabilities_are_measured_and_change_the_digest() {
+        let dir = tree();
+        let r = dir.path();
+        fs::create_dir(r.join("bin")).unwrap();
+        fs::write(r.join("bin/ping"), "ping").unwrap();
+        let one = Options {
+            threads: 1,
+            ..Options::default()
+        };
+        let before = measure(r, &one).unwrap();
+        assert!(before.entries.iter().all(|e| e.fcaps.is_none()));
+        let line =
+            String::from_utf8(Manifest::canonical(before.get(b"bin/ping").unwrap())).unwrap();
+        assert!(!line.contains("fcaps"), "{line}");
+
+        set_fcaps(&r.join("bin/ping"), Some(&NET_RAW_EP));
+        set_fcaps(&r.join("usr/lib/libc.so"), Some(&NET_RAW_EP));
+        set_fcaps(&r.join("etc"), Some(&NET_RAW_EP));
+        let after = measure(r, &one).unwrap();
+        assert_ne!(before.digest, after.digest);
+        let ping = after.get(b"bin/ping").unwrap();
+        assert_eq!(ping.fcaps.as_deref(), Some(&NET_RAW_EP[..]));
+        assert_eq!(ping.sha256, before.get(b"bin/ping").unwrap().sha256);
+        let line = String::from_utf8(Manifest::canonical(ping)).unwrap();
+        assert!(
+            line.ends_with(&format!(" fcaps={}\n", hex::encode(NET_RAW_EP))),
+            "{line}"
+        );
+        // The hard link shares the inode, and so its capabilities; directories carry them too.
+        assert_eq!(
+            after.get(b"usr/lib/libc.so.6").unwrap().fcaps.as_deref(),
+            Some(&NET_RAW_EP[..])
+        );
+        assert!(after.get(b"etc").unwrap().fcaps.is_some());
+        assert!(after.get(b"etc/passwd").unwrap().fcaps.is_none());
+        assert_eq!(
+            measure(r, &Options::default()).unwrap().digest,
+            after.digest
+        );
+        // Kept in the cache form.
+        assert_eq!(Manifest::decode(&after.encode(), 1000).unwrap(), after);
+
+        // Other capabilities (cap_net_raw+p: no effective flag) are another tree again.
+        let mut permitted_only = NET_RAW_EP;
+        permitted_only[0] = 0;
+        set_fcaps(&r.join("bin/ping"), Some(&permitted_only));
+        let other = measure(r, &one).unwrap();
+        assert_ne!(other.digest, after.digest);
+        set_fcaps(&r.join("bin/ping"), None);
+        set_fcaps(&r.join("usr/lib/libc.so"), None);
+        set_fcaps(&r.join("etc"), None);
+        assert_eq!(measure(r, &one).unwrap().digest, before.digest);
+    }
+
+    #[test]
+    fn revalidate_sees_capabilities_set_or_removed_after_the_measurement() {
+        let dir = tree();
+        let r = dir.path();
+        let first = settled(measure(r, &Options::default()).unwrap());
+        let path = r.join("etc/passwd");
+        let ctime = fs::symlink_metadata(&path).unwrap().ctime_nsec();
+        let ctime_s = fs::symlink_metadata(&path).unwrap().ctime();
+        // The ctime has the kernel's tick as granularity: wait for it to move.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        set_fcaps(&path, Some(&NET_RAW_EP));
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_ne!(
+            (meta.ctime(), meta.ctime_nsec()),
+            (ctime_s, ctime),
+            "setting capabilities moves the ctime"
+        );
+        let (m, stats) = revalidate(r, &first, &Options::default()).unwrap();
+        assert_eq!(stats.rehashed, 1);
+        assert_eq!(
+            m.get(b"etc/passwd").unwrap().fcaps.as_deref(),
+            Some(&NET_RAW_EP[..])
+        );
+        assert_ne!(m.digest, first.digest);
+        assert_eq!(m.digest, measure(r, &Options::default()).unwrap().digest);
+
+        // Removed again, from a manifest that has them: re-read too.
+        let with = settled(m);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        set_fcaps(&path, None);
+        let (m, stats) = revalidate(r, &with, &Options::default()).unwrap();
+        assert_eq!(stats.rehashed, 1);
+        assert_eq!(m.get(b"etc/passwd").unwrap().fcaps, None);
+        assert_eq!(m.digest, first.digest);
+
+        // On a directory (re-validated by stat as well).
+        let without = settled(m);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        set_fcaps(&r.join("usr"), Some(&NET_RAW_EP));
+        let (m, _) = revalidate(r, &without, &Options::default()).unwrap();
+        assert!(m.get(b"usr").unwrap().fcaps.is_some());
+        assert_ne!(m.digest, first.digest);
+    }
+
+    #[test]
+    fn capabilities_are_bounded_and_a_cache_of_the_previous_format_is_not_read() {
+        let path = Path::new("/x");
+        let big = Err(io::Error::from_raw_os_error(nix::libc::ERANGE));
+        let err = fcaps_outcome(big, &[], path).unwrap_err();
+        assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+        let none = Err(io::Error::from_raw_os_error(nix::libc::ENODATA));
+        assert_eq!(fcaps_outcome(none, &[], path).unwrap(), None);
+        // Malformed on disk: the kernel will not present it, and neither is it "none".
+        let bad = Err(io::Error::from_raw_os_error(nix::libc::EINVAL));
+        assert!(fcaps_outcome(bad, &[], path).is_err());
+        assert_eq!(
+            fcaps_outcome(Ok(2), &[1, 2, 3], path).unwrap(),
+            Some(vec![1, 2])
+        );
+
+        let mut e = Entry::new(b"f".to_vec(), Kind::File);
+        e.sha256 = Some([0; 32]);
+        e.fcaps = Some(vec![0; MAX_FCAPS + 1]);
+        let m = Manifest {
+            digest: Manifest::roll_up(std::slice::from_ref(&e)),
+            entries: vec![e],
+            measured_at: 0,
+        };
+        assert_eq!(
+            Manifest::decode(&m.encode(), 10),
+            Err(DecodeError("file capabilities too long"))
+        );
+
+        // What a build without file capabilities wrote: refused, so the tree is measured again.
+        let dir = tree();
+        let good = measure(dir.path(), &Options::default()).unwrap().encode();
+        let mut old = good[..good.len() - 32].to_vec();
+        old[..8].copy_from_slice(b"VOUCHMF1");
+        let sum: [u8; 32] = Sha256::digest(&old).into();
+        old.extend_from_slice(&sum);
+        assert_eq!(Manifest::decode(&old, 1000), Err(DecodeError("bad header")));
     }
 }

@@ -6,7 +6,7 @@
 //!   path, device and inode. The first start hashes a layer fully; later starts
 //!   [`revalidate`](crate::measure::revalidate) it: every entry is lstat'ed and only files whose
 //!   inode, size, mtime or ctime changed are read again, so a file modified on the node after pull
-//!   is always caught. The `upperdir` (empty or nearly so at Create) is measured fully every start.
+//!   is always caught (file capabilities too: setting or removing them moves the ctime). The `upperdir` (empty or nearly so at Create) is measured fully every start.
 //! - a bind mount (the native snapshotter, a single read-only layer): the mounted `<bundle>/rootfs`
 //!   is measured, cached by the mount source and the mounted root's device and inode.
 //! - anything else (no mounts, several mounts, other types): `<bundle>/rootfs` fully, no cache.
@@ -682,6 +682,41 @@ pub(crate) mod tests {
         fs::write(o.lower(2).join("etc/evil"), "x").unwrap();
         let fourth = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
         assert!(fourth.merged().contains_key(&b"etc/evil"[..]));
+    }
+
+    #[test]
+    fn capabilities_come_from_the_top_layer_and_a_setcap_on_the_node_is_caught() {
+        use crate::measure::tests::{set_fcaps, NET_RAW_EP};
+        let o = Overlay::new();
+        let opts = Options::default();
+        set_fcaps(&o.lower(1).join("bin/sh"), Some(&NET_RAW_EP));
+        set_fcaps(&o.lower(1).join("etc/os-release"), Some(&NET_RAW_EP));
+        let first = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
+        let merged = first.merged();
+        assert_eq!(
+            merged[&b"bin/sh"[..]].fcaps.as_deref(),
+            Some(&NET_RAW_EP[..])
+        );
+        // Layer 2's os-release, without capabilities, replaces layer 1's.
+        assert_eq!(merged[&b"etc/os-release"[..]].fcaps, None);
+
+        // A later start re-validates the cached layers by stat: setcap moves the ctime.
+        o.settle();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        set_fcaps(&o.lower(1).join("bin/sh"), None);
+        let second = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
+        assert!(second.layers.iter().all(|l| l.cached));
+        assert_eq!(second.layers[1].rehashed, 1);
+        assert_ne!(second.digest, first.digest);
+        assert_eq!(second.merged()[&b"bin/sh"[..]].fcaps, None);
+        // Given to the top layer's file: seen through the stack.
+        set_fcaps(&o.lower(2).join("etc/os-release"), Some(&NET_RAW_EP));
+        let third = measure_container(&o.mounts(), &o.bundle(), &o.state(), &opts).unwrap();
+        assert_eq!(third.layers[0].rehashed, 1);
+        assert_eq!(
+            third.merged()[&b"etc/os-release"[..]].fcaps.as_deref(),
+            Some(&NET_RAW_EP[..])
+        );
     }
 
     #[test]

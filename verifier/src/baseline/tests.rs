@@ -1,4 +1,5 @@
 use super::*;
+use crate::measure::tests::{set_fcaps, NET_RAW_EP};
 use crate::measure::Options;
 use crate::rootfs::tests::{set_opaque, whiteout};
 use crate::sbom::{File as SbomFile, Format};
@@ -8,18 +9,20 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 
 /// One item of a test layer, written both as a tar entry and into an unpacked snapshot directory
 /// the way containerd's overlayfs snapshotter unpacks it.
-enum Item {
+pub(super) enum Item {
     Dir(&'static str, u32),
     File(&'static str, &'static [u8], u32),
     Symlink(&'static str, &'static str),
     Hardlink(&'static str, &'static str),
     Whiteout(&'static str),
     Opaque(&'static str),
+    /// A file with capabilities: a PAX `SCHILY.xattr.security.capability` record in the tar.
+    CapFile(&'static str, &'static [u8], u32, &'static [u8]),
 }
 use Item::*;
 
-const ELF_SO: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0 shared object";
-const ELF_EXEC: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0 executable";
+pub(super) const ELF_SO: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0 shared object";
+pub(super) const ELF_EXEC: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0 executable";
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -44,6 +47,11 @@ fn layer(items: &[Item], dir: Option<&Path>) -> Vec<u8> {
                     .unwrap();
             }
             File(p, data, mode) => {
+                let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+                b.append_data(&mut h, p, data).unwrap();
+            }
+            CapFile(p, data, mode, caps) => {
+                b.append_pax_extensions([(PAX_FCAPS, caps)]).unwrap();
                 let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
                 b.append_data(&mut h, p, data).unwrap();
             }
@@ -79,7 +87,7 @@ fn layer(items: &[Item], dir: Option<&Path>) -> Vec<u8> {
     bytes
 }
 
-fn unpack(items: &[Item], dir: &Path) {
+pub(super) fn unpack(items: &[Item], dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let parent = |p: &Path| fs::create_dir_all(p.parent().unwrap()).unwrap();
     for item in items {
@@ -94,6 +102,13 @@ fn unpack(items: &[Item], dir: &Path) {
                 parent(&path);
                 fs::write(&path, data).unwrap();
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            }
+            CapFile(p, data, mode, caps) => {
+                let path = dir.join(p);
+                parent(&path);
+                fs::write(&path, data).unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+                set_fcaps(&path, Some(caps));
             }
             Symlink(p, t) => {
                 let path = dir.join(p);
@@ -131,8 +146,9 @@ fn put_blob(layout: &Path, bytes: &[u8]) -> String {
     d
 }
 
-/// An image of two layers in an OCI layout (index -> this platform's manifest -> layers), and
-/// the same layers unpacked as overlay lower directories.
+/// An image in an OCI layout (index -> this platform's manifest -> layers), and the same layers
+/// unpacked as overlay lower directories `snapshots/<n>/fs` (bottom first, from 1), with an empty
+/// upper directory above them.
 struct Image {
     dir: tempfile::TempDir,
     index: String,
@@ -166,15 +182,22 @@ fn layer2() -> Vec<Item> {
 }
 
 impl Image {
+    /// [`layer1`] and [`layer2`].
     fn new() -> Image {
+        Image::with(&[layer1(), layer2()])
+    }
+
+    fn with(items: &[Vec<Item>]) -> Image {
         let dir = tempfile::tempdir().unwrap();
         let layout = dir.path().join("layout");
-        let l1 = layer(&layer1(), Some(&dir.path().join("snapshots/1/fs")));
-        let l2 = layer(&layer2(), Some(&dir.path().join("snapshots/2/fs")));
-        fs::create_dir_all(dir.path().join("snapshots/3/fs")).unwrap();
+        let mut layers = Vec::new();
+        for (n, items) in items.iter().enumerate() {
+            let fs_dir = dir.path().join(format!("snapshots/{}/fs", n + 1));
+            layers.push(put_blob(&layout, &layer(items, Some(&fs_dir))));
+        }
+        fs::create_dir_all(dir.path().join(format!("snapshots/{}/fs", items.len() + 1))).unwrap();
         fs::create_dir_all(dir.path().join("bundle/rootfs")).unwrap();
         fs::write(dir.path().join("bundle/config.json"), "{}").unwrap();
-        let layers = vec![put_blob(&layout, &l1), put_blob(&layout, &l2)];
         let config = put_blob(&layout, b"{}");
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -212,17 +235,18 @@ impl Image {
     }
 
     fn mounts(&self) -> Vec<crate::gate::RootfsMount> {
+        let n = self.layers.len() as u32;
+        let lower: Vec<String> = (1..=n)
+            .rev()
+            .map(|i| self.lower(i).display().to_string())
+            .collect();
         vec![crate::gate::RootfsMount {
             fs_type: "overlay".into(),
             source: "overlay".into(),
             target: String::new(),
             options: vec![
-                format!(
-                    "lowerdir={}:{}",
-                    self.lower(2).display(),
-                    self.lower(1).display()
-                ),
-                format!("upperdir={}", self.lower(3).display()),
+                format!("lowerdir={}", lower.join(":")),
+                format!("upperdir={}", self.lower(n + 1).display()),
             ],
         }]
     }
@@ -363,6 +387,106 @@ fn mode_owner_type_and_symlink_target_changes_are_refused() {
             "rootfs: /etc/shadow-link symlink target changed: expected \"/etc/shadow\" actual \"/etc/passwd\"".to_string(),
         ]
     );
+}
+
+#[test]
+fn file_capabilities_of_the_image_match_and_a_difference_is_refused() {
+    let img = Image::with(&[
+        layer1(),
+        vec![CapFile("bin/ping", ELF_EXEC, 0o755, &NET_RAW_EP)],
+    ]);
+    let expected = img.expected();
+    assert_eq!(
+        expected.entries[&b"bin/ping"[..]].fcaps.as_deref(),
+        Some(&NET_RAW_EP[..])
+    );
+    assert_eq!(expected.entries[&b"bin/app"[..]].fcaps, None);
+    let m = compare_image(&expected, &img.measured(), &Exempt::default());
+    assert!(m.is_empty(), "{:?}", lines(&m));
+
+    // Taken away on the node, and given to another file (and so to its hard link).
+    set_fcaps(&img.lower(2).join("bin/ping"), None);
+    set_fcaps(&img.lower(1).join("bin/app"), Some(&NET_RAW_EP));
+    let m = compare_image(&expected, &img.measured(), &Exempt::default());
+    assert_eq!(
+        lines(&m),
+        [
+            "rootfs: /bin/app file capabilities changed: expected none actual cap_net_raw+ep",
+            "rootfs: /bin/app-link file capabilities changed: expected none actual cap_net_raw+ep",
+            "rootfs: /bin/ping file capabilities changed: expected cap_net_raw+ep actual none",
+        ]
+    );
+    let exempt = Exempt::new(&["/bin/**"]).unwrap();
+    assert!(compare_image(&expected, &img.measured(), &exempt).is_empty());
+}
+
+#[test]
+fn capabilities_are_read_from_pax_records_as_the_node_reports_them() {
+    let tar_of = |caps: &[u8]| {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([(PAX_FCAPS, caps)]).unwrap();
+        let mut h = header(tar::EntryType::Regular, 0o755, 1);
+        b.append_data(&mut h, "usr/bin/ping", &b"x"[..]).unwrap();
+        let mut h = header(tar::EntryType::Regular, 0o755, 1);
+        b.append_data(&mut h, "usr/bin/plain", &b"y"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let bytes = tar_of(&NET_RAW_EP);
+    let l = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap();
+    let ping = l
+        .entries
+        .iter()
+        .find(|e| e.path == b"usr/bin/ping")
+        .unwrap();
+    assert_eq!(ping.fcaps.as_deref(), Some(&NET_RAW_EP[..]));
+    let plain = l
+        .entries
+        .iter()
+        .find(|e| e.path == b"usr/bin/plain")
+        .unwrap();
+    assert_eq!(plain.fcaps, None, "a PAX record applies to its entry only");
+
+    // Revision 3 with root id 0, as a build in a user namespace may record it: the kernel shows
+    // it as revision 2, and so does the expected layer.
+    let mut v3 = NET_RAW_EP.to_vec();
+    v3[3] = 0x03;
+    v3.extend_from_slice(&[0; 4]);
+    let bytes = tar_of(&v3);
+    let l = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap();
+    let ping3 = l
+        .entries
+        .iter()
+        .find(|e| e.path == b"usr/bin/ping")
+        .unwrap();
+    assert_eq!(ping3.fcaps.as_deref(), Some(&NET_RAW_EP[..]));
+
+    let huge = vec![0u8; crate::measure::MAX_FCAPS + 1];
+    let bytes = tar_of(&huge);
+    let err = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap_err();
+    assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
+
+    // The capabilities survive the layer cache; a cache of the format before them is not read.
+    let img = Image::new();
+    let l = ExpectedLayer {
+        digest: img.layers[0].clone(),
+        entries: vec![ping.clone()],
+        implicit: vec![],
+    };
+    assert_eq!(ExpectedLayer::decode(&l.encode(), 10).unwrap(), l);
+    let before = img.expected();
+    let cache = img
+        .state()
+        .join("baselines/layers")
+        .join(check_digest(&img.layers[0]).unwrap());
+    let good = fs::read(&cache).unwrap();
+    let mut old = good[..good.len() - 32].to_vec();
+    old[..8].copy_from_slice(b"VOUCHEL1");
+    let sum: [u8; 32] = Sha256::digest(&old).into();
+    old.extend_from_slice(&sum);
+    fs::write(&cache, &old).unwrap();
+    // Derived again from the blob (and cached again in the current format).
+    assert_eq!(img.expected().entries, before.entries);
+    assert_eq!(fs::read(&cache).unwrap(), good);
 }
 
 #[test]
@@ -623,6 +747,13 @@ fn symlinks_resolve_inside_the_tree_only() {
     assert_eq!(resolve(&t, b"/lib/libc.so").unwrap(), b"usr/lib/libc.so");
     assert_eq!(resolve(&t, b"etc/x").unwrap(), b"etc/shadow");
     assert_eq!(resolve(&t, b"loop"), None);
+    // `..` after a link applies to where the link led; never above the root.
+    assert_eq!(resolve(&t, b"lib/../bin").unwrap(), b"usr/bin");
+    assert_eq!(resolve(&t, b"/../../lib/..").unwrap(), b"usr");
+    // Longer than the kernel resolves: refused, not walked.
+    let long = "a/".repeat(PATH_MAX / 2 + 1);
+    assert_eq!(resolve(&t, long.as_bytes()), None);
+    assert!(resolve(&t, "a/../".repeat(PATH_MAX).as_bytes()).is_some());
 }
 
 #[test]
