@@ -996,6 +996,7 @@ mod tests {
             allowed_modules: None,
             required_lsm: vec![],
             runc_sha256: vec![],
+            pod_security: None,
         }
     }
 
