@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::policy::HostRequirement;
 
 /// The capabilities containerd and Docker grant by default; anything else is "added".
-const DEFAULT_CAPABILITIES: &[&str] = &[
+pub(crate) const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_WRITE",
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -37,6 +37,45 @@ const DEFAULT_CAPABILITIES: &[&str] = &[
 
 /// Namespaces a container normally has of its own; one missing from the spec is the host's.
 const ISOLATING_NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts"];
+
+/// Capabilities `allow_privileged = false` refuses in any set, as Kubernetes spells them: each
+/// reaches past the container (mounts and namespaces, kernel modules, raw I/O, other processes,
+/// reboot, eBPF and perf, the LSM's policy, the network stack).
+const PRIVILEGED_CAPABILITIES: &[&str] = &[
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_PTRACE",
+    "SYS_BOOT",
+    "BPF",
+    "PERFMON",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "NET_ADMIN",
+];
+
+/// Host directories whose bind mount amounts to the host's root: the root itself, the kernel's
+/// interfaces, the host's configuration and root's home, the boot files, and the directories of
+/// containerd and the kubelet (every container's files and the runtime's sockets). `/var/run` is
+/// listed beside `/run` because it is usually a link to it.
+const HOST_ROOT_PATHS: &[&str] = &[
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/root",
+    "/boot",
+    "/run",
+    "/var/run",
+    "/run/containerd",
+    "/var/run/containerd",
+    "/var/lib/containerd",
+    "/var/lib/kubelet",
+];
+
+/// At most this many refusals of one kind are named; then a count.
+const NAMED: usize = 10;
 
 /// Bounds on what is read from `/proc` and `/sys` (they are small; a bound keeps it so).
 const MAX_PROC_FILE: u64 = 1024 * 1024;
@@ -81,13 +120,24 @@ pub struct SpecSecurity {
     pub added_capabilities: Vec<String>,
     /// Namespaces (`pid`, `network`, `ipc`, `uts`) shared with the host.
     pub host_namespaces: Vec<String>,
-    /// Sources of bind mounts from the host, with their destination: `src -> dst`.
+    /// Mounts that show the container host files (bind mounts, and filesystems other than the
+    /// kernel's per-mount ones, with their type), with their destination: `src -> dst`.
     pub host_mounts: Vec<String>,
+    /// Sources of the mounts above that amount to the host's root (`/`, `/proc`, `/etc`, containerd's
+    /// and the kubelet's directories, a directory above one of them) or cannot be told apart
+    /// from it (a `..` in the source, a host filesystem, an entry that cannot be read).
+    #[serde(default)]
+    pub host_root_mounts: Vec<String>,
     /// The seccomp filter's default action; `None` when there is no filter (or it allows all).
     pub seccomp: Option<String>,
     pub no_new_privileges: bool,
     pub apparmor_profile: Option<String>,
     pub selinux_label: Option<String>,
+    /// Capabilities or masked paths that could not be read (`process.capabilities.bounding is
+    /// not a list of strings`): runc would not start such a spec; they are read as the worst
+    /// they could hold.
+    #[serde(default)]
+    pub unreadable: Vec<String>,
 }
 
 /// Where the host's files are: `/proc` and `/sys`, or a copy of them in tests.
@@ -397,109 +447,384 @@ fn libc_o_cloexec() -> i32 {
     nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
 
-/// Reads the security settings of an OCI runtime spec (`config.json`). Lenient: absent fields
-/// take the runtime's defaults (no seccomp, no masked paths, no capabilities).
+/// Reads the security settings of an OCI runtime spec (`config.json`). Absent fields take runc's
+/// defaults (no seccomp, no masked paths, no capabilities); a field of the wrong type is read the
+/// unsafe way and, where it matters, listed in `unreadable`.
 pub fn spec_security(spec: &serde_json::Value) -> SpecSecurity {
-    let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
-        v.and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let process = spec.get("process");
-    let caps = process.and_then(|p| p.get("capabilities"));
-    let bounding = strings(caps.and_then(|c| c.get("bounding")));
-    let mut granted: BTreeSet<String> = BTreeSet::new();
-    for set in [
-        "bounding",
-        "effective",
-        "permitted",
-        "inheritable",
-        "ambient",
-    ] {
-        granted.extend(strings(caps.and_then(|c| c.get(set))));
-    }
-    let added_capabilities = granted
-        .into_iter()
-        .filter(|c| !DEFAULT_CAPABILITIES.contains(&c.as_str()))
-        .collect();
-    let linux = spec.get("linux");
-    let masked = strings(linux.and_then(|l| l.get("maskedPaths")));
-    let privileged = bounding.iter().any(|c| c == "CAP_SYS_ADMIN") && masked.is_empty();
-
-    let namespaces: Vec<(String, Option<String>)> = linux
-        .and_then(|l| l.get("namespaces"))
-        .and_then(|n| n.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| {
-                    let kind = n.get("type")?.as_str()?.to_string();
-                    let path = n.get("path").and_then(|p| p.as_str()).map(str::to_string);
-                    Some((kind, path))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let host_namespaces = ISOLATING_NAMESPACES
+    let caps = capabilities(spec);
+    let added_capabilities = caps
+        .names
         .iter()
-        .filter(|kind| {
-            match namespaces.iter().find(|(k, _)| k == *kind) {
-                None => true,
-                // Joining PID 1's namespace is joining the host's.
-                Some((_, Some(path))) => path.starts_with("/proc/1/ns/"),
-                Some((_, None)) => false,
-            }
-        })
-        .map(|k| k.to_string())
+        .filter(|c| !is_default_capability(&capability_name(c)))
+        .cloned()
         .collect();
-
-    let host_mounts = spec
-        .get("mounts")
-        .and_then(|m| m.as_array())
-        .map(|a| {
-            a.iter()
-                .filter(|m| {
-                    let kind = m.get("type").and_then(|t| t.as_str()).unwrap_or("");
-                    kind == "bind"
-                        || strings(m.get("options"))
-                            .iter()
-                            .any(|o| o == "bind" || o == "rbind")
-                })
-                .filter_map(|m| {
-                    let src = m.get("source")?.as_str()?;
-                    let dst = m.get("destination")?.as_str()?;
-                    Some(format!("{src} -> {dst}"))
-                })
-                .collect()
+    let mut unreadable = caps.unreadable;
+    if let Err(field) = string_list(spec, &["linux", "maskedPaths"]) {
+        unreadable.push(field);
+    }
+    let mounts = host_mounts(spec);
+    let host_root_mounts = mounts
+        .iter()
+        .filter(|m| m.reaches_host_root())
+        .map(HostMount::describe)
+        .collect();
+    let host_mounts = mounts
+        .iter()
+        .map(|m| match m.kind {
+            HostMountKind::Unreadable => m.describe(),
+            _ => format!("{} -> {}", m.describe(), shown(&m.destination)),
         })
-        .unwrap_or_default();
-
-    let seccomp = linux
-        .and_then(|l| l.get("seccomp"))
-        .and_then(|s| s.get("defaultAction"))
+        .collect();
+    let seccomp = lookup(spec, &["linux", "seccomp", "defaultAction"])
+        .ok()
+        .flatten()
         .and_then(|a| a.as_str())
         .filter(|a| *a != "SCMP_ACT_ALLOW")
         .map(str::to_string);
-    let text = |v: Option<&serde_json::Value>| {
-        v.and_then(|v| v.as_str())
+    let text = |path: &[&str]| {
+        lookup(spec, path)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
     SpecSecurity {
-        privileged,
+        privileged: looks_privileged(spec),
         added_capabilities,
-        host_namespaces,
+        host_namespaces: host_namespaces(spec),
         host_mounts,
+        host_root_mounts,
         seccomp,
-        no_new_privileges: process
-            .and_then(|p| p.get("noNewPrivileges"))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false),
-        apparmor_profile: text(process.and_then(|p| p.get("apparmorProfile"))),
-        selinux_label: text(process.and_then(|p| p.get("selinuxLabel"))),
+        no_new_privileges: matches!(
+            lookup(spec, &["process", "noNewPrivileges"]),
+            Ok(Some(serde_json::Value::Bool(true)))
+        ),
+        apparmor_profile: text(&["process", "apparmorProfile"]),
+        selinux_label: text(&["process", "selinuxLabel"]),
+        unreadable,
+    }
+}
+
+/// The value at `path` in the spec. `Ok(None)` when it is absent or `null` (runc's Go decoder reads
+/// both as unset); `Err` says which step is not an object (runc would not start such a spec).
+pub(crate) fn lookup<'a>(
+    spec: &'a serde_json::Value,
+    path: &[&str],
+) -> Result<Option<&'a serde_json::Value>, String> {
+    let mut here = spec;
+    for (i, step) in path.iter().enumerate() {
+        let serde_json::Value::Object(map) = here else {
+            return Err(if i == 0 {
+                "the spec is not an object".to_string()
+            } else {
+                format!("{} is not an object", path[..i].join("."))
+            });
+        };
+        match map.get(*step) {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(v) => here = v,
+        }
+    }
+    Ok(Some(here))
+}
+
+/// The list of strings at `path` (absent: empty); `Err` says what is wrong when it is not one.
+pub(crate) fn string_list<'a>(
+    spec: &'a serde_json::Value,
+    path: &[&str],
+) -> Result<Vec<&'a str>, String> {
+    match lookup(spec, path)? {
+        None => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().ok_or_else(|| not_strings(path)))
+            .collect(),
+        Some(_) => Err(not_strings(path)),
+    }
+}
+
+fn not_strings(path: &[&str]) -> String {
+    format!("{} is not a list of strings", path.join("."))
+}
+
+/// The capability sets of `process.capabilities`.
+const CAPABILITY_SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "permitted",
+    "inheritable",
+    "ambient",
+];
+
+/// What `process.capabilities` grants.
+#[derive(Debug, Default)]
+pub(crate) struct Capabilities {
+    /// Every name in any set, as written.
+    pub(crate) names: BTreeSet<String>,
+    /// What could not be read (`process.capabilities.bounding is not a list of strings`): it
+    /// could hold anything.
+    pub(crate) unreadable: Vec<String>,
+}
+
+/// Reads every capability set of the spec.
+pub(crate) fn capabilities(spec: &serde_json::Value) -> Capabilities {
+    let mut out = Capabilities::default();
+    for set in CAPABILITY_SETS {
+        match string_list(spec, &["process", "capabilities", set]) {
+            Ok(names) => out.names.extend(names.into_iter().map(str::to_string)),
+            Err(what) if !out.unreadable.contains(&what) => out.unreadable.push(what),
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// A capability as Kubernetes spells it: upper case, without `CAP_` (`CAP_SYS_ADMIN` is `SYS_ADMIN`).
+/// runc knows only the exact `CAP_` form; reading other spellings as the capability is the strict way.
+pub(crate) fn capability_name(raw: &str) -> String {
+    let upper = raw.trim().to_ascii_uppercase();
+    match upper.strip_prefix("CAP_") {
+        Some(bare) => bare.to_string(),
+        None => upper,
+    }
+}
+
+/// Whether `name` (as [`capability_name`] gives it) is in containerd's default set.
+pub(crate) fn is_default_capability(name: &str) -> bool {
+    DEFAULT_CAPABILITIES
+        .iter()
+        .any(|d| d.strip_prefix("CAP_") == Some(name))
+}
+
+/// What `--privileged` gives: CAP_SYS_ADMIN in the bounding set and no masked paths. A field that
+/// cannot be read counts as the privileged reading.
+pub(crate) fn looks_privileged(spec: &serde_json::Value) -> bool {
+    let sys_admin = match string_list(spec, &["process", "capabilities", "bounding"]) {
+        Ok(names) => names.iter().any(|c| capability_name(c) == "SYS_ADMIN"),
+        Err(_) => true,
+    };
+    let unmasked = match string_list(spec, &["linux", "maskedPaths"]) {
+        Ok(paths) => paths.is_empty(),
+        Err(_) => true,
+    };
+    sys_admin && unmasked
+}
+
+/// The namespaces of [`ISOLATING_NAMESPACES`] the container shares with the host: absent from
+/// `linux.namespaces`, or joined by a path that leads to the host's own (PID 1's, or runc's own,
+/// which runs in the host's). A container of a pod joins its sandbox's by `/proc/<pid>/ns/...`:
+/// that is not the host's. A field of the wrong type counts as the host's.
+pub(crate) fn host_namespaces(spec: &serde_json::Value) -> Vec<String> {
+    let entries = match lookup(spec, &["linux", "namespaces"]) {
+        Ok(Some(serde_json::Value::Array(entries))) => entries.as_slice(),
+        Ok(None) => &[],
+        _ => return ISOLATING_NAMESPACES.iter().map(|k| k.to_string()).collect(),
+    };
+    ISOLATING_NAMESPACES
+        .iter()
+        .filter(|kind| {
+            let mut of_kind = entries
+                .iter()
+                .filter(|e| e.get("type").and_then(|t| t.as_str()) == Some(**kind))
+                .peekable();
+            // None of its own, or any entry that joins the host's (runc refuses duplicates; reading
+            // the worst of them does not depend on which one it would keep).
+            of_kind.peek().is_none()
+                || of_kind.any(|e| match e.get("path") {
+                    None | Some(serde_json::Value::Null) => false,
+                    Some(serde_json::Value::String(path)) => joins_host_namespace(path),
+                    Some(_) => true,
+                })
+        })
+        .map(|k| k.to_string())
+        .collect()
+}
+
+/// Whether a namespace path is the host's: PID 1's, or runc's own (`self`, `thread-self`). A path
+/// that is relative or has a `..` cannot be judged lexically and counts as the host's.
+fn joins_host_namespace(path: &str) -> bool {
+    let Some(path) = normalize(path) else {
+        return true;
+    };
+    let mut parts = path.split('/').skip(1);
+    parts.next() == Some("proc") && matches!(parts.next(), Some("1" | "self" | "thread-self"))
+}
+
+/// `path` with empty and `.` components dropped. `None` for a relative path or one with a `..`:
+/// where a `..` leads depends on links on the host, which a lexical reading cannot see.
+pub(crate) fn normalize(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            part => {
+                out.push('/');
+                out.push_str(part);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Filesystems the kernel makes for the mount (or for the container's namespaces): they show the
+/// container none of the host's files. Any other type (devtmpfs, debugfs, ext4 from a disk, ...)
+/// is the host's.
+const VIRTUAL_FILESYSTEMS: &[&str] = &[
+    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2",
+];
+
+/// A mount through which the container sees the host's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostMount {
+    /// As written; for an entry that cannot be read, what is wrong with it.
+    pub(crate) source: String,
+    pub(crate) destination: String,
+    pub(crate) kind: HostMountKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HostMountKind {
+    /// Type `bind`, or a `bind` or `rbind` option.
+    Bind,
+    /// A filesystem of this type that is not one of [`VIRTUAL_FILESYSTEMS`].
+    Filesystem(String),
+    /// An entry of the wrong shape, read as the worst it could be.
+    Unreadable,
+}
+
+impl HostMount {
+    fn unreadable(what: String) -> HostMount {
+        HostMount {
+            source: what,
+            destination: String::new(),
+            kind: HostMountKind::Unreadable,
+        }
+    }
+
+    /// The source as a one-line message shows it.
+    pub(crate) fn describe(&self) -> String {
+        match &self.kind {
+            HostMountKind::Filesystem(kind) => {
+                format!("{} ({} filesystem)", shown(&self.source), shown(kind))
+            }
+            HostMountKind::Bind => shown(&self.source),
+            // Our own words, not the spec's.
+            HostMountKind::Unreadable => self.source.clone(),
+        }
+    }
+
+    /// Whether this mount amounts to the host's root ([`HOST_ROOT_PATHS`] or a directory above
+    /// one), or cannot be told apart from it: a source with a `..`, a host filesystem, an
+    /// unreadable entry. A relative source (without `..`) stays in the bundle directory.
+    pub(crate) fn reaches_host_root(&self) -> bool {
+        match self.kind {
+            HostMountKind::Filesystem(_) | HostMountKind::Unreadable => true,
+            HostMountKind::Bind => {
+                if self.source.split('/').any(|part| part == "..") {
+                    return true;
+                }
+                let Some(source) = normalize(&self.source) else {
+                    return false;
+                };
+                let above = format!("{}/", source.trim_end_matches('/'));
+                HOST_ROOT_PATHS
+                    .iter()
+                    .any(|p| *p == source || p.starts_with(&above))
+            }
+        }
+    }
+}
+
+/// The spec's mounts that show the container host files: bind mounts, filesystems that are not
+/// the kernel's per-mount ones, and entries that cannot be read.
+pub(crate) fn host_mounts(spec: &serde_json::Value) -> Vec<HostMount> {
+    use serde_json::Value;
+    let entries = match lookup(spec, &["mounts"]) {
+        Ok(None) => return Vec::new(),
+        Ok(Some(Value::Array(entries))) => entries,
+        _ => return vec![HostMount::unreadable("(mounts is not a list)".into())],
+    };
+    let mut out = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Value::Object(entry) = entry else {
+            out.push(HostMount::unreadable(format!(
+                "(mounts[{i}] is not an object)"
+            )));
+            continue;
+        };
+        let kind = match entry.get("type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(kind)) => Some(kind.as_str()),
+            Some(_) => {
+                out.push(HostMount::unreadable(format!(
+                    "(mounts[{i}].type is not a string)"
+                )));
+                continue;
+            }
+        };
+        let bind_option = match entry.get("options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(options)) => {
+                // A non-string option could be anything, `bind` included.
+                options
+                    .iter()
+                    .any(|o| o.as_str().is_none_or(|o| o == "bind" || o == "rbind"))
+            }
+            Some(_) => true,
+        };
+        let kind = if kind == Some("bind") || bind_option {
+            HostMountKind::Bind
+        } else {
+            match kind {
+                None | Some("") => continue,
+                Some(kind) if VIRTUAL_FILESYSTEMS.contains(&kind) => continue,
+                Some(kind) => HostMountKind::Filesystem(kind.to_string()),
+            }
+        };
+        let text = |field: &str| match entry.get(field) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        match (text("source"), text("destination")) {
+            (Some(source), Some(destination)) => out.push(HostMount {
+                source,
+                destination,
+                kind,
+            }),
+            (None, _) => out.push(HostMount::unreadable(format!(
+                "(mounts[{i}].source is not a string)"
+            ))),
+            (Some(_), None) => out.push(HostMount::unreadable(format!(
+                "(mounts[{i}].destination is not a string)"
+            ))),
+        }
+    }
+    out
+}
+
+/// At most this many characters of a value from the spec in a message.
+const SHOWN_CHARS: usize = 200;
+
+/// A value from the spec as it can stand in a one-line message: as is when it is plain printable
+/// text, else quoted with escapes; cut when long.
+pub(crate) fn shown(text: &str) -> String {
+    let long = text.chars().count() > SHOWN_CHARS;
+    if !long && !text.is_empty() && text.chars().all(|c| c.is_ascii_graphic()) {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(SHOWN_CHARS).collect();
+    if long {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
     }
 }
 
@@ -551,12 +876,42 @@ pub fn check(req: &HostRequirement, host: &HostState, spec: Option<&SpecSecurity
 }
 
 fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>) {
-    if !req.allow_privileged && spec.privileged {
-        out.push(
-            "host: allow_privileged = false, and the container is privileged \
-             (CAP_SYS_ADMIN, no masked paths)"
-                .to_string(),
-        );
+    if !req.allow_privileged {
+        if spec.privileged {
+            out.push(
+                "host: allow_privileged = false, and the container is privileged \
+                 (CAP_SYS_ADMIN, no masked paths)"
+                    .to_string(),
+            );
+        }
+        // A privileged spec holds them all: the line above says so once.
+        let capabilities: BTreeSet<String> = spec
+            .added_capabilities
+            .iter()
+            .filter(|_| !spec.privileged)
+            .map(|c| capability_name(c))
+            .filter(|c| PRIVILEGED_CAPABILITIES.contains(&c.as_str()))
+            .collect();
+        for c in capabilities {
+            out.push(format!(
+                "host: allow_privileged = false: capabilities.add {c}"
+            ));
+        }
+        for what in &spec.unreadable {
+            out.push(format!(
+                "host: allow_privileged = false: the spec cannot be read ({what})"
+            ));
+        }
+        let sources: BTreeSet<&String> = spec.host_root_mounts.iter().collect();
+        for source in sources.iter().take(NAMED) {
+            out.push(format!("host: allow_privileged = false: hostPath {source}"));
+        }
+        if sources.len() > NAMED {
+            out.push(format!(
+                "host: allow_privileged = false: hostPath: {} more",
+                sources.len() - NAMED
+            ));
+        }
     }
     if req.require_seccomp && spec.seccomp.is_none() {
         out.push("host: require_seccomp = true, and the container has no seccomp filter".into());
@@ -641,6 +996,7 @@ mod tests {
             allowed_modules: None,
             required_lsm: vec![],
             runc_sha256: vec![],
+            pod_security: None,
         }
     }
 
@@ -813,20 +1169,29 @@ mod tests {
         assert_eq!(s.added_capabilities, vec!["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]);
         assert!(s.host_namespaces.is_empty());
         let v = check(&requirement(), &HostState::default(), Some(&s));
-        assert_eq!(v.len(), 1);
-        assert!(v[0].starts_with("host: allow_privileged = false"), "{v:?}");
+        assert_eq!(
+            v,
+            vec![
+                "host: allow_privileged = false, and the container is privileged \
+                 (CAP_SYS_ADMIN, no masked paths)"
+            ]
+        );
         let allowed = HostRequirement {
             allow_privileged: true,
             ..requirement()
         };
         assert!(check(&allowed, &HostState::default(), Some(&s)).is_empty());
-        // CAP_SYS_ADMIN with masked paths is an added capability, not privileged.
+        // CAP_SYS_ADMIN with masked paths is an added capability, not privileged; still refused.
         let s = spec(serde_json::json!({
             "process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}},
             "linux": {"maskedPaths": ["/proc/kcore"]}
         }));
         assert!(!s.privileged);
         assert_eq!(s.added_capabilities, vec!["CAP_SYS_ADMIN"]);
+        assert_eq!(
+            check(&requirement(), &HostState::default(), Some(&s)),
+            vec!["host: allow_privileged = false: capabilities.add SYS_ADMIN"]
+        );
     }
 
     #[test]
@@ -953,6 +1318,281 @@ mod tests {
             v,
             vec!["host: allowed_modules: the loaded modules cannot be read (/proc/modules)"]
         );
+    }
+
+    /// A container as containerd's CRI plugin writes it: default capabilities, masked paths, the
+    /// pod's namespaces, its volumes and CRI's files.
+    fn plain_container() -> serde_json::Value {
+        serde_json::json!({
+            "process": {"capabilities": {
+                "bounding": DEFAULT_CAPABILITIES, "effective": DEFAULT_CAPABILITIES,
+                "permitted": DEFAULT_CAPABILITIES}},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"},
+                {"destination": "/data", "type": "bind", "options": ["rbind", "rw"],
+                 "source": "/var/lib/kubelet/pods/0b8f/volumes/kubernetes.io~empty-dir/data"},
+                {"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
+                 "source": "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/hosts"},
+                {"destination": "/dev/shm", "type": "bind", "options": ["rbind", "rw"],
+                 "source": "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm"},
+                {"destination": "/etc/localtime", "type": "bind", "options": ["rbind", "ro"],
+                 "source": "/etc/localtime"}
+            ],
+            "linux": {
+                "namespaces": [{"type": "pid", "path": "/proc/4242/ns/pid"}, {"type": "mount"},
+                               {"type": "network", "path": "/proc/4242/ns/net"},
+                               {"type": "ipc", "path": "/proc/4242/ns/ipc"},
+                               {"type": "uts", "path": "/proc/4242/ns/uts"}],
+                "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+                "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}
+            }
+        })
+    }
+
+    #[test]
+    fn a_plain_container_passes_allow_privileged_false() {
+        let s = spec(plain_container());
+        assert!(!s.privileged);
+        assert!(s.added_capabilities.is_empty());
+        assert!(s.host_root_mounts.is_empty(), "{:?}", s.host_root_mounts);
+        assert!(s.unreadable.is_empty());
+        assert!(s.host_namespaces.is_empty(), "{:?}", s.host_namespaces);
+        assert!(check(&requirement(), &HostState::default(), Some(&s)).is_empty());
+    }
+
+    #[test]
+    fn allow_privileged_false_refuses_each_capability_that_reaches_past_the_container() {
+        for (i, name) in PRIVILEGED_CAPABILITIES.iter().enumerate() {
+            let mut json = plain_container();
+            // In whichever set it is, spelt as runc or as kubectl users spell it.
+            let set = CAPABILITY_SETS[i % CAPABILITY_SETS.len()];
+            let written = if i % 2 == 0 {
+                format!("CAP_{name}")
+            } else {
+                name.to_string()
+            };
+            json["process"]["capabilities"][set] = serde_json::json!(["CAP_CHOWN", written]);
+            let v = check(&requirement(), &HostState::default(), Some(&spec(json)));
+            assert_eq!(
+                v,
+                vec![format!(
+                    "host: allow_privileged = false: capabilities.add {name}"
+                )]
+            );
+        }
+        // NET_RAW (containerd's default) and the baseline capabilities are not refused here.
+        let mut json = plain_container();
+        json["process"]["capabilities"]["ambient"] =
+            serde_json::json!(["CAP_NET_RAW", "CAP_MKNOD", "CAP_SYS_CHROOT", "CAP_SYS_NICE"]);
+        assert!(check(&requirement(), &HostState::default(), Some(&spec(json))).is_empty());
+    }
+
+    #[test]
+    fn allow_privileged_false_refuses_mounts_of_the_hosts_root_and_what_amounts_to_it() {
+        let refused = |source: &str| {
+            let mut json = plain_container();
+            json["mounts"].as_array_mut().unwrap().push(
+                serde_json::json!({"destination": "/host", "type": "bind", "source": source}),
+            );
+            check(&requirement(), &HostState::default(), Some(&spec(json)))
+        };
+        for source in HOST_ROOT_PATHS {
+            assert_eq!(
+                refused(source),
+                vec![format!("host: allow_privileged = false: hostPath {source}")]
+            );
+        }
+        // Spelt otherwise, or a directory above one of them.
+        for source in [
+            "//",
+            "/.",
+            "/etc/",
+            "/var/lib//kubelet/",
+            "/var",
+            "/var/lib",
+            "/./proc/.",
+            "/var/run/../etc",
+            "/srv/..",
+        ] {
+            assert_eq!(
+                refused(source),
+                vec![format!("host: allow_privileged = false: hostPath {source}")],
+                "{source}"
+            );
+        }
+        // Below them is not the root: the pod's volumes and CRI's files live there.
+        for source in [
+            "/etc/ssl/certs",
+            "/var/lib/kubelet/pods/0b8f/volumes/x",
+            "/srv/data",
+            "relative/dir",
+            "/var/library",
+        ] {
+            assert!(refused(source).is_empty(), "{source}");
+        }
+        // A bind mount by option only, and a host filesystem, count too.
+        let mut json = plain_container();
+        json["mounts"] = serde_json::json!([
+            {"destination": "/host", "source": "/", "options": ["rbind"]},
+            {"destination": "/hostdev", "type": "devtmpfs", "source": "devtmpfs"},
+            {"destination": "/disk", "type": "ext4", "source": "/dev/sda1"},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"}
+        ]);
+        assert_eq!(
+            check(
+                &requirement(),
+                &HostState::default(),
+                Some(&spec(json.clone()))
+            ),
+            vec![
+                "host: allow_privileged = false: hostPath /",
+                "host: allow_privileged = false: hostPath /dev/sda1 (ext4 filesystem)",
+                "host: allow_privileged = false: hostPath devtmpfs (devtmpfs filesystem)",
+            ]
+        );
+        let allowed = HostRequirement {
+            allow_privileged: true,
+            ..requirement()
+        };
+        assert!(check(&allowed, &HostState::default(), Some(&spec(json))).is_empty());
+        // Many of them: named up to a bound, then counted.
+        let mut json = plain_container();
+        json["mounts"] = (0..25)
+            .map(|i| serde_json::json!({"destination": "/h", "type": "bind", "source": format!("/{}/..", i)}))
+            .collect();
+        let v = check(&requirement(), &HostState::default(), Some(&spec(json)));
+        assert_eq!(v.len(), NAMED + 1);
+        assert_eq!(
+            v[NAMED],
+            "host: allow_privileged = false: hostPath: 15 more"
+        );
+    }
+
+    #[test]
+    fn malformed_specs_are_read_the_unsafe_way() {
+        for json in [
+            serde_json::json!({"process": {"capabilities": {"bounding": "CAP_SYS_ADMIN"}},
+                               "linux": {"maskedPaths": ["/proc/kcore"]}}),
+            serde_json::json!({"process": {"capabilities": {"effective": [1, 2]}},
+                               "linux": {"maskedPaths": ["/proc/kcore"]}}),
+            serde_json::json!({"process": "root", "linux": {"maskedPaths": ["/proc/kcore"]}}),
+        ] {
+            let s = spec(json);
+            assert_eq!(s.unreadable.len(), 1, "{s:?}");
+            let v = check(&requirement(), &HostState::default(), Some(&s));
+            assert!(
+                v.iter()
+                    .any(|l| l
+                        .starts_with("host: allow_privileged = false: the spec cannot be read (")),
+                "{v:?}"
+            );
+        }
+        let s = spec(serde_json::json!({"mounts": {"source": "/"}}));
+        assert_eq!(s.host_root_mounts, vec!["(mounts is not a list)"]);
+        let s = spec(serde_json::json!({"mounts": [
+            "/", {"type": 7, "source": "/"}, {"type": "bind", "source": ["/"], "destination": "/h"},
+            {"options": [{"bind": true}], "source": "/srv", "destination": "/h"},
+            {"options": "rbind", "source": "/srv", "destination": "/h"},
+            {"type": "tmpfs", "source": "tmpfs", "destination": "/t"}
+        ]}));
+        assert_eq!(
+            s.host_root_mounts,
+            vec![
+                "(mounts[0] is not an object)",
+                "(mounts[1].type is not a string)",
+                "(mounts[2].source is not a string)",
+            ]
+        );
+        assert_eq!(
+            s.host_mounts,
+            vec![
+                "(mounts[0] is not an object)",
+                "(mounts[1].type is not a string)",
+                "(mounts[2].source is not a string)",
+                "/srv -> /h",
+                "/srv -> /h",
+            ]
+        );
+        // Unreadable masked paths and bounding set: the privileged reading.
+        assert!(
+            spec(
+                serde_json::json!({"process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}},
+                                    "linux": {"maskedPaths": 3}})
+            )
+            .privileged
+        );
+        assert!(!spec(serde_json::json!({"linux": {"maskedPaths": 3}})).privileged);
+        assert!(looks_privileged(&serde_json::json!([])));
+        assert!(!looks_privileged(
+            &serde_json::json!({"process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}},
+                                "linux": {"maskedPaths": ["/proc/kcore"]}})
+        ));
+        // A message shows a strange value on one line.
+        let s = spec(serde_json::json!({"mounts": [
+            {"type": "bind", "source": "/\nfake line", "destination": "/x"}]}));
+        assert_eq!(s.host_mounts, vec!["\"/\\nfake line\" -> /x"]);
+        assert_eq!(
+            shown(&"a".repeat(300)),
+            format!("{:?}...", "a".repeat(SHOWN_CHARS))
+        );
+    }
+
+    #[test]
+    fn host_namespaces_are_missing_ones_and_ones_joined_from_the_host() {
+        let shared = |namespaces: serde_json::Value| {
+            host_namespaces(&serde_json::json!({"linux": {"namespaces": namespaces}}))
+        };
+        let own = serde_json::json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
+        assert!(shared(own).is_empty());
+        let sandbox = serde_json::json!([
+            {"type": "pid", "path": "/proc/17/ns/pid"}, {"type": "network", "path": "/var/run/netns/cni-1"},
+            {"type": "ipc", "path": "/proc/17/ns/ipc"}, {"type": "uts", "path": null}]);
+        assert!(shared(sandbox).is_empty());
+        for path in [
+            "/proc/1/ns/net",
+            "//proc/1/ns/net",
+            "/proc/./1/ns/net",
+            "/proc/1/task/1/ns/net",
+            "/proc/self/ns/net",
+            "/proc/thread-self/ns/net",
+            "/proc/17/../1/ns/net",
+            "proc/17/ns/net",
+        ] {
+            let ns = serde_json::json!([{"type": "pid"}, {"type": "network", "path": path},
+                                         {"type": "ipc"}, {"type": "uts"}]);
+            assert_eq!(shared(ns), vec!["network"], "{path}");
+        }
+        // A wrong type is the host's: the namespace list, or one entry's path.
+        assert_eq!(shared(serde_json::json!({"type": "pid"})).len(), 4);
+        let odd = serde_json::json!([{"type": "pid", "path": 1}, {"type": "network"},
+                                      {"type": "ipc"}, {"type": "uts"}]);
+        assert_eq!(shared(odd), vec!["pid"]);
+        // Of two entries of one kind (runc refuses that), the host's one counts.
+        let twice = serde_json::json!([{"type": "pid"}, {"type": "pid", "path": "/proc/1/ns/pid"},
+                                        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}]);
+        assert_eq!(shared(twice), vec!["pid"]);
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically_and_dot_dot_is_refused() {
+        assert_eq!(normalize("/").as_deref(), Some("/"));
+        assert_eq!(normalize("//a/./b//").as_deref(), Some("/a/b"));
+        assert_eq!(normalize("/a/../b"), None);
+        assert_eq!(normalize("a/b"), None);
+        assert_eq!(normalize(""), None);
+    }
+
+    #[test]
+    fn records_written_before_the_new_fields_still_read() {
+        let old = serde_json::json!({
+            "privileged": false, "added_capabilities": [], "host_namespaces": [],
+            "host_mounts": ["/srv -> /srv"], "seccomp": null, "no_new_privileges": true,
+            "apparmor_profile": null, "selinux_label": null
+        });
+        let s: SpecSecurity = serde_json::from_value(old).unwrap();
+        assert!(s.host_root_mounts.is_empty() && s.unreadable.is_empty());
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod sbom_rule;
 pub mod sbomgen;
 pub mod sign;
 pub mod signature;
+pub mod spec;
 mod tomlfile;
 pub mod tpm;
 pub mod verify;

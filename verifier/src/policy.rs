@@ -51,6 +51,7 @@
 //! allowed_modules = ["overlay", "br_netfilter", "nf_*"]   # every loaded module must match one
 //! required_lsm = ["apparmor"]      # each must be active (apparmor and selinux: enforcing)
 //! runc_sha256 = ["<64 hex digits>"]    # the runc binary must have one of these digests
+//! pod_security = "baseline"        # Pod Security Standard the spec must meet: "privileged" | "baseline" | "restricted"
 //! ```
 //!
 //! `min_fields` are the NTIA minimum elements: `supplier`, `name`, `version` and `purl` of every
@@ -76,6 +77,7 @@ use crate::error::{Error, Result};
 use crate::license::LicensePattern;
 use crate::pattern::{ImagePattern, NamespacePattern};
 use crate::sbom_rule::{self, Ignore, MinField, PackageMatcher, SbomRequirement};
+use crate::spec::pod_security::Level;
 use crate::tomlfile;
 
 /// The only policy format version this build understands.
@@ -219,6 +221,9 @@ impl HostRequirement {
         if !self.runc_sha256.is_empty() {
             parts.push(format!("runc one of {} digests", self.runc_sha256.len()));
         }
+        if let Some(level) = self.pod_security {
+            parts.push(format!("Pod Security Standard \"{level}\" on the spec"));
+        }
         format!("host: {}", parts.join(", "))
     }
 }
@@ -235,6 +240,8 @@ pub struct HostRequirement {
     pub required_lsm: Vec<String>,
     /// Lower-case hex SHA-256 digests the runc binary may have; empty: not checked.
     pub runc_sha256: Vec<String>,
+    /// The Pod Security Standard the container's OCI spec must meet; `None`: not checked.
+    pub pod_security: Option<Level>,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -409,6 +416,8 @@ struct RawHost {
     required_lsm: Vec<Spanned<String>>,
     #[serde(default)]
     runc_sha256: Vec<Spanned<String>>,
+    #[serde(default)]
+    pod_security: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -941,12 +950,31 @@ impl Locator<'_> {
             }
             runc_sha256.push(hex);
         }
+        let pod_security = match &raw.pod_security {
+            None => None,
+            Some(word) => Some(match word.get_ref().as_str() {
+                "privileged" => Level::Privileged,
+                "baseline" => Level::Baseline,
+                "restricted" => Level::Restricted,
+                other => {
+                    return Err(self.error(
+                        word.span().start,
+                        &format!(
+                            "pod_security \"{}\" is not a Pod Security Standards level: \
+                             \"privileged\", \"baseline\" or \"restricted\"",
+                            one_line(other)
+                        ),
+                    ))
+                }
+            }),
+        };
         Ok(Some(HostRequirement {
             allow_privileged: raw.allow_privileged.unwrap_or(false),
             require_seccomp: raw.require_seccomp.unwrap_or(false),
             allowed_modules,
             required_lsm,
             runc_sha256,
+            pod_security,
         }))
     }
 }
@@ -1310,7 +1338,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         let p = policy(&format!(
             "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/var/cache/**\", \"/tmp/*\"]\n\
              [rule.host]\nallow_privileged = true\nrequire_seccomp = true\nallowed_modules = [\"overlay\", \"nf_*\"]\n\
-             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\n",
+             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\npod_security = \"restricted\"\n",
             "AB".repeat(32)
         ));
         let r = &p.rules[0];
@@ -1329,6 +1357,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
                 allowed_modules: Some(vec!["overlay".into(), "nf_*".into()]),
                 required_lsm: vec!["apparmor".into()],
                 runc_sha256: vec!["ab".repeat(32)],
+                pod_security: Some(Level::Restricted),
             })
         );
         // An empty [rule.host] refuses privileged containers and checks nothing else.
@@ -1336,6 +1365,22 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         let h = p.rules[0].host.as_ref().unwrap();
         assert!(!h.allow_privileged && !h.require_seccomp);
         assert_eq!(h.allowed_modules, None);
+        assert_eq!(h.pod_security, None);
+        for (word, level) in [
+            ("privileged", Level::Privileged),
+            ("baseline", Level::Baseline),
+            ("restricted", Level::Restricted),
+        ] {
+            let text = format!("{MEASURE_HEAD}[rule.host]\npod_security = \"{word}\"\n");
+            let h = policy(&text).rules[0].host.clone().unwrap();
+            assert_eq!(h.pod_security, Some(level));
+            assert!(
+                h.describe()
+                    .contains(&format!("Pod Security Standard \"{word}\"")),
+                "{}",
+                h.describe()
+            );
+        }
         for (word, baseline) in [
             ("image", Baseline::Image),
             ("declared-files-match", Baseline::DeclaredFilesMatch),
@@ -1394,6 +1439,24 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
             "{MEASURE_HEAD}[rule.host]\nallow_priviledged = false\n"
         ));
         assert!(e.contains("unknown field `allow_priviledged`"), "{e}");
+        for bad in ["\"strict\"", "\"Restricted\"", "\"\""] {
+            let e = parse_err(&format!(
+                "{MEASURE_HEAD}[rule.host]\nallow_privileged = true\npod_security = {bad}\n"
+            ));
+            assert!(
+                e.contains("policy.toml")
+                    && e.contains("line 8, column 16")
+                    && e.contains(&format!(
+                        "pod_security {bad} is not a Pod Security Standards level"
+                    )),
+                "{e}"
+            );
+        }
+        let e = parse_err(&format!("{MEASURE_HEAD}[rule.host]\npod_security = 2\n"));
+        assert!(
+            e.contains("policy.toml: line 7, column 16") && e.contains("expected a string"),
+            "{e}"
+        );
         let e = parse_err(
             "version = 1\n[[rule]]\nname = \"d\"\nimages = [\"a.io/x\"]\naction = \"deny\"\n[rule.host]\n",
         );
