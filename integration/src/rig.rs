@@ -496,6 +496,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.root.join("vouch/policy.toml")
     }
 
+    /// The kubelet root the node config names: pod volumes of CRI tests live under
+    /// `<kubelet_root>/pods/<pod uid>/volumes/`.
+    pub fn kubelet_root(&self) -> PathBuf {
+        self.root.join("kubelet")
+    }
+
     /// The vouch state directory the node config names.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("vouch/state")
@@ -524,11 +530,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             .map(|p| format!("\"{}\"", p.display()))
             .collect();
         let text = format!(
-            "allowed_configs = [{}]\npolicy = \"{}\"\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n",
+            "allowed_configs = [{}]\npolicy = \"{}\"\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n[kubernetes]\nkubelet_root = \"{}\"\n",
             list.join(", "),
             self.policy_path().display(),
             self.state_dir().display(),
-            self.registry()
+            self.registry(),
+            self.kubelet_root().display()
         );
         let tmp = self.root.join("vouch/.config.toml.tmp");
         std::fs::write(&tmp, text)?;

@@ -222,54 +222,6 @@ fn exempt_image_passes_a_default_deny_policy() {
     assert_nothing_left(&rig, &ns);
 }
 
-#[test]
-fn container_without_an_image_falls_to_the_default() {
-    let rig = shared_rig();
-    let ns = rig.namespace();
-    let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/echo")).unwrap();
-    let config = write_vouch_config(
-        &rig,
-        &dir.path().join("vouch"),
-        "version = 1\ndefault = \"deny\"\n",
-    );
-    let cfg = config.display().to_string();
-    let root = rootfs.display().to_string();
-    let out = rig
-        .ctr(
-            &ns,
-            &[
-                "run",
-                "--rm",
-                "--runtime",
-                VOUCH,
-                "--runtime-config-path",
-                &cfg,
-                "--rootfs",
-                &root,
-                "noimage",
-                "/bin/echo",
-                "ran",
-            ],
-        )
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("vouch: denied container noimage (no image)"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("(rule \"default\")"),
-        "{}",
-        stderr(&out)
-    );
-    assert_nothing_left(&rig, &ns);
-}
-
 /// containerd's CRI plugin creates the task (and so calls the shim) in StartContainer, not in
 /// CreateContainer: the denial is the StartContainer error a kubelet reports.
 #[test]

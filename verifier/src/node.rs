@@ -17,6 +17,7 @@ use crate::host::{self, HostPaths, HostState, SpecSecurity};
 use crate::identity::{self, ContainerFacts, ContainerRef, CriPod, ImageResolver};
 use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, Subject};
 use crate::registry::Registry;
+use crate::spec::pod_security::{self, PodContext};
 use crate::verify::{self, Outcome, SignatureSource, StartContext};
 
 /// CRI's annotation with the pod's Kubernetes namespace. Never read by the gate (any containerd
@@ -254,7 +255,7 @@ impl NodeGate {
                 Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables
                     if supply_chain_exempt =>
                 {
-                    continue
+                    Vec::new()
                 }
                 Baseline::DeclaredFilesMatch | Baseline::NoUndeclaredExecutables => {
                     let Some(digest) = facts.sbom_digests.get(&rule.name) else {
@@ -280,7 +281,14 @@ impl NodeGate {
                     )
                 }
             };
-            if let Some(reason) = baseline::reason(&mismatches) {
+            // Mounts may not hide or replace the code the baseline measured.
+            let hidden = baseline::hidden_code(&merged, &request.spec, &exempt);
+            let reason = match (baseline::reason(&mismatches), hidden.is_empty()) {
+                (reason, true) => reason,
+                (None, false) => Some(format!("rootfs: {}", hidden.join("; "))),
+                (Some(reason), false) => Some(format!("{reason}; {}", hidden.join("; "))),
+            };
+            if let Some(reason) = reason {
                 out.push((rule, reason));
             }
         }
@@ -746,7 +754,15 @@ impl NodeGate {
                     let (state, spec) = self.measure_host(&config, request);
                     for rule in matched.iter().filter(|r| r.host.is_some()) {
                         let Some(req) = &rule.host else { continue };
-                        let violations = host::check(req, &state, spec.as_ref());
+                        let mut violations = host::check(req, &state, spec.as_ref());
+                        if let (Some(level), false) = (req.pod_security, request.spec.is_null()) {
+                            let context = PodContext {
+                                kubelet_root: &config.kubernetes.kubelet_root,
+                                pod_uid: pod.as_ref().and_then(|p| p.uid.as_deref()),
+                                sandbox_id: pod.as_ref().map(|p| p.sandbox_id.as_str()),
+                            };
+                            violations.extend(pod_security::check(level, &request.spec, &context));
+                        }
                         if violations.is_empty() {
                             continue;
                         }
@@ -1450,9 +1466,19 @@ action = "allow"
             .as_ref()
             .is_some_and(|h| !h.kernel_release.is_empty()));
 
-        // Confined: masked paths and a seccomp filter.
+        // Masked paths and a seccomp filter, but CAP_SYS_ADMIN and CAP_NET_ADMIN: still refused,
+        // each capability named.
         request.spec["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
         request.spec["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"});
+        let d = denied(NodeGate::new().admit(&request));
+        assert!(
+            d.reason.contains("capabilities.add SYS_ADMIN")
+                && d.reason.contains("capabilities.add NET_ADMIN"),
+            "{}",
+            d.reason
+        );
+        // Confined: the default capabilities only.
+        request.spec["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_CHOWN"]);
         allowed(NodeGate::new().admit(&request));
 
         // In audit mode the violation is recorded and the container runs.

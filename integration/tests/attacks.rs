@@ -1,0 +1,468 @@
+//! A containerd client or a tenant trying to steer or skip the gate, against the real containerd,
+//! runc and registry. Each attack is refused with a `vouch: denied` line naming the right rule;
+//! beside each, an honest control that still runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use vouch_integration::Rig;
+
+/// A config of this test (its own policy and state), listed in the rig's node config.
+fn config(rig: &Rig, dir: &Path, policy: &str) -> (PathBuf, String) {
+    let config = write_vouch_config_for(rig, dir, policy);
+    let shown = config.display().to_string();
+    (config, shown)
+}
+
+fn refused_by(out: &std::process::Output, rule: &str) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "the start must be refused");
+    assert!(err.contains("vouch: denied"), "{err}");
+    assert!(
+        err.contains(&format!("(rule \"{rule}\")")),
+        "expected rule {rule}: {err}"
+    );
+    err
+}
+
+fn ran(out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    assert_eq!(stdout(out).trim(), "ran", "{}", stderr(out));
+}
+
+fn authority(public: &Path) -> String {
+    format!(
+        "[[rule.authority]]\nname = \"release\"\nkey = \"{}\"\n",
+        public.display()
+    )
+}
+
+#[test]
+fn tag_moved_after_create_is_judged_by_its_content() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = rig.registry();
+    let (key, public) = keygen(dir.path(), "release");
+    let (config, cfg) = config(
+        &rig,
+        &dir.path().join("vouch"),
+        &format!(
+            "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"signed\"\nimages = [\"{reg}/moved/**\"]\naction = \"verify\"\n{}",
+            authority(&public)
+        ),
+    );
+    let create = |image: &str, id: &str| {
+        let out = rig
+            .ctr(
+                &ns,
+                &[
+                    "containers",
+                    "create",
+                    "--runtime",
+                    VOUCH,
+                    "--runtime-config-path",
+                    &cfg,
+                    image,
+                    id,
+                    "echo",
+                    "ran",
+                ],
+            )
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let start = |id: &str| rig.ctr(&ns, &["task", "start", id]).unwrap();
+    // Two images with layers of their own: what the container is made from, and what the tag
+    // will name instead.
+    let layout = build_layout(
+        &rig,
+        dir.path(),
+        "unsigned",
+        &[("etc/evil", Put::Text("evil\n"))],
+    );
+    build_layout(
+        &rig,
+        dir.path(),
+        "signed",
+        &[("etc/good", Put::Text("good\n"))],
+    );
+    let push = |tag: &str, image: &str| {
+        rig.push(
+            &format!("oci:{}:{tag}", layout.display()),
+            &image[reg.len() + 1..],
+        )
+        .unwrap();
+    };
+    let retag_to_signed = |image: &str| {
+        // The tag now names other content, signed, and the node pulls it again.
+        push("signed", image);
+        sign(&config, image, &key, &[]);
+        rig.pull(&ns, image).unwrap();
+    };
+
+    // Created from unsigned content; the tag moves to a signed image before the task starts.
+    let image = rig.image("moved/app:v1");
+    push("unsigned", &image);
+    rig.pull(&ns, &image).unwrap();
+    create(&image, "moved");
+    retag_to_signed(&image);
+    let err = refused_by(&start("moved"), "image-identity");
+    assert!(
+        err.contains("matches no image in containerd's store"),
+        "{err}"
+    );
+
+    // The unsigned content still has a name of its own: that image is judged, and refused.
+    let kept = rig.image("moved/kept:v1");
+    let old_name = rig.image("moved/kept-old:v1");
+    push("unsigned", &kept);
+    rig.pull(&ns, &kept).unwrap();
+    let tag = rig.ctr(&ns, &["images", "tag", &kept, &old_name]).unwrap();
+    assert!(tag.status.success(), "{}", stderr(&tag));
+    create(&kept, "kept");
+    retag_to_signed(&kept);
+    let err = refused_by(&start("kept"), "signed");
+    assert!(
+        err.contains(&format!("{reg}/moved/kept-old@sha256:")),
+        "{err}"
+    );
+
+    // Control: a signed image whose tag stays put runs.
+    let signed = rig.image("moved/signed:v1");
+    push("signed", &signed);
+    sign(&config, &signed, &key, &[]);
+    rig.pull(&ns, &signed).unwrap();
+    let ok = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &signed,
+        "signed",
+        &["echo", "ran"],
+    );
+    ran(&ok);
+
+    for id in ["moved", "kept"] {
+        rig.ctr(&ns, &["containers", "rm", id]).unwrap();
+    }
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn a_clients_sandbox_annotation_does_not_exempt_a_denied_image() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = rig.registry();
+    let (_, cfg) = config(
+        &rig,
+        dir.path(),
+        &format!(
+            "version = 1\ndefault = \"deny\"\nsandbox = \"exempt\"\nexempt = [\"{reg}/pause\"]\n"
+        ),
+    );
+    let debug = rig.image("debug/busybox:latest");
+    rig.pull(&ns, &debug).unwrap();
+    let out = run_rm(
+        &rig,
+        &ns,
+        &[
+            "--runtime-config-path",
+            &cfg,
+            "--annotation",
+            "io.kubernetes.cri.container-type=sandbox",
+            "--annotation",
+            "io.kubernetes.cri.sandbox-namespace=kube-system",
+        ],
+        &debug,
+        "fake-sandbox",
+        &["echo", "ran"],
+    );
+    refused_by(&out, "default");
+    // Control: the exempt image itself runs.
+    let pause = rig.image("pause:latest");
+    rig.pull(&ns, &pause).unwrap();
+    let ok = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &pause,
+        "exempt",
+        &["echo", "ran"],
+    );
+    ran(&ok);
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn a_config_the_node_does_not_list_is_refused_and_the_refusal_recorded_in_the_node_log() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    // A config whose policy allows everything, with its own log, that the node config does not
+    // list.
+    let lax = dir.path().join("lax");
+    std::fs::create_dir_all(&lax).unwrap();
+    std::fs::write(
+        lax.join("policy.toml"),
+        "version = 1\ndefault = \"allow\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lax.join("config.toml"),
+        format!(
+            "policy = \"policy.toml\"\nstate_dir = \"{}\"\n",
+            lax.join("state").display()
+        ),
+    )
+    .unwrap();
+    let lax_cfg = lax.join("config.toml").display().to_string();
+    let before = records(&rig.state_dir()).len();
+    let out = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &lax_cfg],
+        &image,
+        "lax",
+        &["echo", "ran"],
+    );
+    let err = refused_by(&out, "config");
+    assert!(err.contains("nor listed in its allowed_configs"), "{err}");
+    let after = records(&rig.state_dir());
+    assert_eq!(after.len(), before + 1, "the refusal is in the node's log");
+    assert_eq!(after[before]["decision"], "deny");
+    assert!(records(&lax.join("state")).is_empty());
+    // Control: once listed, its policy applies.
+    rig.allow_config(&lax.join("config.toml")).unwrap();
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &lax_cfg],
+        &image,
+        "listed",
+        &["echo", "ran"],
+    ));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn an_exempt_image_run_privileged_is_refused_by_the_host_rule() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = rig.registry();
+    let (_, cfg) = config(
+        &rig,
+        dir.path(),
+        &format!(
+            "version = 1\ndefault = \"deny\"\nexempt = [\"{reg}/pause\"]\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n"
+        ),
+    );
+    let pause = rig.image("pause:latest");
+    rig.pull(&ns, &pause).unwrap();
+    let out = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg, "--privileged"],
+        &pause,
+        "privileged",
+        &["echo", "ran"],
+    );
+    let err = refused_by(&out, "hardened");
+    assert!(err.contains("allow_privileged = false"), "{err}");
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &pause,
+        "plain",
+        &["echo", "ran"],
+    ));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn dangerous_capabilities_and_the_hosts_root_are_refused_under_allow_privileged_false() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cfg) = config(
+        &rig,
+        dir.path(),
+        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n",
+    );
+    for (i, (flags, named)) in [
+        (
+            vec!["--cap-add", "CAP_SYS_ADMIN"],
+            "capabilities.add SYS_ADMIN",
+        ),
+        (
+            vec!["--cap-add", "CAP_SYS_PTRACE"],
+            "capabilities.add SYS_PTRACE",
+        ),
+        (
+            vec!["--cap-add", "CAP_SYS_MODULE"],
+            "capabilities.add SYS_MODULE",
+        ),
+        (
+            vec!["--mount", "type=bind,src=/,dst=/host,options=rbind:ro"],
+            "hostPath /",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut extra = vec!["--runtime-config-path", cfg.as_str()];
+        extra.extend(flags);
+        let out = run_rm(
+            &rig,
+            &ns,
+            &extra,
+            &image,
+            &format!("dangerous-{i}"),
+            &["echo", "ran"],
+        );
+        let err = refused_by(&out, "hardened");
+        assert!(err.contains(named), "expected {named}: {err}");
+    }
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &[
+            "--runtime-config-path",
+            &cfg,
+            "--cap-add",
+            "CAP_NET_BIND_SERVICE",
+        ],
+        &image,
+        "harmless",
+        &["echo", "ran"],
+    ));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn a_volume_over_measured_code_is_refused_and_scratch_mounts_run() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    let (_, cfg) = config(
+        &rig,
+        &dir.path().join("vouch"),
+        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"measured\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.rootfs]\nbaseline = \"image\"\n",
+    );
+    let bind = |dst: &str| {
+        format!(
+            "type=bind,src={},dst={dst},options=rbind:ro",
+            volume.display()
+        )
+    };
+    let over_bin = bind("/bin");
+    let out = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg, "--mount", &over_bin],
+        &image,
+        "over-bin",
+        &["echo", "ran"],
+    );
+    let err = refused_by(&out, "measured");
+    assert!(err.contains("mount over /bin hides measured code"), "{err}");
+    // Controls: a volume where the image has no code, and tmpfs scratch space.
+    let data = bind("/data");
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &[
+            "--runtime-config-path",
+            &cfg,
+            "--mount",
+            &data,
+            "--mount",
+            "type=tmpfs,src=tmpfs,dst=/scratch",
+        ],
+        &image,
+        "scratch",
+        &["echo", "ran"],
+    ));
+    assert_nothing_left(&rig, &ns);
+}
+
+#[test]
+fn a_spec_whose_root_is_not_the_measured_rootfs_is_refused() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cfg) = config(
+        &rig,
+        &dir.path().join("vouch"),
+        "version = 1\ndefault = \"allow\"\n",
+    );
+    // A root filesystem containerd does not manage (`--rootfs`): runc would run the host
+    // directory, which nobody measured.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", elsewhere.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", elsewhere.join("bin/true")).unwrap();
+    let shown = elsewhere.display().to_string();
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                "--rootfs",
+                &shown,
+                "unmanaged",
+                "/bin/true",
+            ],
+        )
+        .unwrap();
+    let err = refused_by(&out, "spec");
+    assert!(err.contains("vouch: denied container unmanaged"), "{err}");
+    assert!(
+        err.contains("is not the root filesystem vouch mounted"),
+        "{err}"
+    );
+    // A whole spec from a file, naming the host's root.
+    let spec = dir.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "root": {"path": "/"},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let spec_path = spec.display().to_string();
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                "--config",
+                &spec_path,
+                "host-root",
+            ],
+        )
+        .unwrap();
+    refused_by(&out, "spec");
+    assert_nothing_left(&rig, &ns);
+}
