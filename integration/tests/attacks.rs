@@ -466,3 +466,51 @@ fn a_spec_whose_root_is_not_the_measured_rootfs_is_refused() {
     refused_by(&out, "spec");
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn two_authority_names_for_one_key_count_once_toward_the_threshold() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let reg = rig.registry();
+    let (key, public) = keygen(dir.path(), "release");
+    let (second, second_public) = keygen(dir.path(), "second");
+    let image = rig.image("threshold/app:v1");
+    rig.push_busybox("app", "threshold/app:v1").unwrap();
+    let policy = |b: &Path| {
+        format!(
+            "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"signed\"\nimages = [\"{reg}/threshold/**\"]\naction = \"verify\"\nthreshold = 2\n\
+             [[rule.authority]]\nname = \"a\"\nkey = \"{}\"\n[[rule.authority]]\nname = \"b\"\nkey = \"{}\"\n",
+            public.display(),
+            b.display()
+        )
+    };
+    let (signing, cfg) = config(&rig, &dir.path().join("same"), &policy(&public));
+    sign(&signing, &image, &key, &[]);
+    rig.pull(&ns, &image).unwrap();
+    let out = run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &image,
+        "same-key",
+        &["echo", "ran"],
+    );
+    let err = refused_by(&out, "signed");
+    assert!(
+        err.contains("1 of 2 required distinct signers verified"),
+        "{err}"
+    );
+    // Control: a second key signs, and the second authority trusts it.
+    sign(&signing, &image, &second, &[]);
+    let (_, cfg) = config(&rig, &dir.path().join("two"), &policy(&second_public));
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &image,
+        "two-keys",
+        &["echo", "ran"],
+    ));
+    assert_nothing_left(&rig, &ns);
+}

@@ -971,6 +971,22 @@ mod verify_tests {
         ));
     }
 
+    #[test]
+    fn two_authority_names_for_one_key_count_once_toward_the_threshold() {
+        let node = Node::new("cosign.pub", "threshold = 2\n");
+        let policy = node.dir.path().join("policy.toml");
+        let mut text = std::fs::read_to_string(&policy).unwrap();
+        text.push_str(&format!(
+            "[[rule.authority]]\nname = \"release-again\"\nkey = \"{FIXTURES}/containers-image/cosign.pub\"\n"
+        ));
+        std::fs::write(&policy, text).unwrap();
+        let d = denial(node.admit(Answer::Signed));
+        assert!(
+            d.contains("1 of 2 required distinct signers verified"),
+            "{d}"
+        );
+    }
+
     fn denial(v: Verdict) -> String {
         match v {
             Verdict::Deny(d) => d.to_string(),

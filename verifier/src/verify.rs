@@ -1,8 +1,9 @@
 //! The supply-chain check of `verify` rules: find the image's signatures in its registry and count
 //! the rule's authorities that signed it, with the verdict cache in front.
 //!
-//! Outcomes are per rule. A rule passes when at least `threshold` distinct authorities verified a
-//! signature of this very digest; otherwise it fails with a reason that says what was found. An
+//! Outcomes are per rule. A rule passes when at least `threshold` distinct signers (keys, or keyless
+//! identities: issuer and subject) verified a signature of this very digest; two authority names for
+//! one key count once. Otherwise it fails with a reason that says what was found. An
 //! unreachable registry is its own outcome, never "unsigned": without a fresh cached verdict the
 //! start is refused with "registry unreachable" in the reason.
 
@@ -325,6 +326,8 @@ pub fn check(
         repository: &image.repository,
     };
     let mut verified = Vec::new();
+    // Who signed, once per key or keyless identity: two authority names for one key count once.
+    let mut signers: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut reasons = Vec::new();
     for authority in &verification.authorities {
         let loaded = match load(authority) {
@@ -348,16 +351,21 @@ pub fn check(
                         .unwrap_or_else(|| OffsetDateTime::from(now));
                     match within(authority, at) {
                         Ok(()) => {
-                            let who = match &sig.certificate {
-                                Some(c) => {
-                                    format!("{} ({} via {})", authority.name, c.subject, c.issuer)
-                                }
-                                None => format!(
-                                    "{} (key sha256:{})",
-                                    authority.name,
-                                    short(&sig.key_fingerprint)
+                            let (who, signer) = match &sig.certificate {
+                                Some(c) => (
+                                    format!("{} ({} via {})", authority.name, c.subject, c.issuer),
+                                    format!("keyless {} {}", c.issuer, c.subject),
+                                ),
+                                None => (
+                                    format!(
+                                        "{} (key sha256:{})",
+                                        authority.name,
+                                        short(&sig.key_fingerprint)
+                                    ),
+                                    format!("key {}", sig.key_fingerprint),
                                 ),
                             };
+                            signers.insert(signer);
                             verified.push(who);
                             last_error = None;
                             break;
@@ -376,7 +384,7 @@ pub fn check(
             reasons.push(e);
         }
     }
-    if verified.len() >= verification.threshold {
+    if signers.len() >= verification.threshold {
         return Outcome::Verified(verified);
     }
     let why = reasons
@@ -390,8 +398,8 @@ pub fn check(
         ))
     } else {
         Outcome::Failed(format!(
-            "{} of {} required authorities verified ({}); {why}",
-            verified.len(),
+            "{} of {} required distinct signers verified ({}); {why}",
+            signers.len(),
             verification.threshold,
             verified.join(", ")
         ))
