@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::lines::{Line, Lines};
 use super::{
-    io_error, sha256_hex, subject_of, Envelope, LogError, Statement, GENESIS_PREV, MAX_LINE_LEN,
-    PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+    io_error, sha256_hex, shown, subject_of, Envelope, LogError, Statement, GENESIS_PREV,
+    MAX_LINE_LEN, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use crate::keys::PublicKey;
 use crate::tpm::TpmEvidence;
@@ -293,7 +293,10 @@ impl Verifier<'_> {
                 return self.problem(
                     position,
                     None,
-                    format!("not a DSSE envelope (a torn or edited line?): {e}"),
+                    format!(
+                        "not a DSSE envelope (a torn or edited line?): {}",
+                        shown(&e.to_string())
+                    ),
                 )
             }
         };
@@ -319,7 +322,10 @@ impl Verifier<'_> {
                 return self.problem(
                     position,
                     None,
-                    format!("payload is not a vouch start statement: {e}"),
+                    format!(
+                        "payload is not a vouch start statement: {}",
+                        shown(&e.to_string())
+                    ),
                 )
             }
         };
@@ -384,7 +390,7 @@ impl Verifier<'_> {
                     seq,
                     format!(
                         "signed by unknown key {} (pass it with --node-key)",
-                        s.keyid
+                        shown(&s.keyid)
                     ),
                 );
                 continue;
