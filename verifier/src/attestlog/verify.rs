@@ -267,6 +267,9 @@ struct Verifier<'a> {
     report: Report,
 }
 
+/// Signatures checked on one record.
+const MAX_RECORD_SIGNATURES: usize = 8;
+
 fn label(position: u64, seq: Option<u64>) -> String {
     match seq {
         Some(s) => format!("record {position} (seq {s})"),
@@ -377,6 +380,17 @@ impl Verifier<'_> {
     fn signatures(&mut self, position: u64, seq: Option<u64>, env: &Envelope, payload: &[u8]) {
         if env.signatures.is_empty() {
             return self.problem(position, seq, "no signature".into());
+        }
+        // vouch signs each record once; checking thousands of copies would only cost time.
+        if env.signatures.len() > MAX_RECORD_SIGNATURES {
+            return self.problem(
+                position,
+                seq,
+                format!(
+                    "{} signatures, more than the {MAX_RECORD_SIGNATURES} a record may have",
+                    env.signatures.len()
+                ),
+            );
         }
         let message = crate::signature::dsse_pae(&env.payload_type, payload);
         for s in &env.signatures {
