@@ -31,22 +31,27 @@ impl Spawner for ReaperSpawner {
             .spawn()
             .map_err(runc::error::Error::ProcessSpawnFailed)?;
         let pid = child.id();
-        let stderr_reader = child.stderr.take().map(|mut e| {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = e.read_to_end(&mut buf);
-                buf
-            })
-        });
-        let mut stdout = Vec::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_end(&mut stdout);
-        }
+        let stderr_reader = child
+            .stderr
+            .take()
+            .map(|e| thread::spawn(move || read_capped(e, "stderr")));
+        let stdout = match child.stdout.take() {
+            Some(out) => read_capped(out, "stdout"),
+            None => Ok(Vec::new()),
+        };
         let stderr = stderr_reader
             .and_then(|t| t.join().ok())
-            .unwrap_or_default();
+            .unwrap_or_else(|| Ok(Vec::new()));
         drop(child);
         let code = reaper::global().wait(pid as i32, since);
+        let (stdout, stderr) = match (stdout, stderr) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(runc::error::Error::Other(Box::new(std::io::Error::other(
+                    e,
+                ))))
+            }
+        };
         Ok((
             exit_status(code),
             pid,
@@ -54,6 +59,22 @@ impl Spawner for ReaperSpawner {
             String::from_utf8_lossy(&stderr).into_owned(),
         ))
     }
+}
+
+/// Most bytes of runc's stdout or stderr read: its answers (`state`, `ps`, `events --stats`) and
+/// errors are far smaller, and a container that inherited the pipe could write without end.
+const MAX_OUTPUT: u64 = 4 * 1024 * 1024;
+
+/// Reads `pipe` to its end, at most [`MAX_OUTPUT`] bytes. Past that it is an error, and the pipe is
+/// closed (dropped) so that the writer stops instead of being drained forever. A read error ends
+/// the output where it happened, as runc's own failure will then say more.
+fn read_capped(pipe: impl Read, what: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let _ = pipe.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
+    if buf.len() as u64 > MAX_OUTPUT {
+        return Err(format!("runc wrote more than {MAX_OUTPUT} bytes to {what}"));
+    }
+    Ok(buf)
 }
 
 /// Rebuilds a wait status from the monitor's exit code (128+n stands for signal n).
@@ -168,10 +189,33 @@ pub fn log_len(bundle: &Path) -> u64 {
 
 /// The last error runc logged after byte `offset` of its JSON log.
 pub fn logged_error_since(bundle: &Path, offset: u64) -> Option<String> {
-    let text = std::fs::read(bundle.join("log.json")).ok()?;
-    let start = usize::try_from(offset).ok()?.min(text.len());
-    let tail = String::from_utf8_lossy(&text[start..]);
-    last_error_in(&tail)
+    let tail = log_tail(&bundle.join("log.json"), offset)?;
+    last_error_in(&String::from_utf8_lossy(&tail))
+}
+
+/// Most bytes of runc's JSON log read, from its end: the last error is all that is wanted, and
+/// the log grows with every runc call of the container's life.
+const MAX_LOG_TAIL: u64 = 256 * 1024;
+
+/// The log from byte `offset` on, or only its last [`MAX_LOG_TAIL`] bytes (from the first line
+/// that starts within them) when there is more.
+fn log_tail(path: &Path, offset: u64) -> Option<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = offset.max(len.saturating_sub(MAX_LOG_TAIL));
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = Vec::new();
+    file.take(MAX_LOG_TAIL).read_to_end(&mut tail).ok()?;
+    if start > offset {
+        // Started inside a line: its end is not a record.
+        let first = tail
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(tail.len(), |i| i + 1);
+        tail.drain(..first);
+    }
+    Some(tail)
 }
 
 /// The most useful description of a failed runc call: the last error runc wrote to its JSON log
@@ -203,8 +247,8 @@ pub fn describe_error(bundle: &Path, err: &runc::error::Error) -> String {
 }
 
 fn last_logged_error(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    last_error_in(&text)
+    let tail = log_tail(path, 0)?;
+    last_error_in(&String::from_utf8_lossy(&tail))
 }
 
 fn last_error_in(text: &str) -> Option<String> {
@@ -242,6 +286,53 @@ mod tests {
             describe_error(dir.path(), &err),
             "exec: \"nope\": executable file not found in $PATH"
         );
+    }
+
+    #[test]
+    fn only_the_end_of_a_long_log_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.json");
+        let old = "{\"level\":\"error\",\"msg\":\"old\"}\n";
+        let mut text = old.repeat(2 * MAX_LOG_TAIL as usize / old.len());
+        text.push_str(&format!(
+            "{{\"level\":\"warning\",\"msg\":\"{}\"}}\n",
+            "x".repeat(MAX_LOG_TAIL as usize / 2)
+        ));
+        text.push_str("{\"level\":\"error\",\"msg\":\"new\"}\n");
+        std::fs::write(&log, &text).unwrap();
+        let tail = log_tail(&log, 0).unwrap();
+        assert!(tail.len() as u64 <= MAX_LOG_TAIL);
+        assert_eq!(last_logged_error(&log).as_deref(), Some("new"));
+        assert_eq!(
+            logged_error_since(dir.path(), text.len() as u64).as_deref(),
+            None
+        );
+        // A log that ends in a line longer than the window: nothing to say, nothing read past it.
+        std::fs::write(
+            &log,
+            format!("{old}{}\n", "y".repeat(2 * MAX_LOG_TAIL as usize)),
+        )
+        .unwrap();
+        assert_eq!(last_logged_error(&log), None);
+    }
+
+    #[test]
+    fn output_past_the_cap_is_refused_and_its_pipe_closed() {
+        let big = std::io::repeat(b'x');
+        assert_eq!(
+            read_capped(big, "stdout").unwrap_err(),
+            format!("runc wrote more than {MAX_OUTPUT} bytes to stdout")
+        );
+        assert_eq!(read_capped(&b"{}"[..], "stdout").unwrap(), b"{}");
+        // A writer that never stops (a container holding runc's pipe) is cut off, not drained: the
+        // pipe is closed, and the writer dies of SIGPIPE.
+        let mut yes = Command::new("yes")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = yes.stdout.take().unwrap();
+        assert!(read_capped(out, "stdout").is_err());
+        assert_eq!(yes.wait().unwrap().signal(), Some(13));
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! Reading TOML files with errors a person can act on: file, line, column and reason on one line.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
-/// Reads `path` as raw bytes; a missing file is [`Error::NotFound`] so callers can tell it apart.
+/// Largest configuration or policy file read. A containerd client names the configuration file
+/// (the runtime option `ConfigPath`): it may be a device or a growing file, never read whole.
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads `path` as raw bytes, at most [`MAX_FILE_BYTES`]; a missing file is [`Error::NotFound`]
+/// so callers can tell it apart.
 pub(crate) fn read(path: &Path, origin: Option<&str>) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| match e.kind() {
+    let error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             path: path.to_path_buf(),
             origin: origin.map(str::to_string),
@@ -17,7 +23,20 @@ pub(crate) fn read(path: &Path, origin: Option<&str>) -> Result<Vec<u8>> {
             path: path.to_path_buf(),
             reason: e.to_string(),
         },
-    })
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Read {
+            path: path.to_path_buf(),
+            reason: format!(
+                "larger than the {MAX_FILE_BYTES} bytes a configuration or policy file may be"
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Parses `bytes` (the contents of `path`) into `T`.
@@ -85,6 +104,23 @@ mod tests {
     #[test]
     fn messages_are_flattened() {
         assert_eq!(one_line("a\n  b\r\n\tc "), "a b c");
+    }
+
+    #[test]
+    fn files_over_the_cap_are_refused_unread() {
+        // A device that never ends: read up to the cap, then refused.
+        let e = read(Path::new("/dev/zero"), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("/dev/zero: larger than the {MAX_FILE_BYTES} bytes a configuration or policy file may be")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let at_cap = dir.path().join("at.toml");
+        std::fs::write(&at_cap, vec![b' '; MAX_FILE_BYTES as usize]).unwrap();
+        assert_eq!(read(&at_cap, None).unwrap().len() as u64, MAX_FILE_BYTES);
+        let missing =
+            read(&dir.path().join("missing.toml"), Some("from $VOUCH_CONFIG")).unwrap_err();
+        assert!(matches!(missing, Error::NotFound { .. }), "{missing}");
     }
 
     #[test]

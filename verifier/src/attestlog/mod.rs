@@ -350,6 +350,17 @@ pub(crate) fn io_error(path: &Path, e: impl std::fmt::Display) -> LogError {
     }
 }
 
+/// Text from a log line (or an error quoting it) as a message shows it: control characters
+/// escaped, so that the message stays one line, and at most 200 characters.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::lines::{Line, Lines};
-use super::{io_error, Envelope, LogError, Predicate, Statement, MAX_LINE_LEN};
+use super::{io_error, shown, Envelope, LogError, Predicate, Statement, MAX_LINE_LEN};
 
 /// One line of a log: its predicate, or why it does not decode.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,13 +18,17 @@ pub struct LoggedRecord {
 }
 
 fn decode(line: &[u8]) -> Result<Predicate, String> {
-    let env: Envelope =
-        serde_json::from_slice(line).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    let env: Envelope = serde_json::from_slice(line)
+        .map_err(|e| format!("not a DSSE envelope: {}", shown(&e.to_string())))?;
     let payload = STANDARD
         .decode(env.payload.as_bytes())
         .map_err(|e| format!("payload is not base64: {e}"))?;
-    let statement: Statement = serde_json::from_slice(&payload)
-        .map_err(|e| format!("payload is not a vouch start statement: {e}"))?;
+    let statement: Statement = serde_json::from_slice(&payload).map_err(|e| {
+        format!(
+            "payload is not a vouch start statement: {}",
+            shown(&e.to_string())
+        )
+    })?;
     Ok(statement.predicate)
 }
 

@@ -363,6 +363,55 @@ fn rotated_keys_verify_together_and_an_unknown_key_is_named() {
 }
 
 #[test]
+fn strings_from_a_record_are_quoted_on_one_line() {
+    let (_dir, log, public) = log_of(2);
+    let mut lines = lines(&log);
+    let mut env: Value = serde_json::from_str(&lines[0]).unwrap();
+    env["signatures"][0]["keyid"] = json!("line one\nline two");
+    lines[0] = env.to_string();
+    let mut env: Value = serde_json::from_str(&lines[1]).unwrap();
+    let mut st = statement_of(&lines[1]);
+    st["predicate"]["decision"] = json!("allow\nforged: yes");
+    env["payload"] = json!(STANDARD.encode(serde_json::to_vec(&st).unwrap()));
+    lines[1] = env.to_string();
+    write_lines(&log, &lines);
+
+    let report = verify_log(&log, std::slice::from_ref(&public), None, None).unwrap();
+    assert_eq!(
+        report.problems[0].message,
+        "record 1 (seq 0): signed by unknown key line one\\nline two (pass it with --node-key)"
+    );
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.message.contains("unknown variant `allow\\nforged: yes`")));
+    let shown = read_log(&log).unwrap();
+    let e = shown[1].predicate.as_ref().unwrap_err();
+    assert!(e.contains("unknown variant `allow\\nforged: yes`"), "{e}");
+    for m in report.problems.iter().map(|p| &p.message).chain([e]) {
+        assert!(!m.contains('\n'), "{m}");
+    }
+}
+
+#[test]
+fn a_record_with_more_signatures_than_any_record_has_is_refused_unchecked() {
+    let (_dir, log, public) = log_of(1);
+    let mut lines = lines(&log);
+    let mut env: Value = serde_json::from_str(&lines[0]).unwrap();
+    let signature = env["signatures"][0].clone();
+    env["signatures"] = json!(vec![signature; 10_000]);
+    lines[0] = env.to_string();
+    write_lines(&log, &lines);
+
+    let report = verify_log(&log, std::slice::from_ref(&public), None, None).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(
+        report.problems[0].message,
+        "record 1 (seq 0): 10000 signatures, more than the 8 a record may have"
+    );
+}
+
+#[test]
 fn a_torn_last_line_is_reported_and_the_next_record_chains_past_it() {
     let (dir, log, public) = log_of(2);
     let key = dir.path().join("node.key");

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::lines::{Line, Lines};
 use super::{
-    io_error, sha256_hex, subject_of, Envelope, LogError, Statement, GENESIS_PREV, MAX_LINE_LEN,
-    PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+    io_error, sha256_hex, shown, subject_of, Envelope, LogError, Statement, GENESIS_PREV,
+    MAX_LINE_LEN, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
 };
 use crate::keys::PublicKey;
 use crate::tpm::TpmEvidence;
@@ -267,6 +267,9 @@ struct Verifier<'a> {
     report: Report,
 }
 
+/// Signatures checked on one record.
+const MAX_RECORD_SIGNATURES: usize = 8;
+
 fn label(position: u64, seq: Option<u64>) -> String {
     match seq {
         Some(s) => format!("record {position} (seq {s})"),
@@ -293,7 +296,10 @@ impl Verifier<'_> {
                 return self.problem(
                     position,
                     None,
-                    format!("not a DSSE envelope (a torn or edited line?): {e}"),
+                    format!(
+                        "not a DSSE envelope (a torn or edited line?): {}",
+                        shown(&e.to_string())
+                    ),
                 )
             }
         };
@@ -319,7 +325,10 @@ impl Verifier<'_> {
                 return self.problem(
                     position,
                     None,
-                    format!("payload is not a vouch start statement: {e}"),
+                    format!(
+                        "payload is not a vouch start statement: {}",
+                        shown(&e.to_string())
+                    ),
                 )
             }
         };
@@ -372,6 +381,17 @@ impl Verifier<'_> {
         if env.signatures.is_empty() {
             return self.problem(position, seq, "no signature".into());
         }
+        // vouch signs each record once; checking thousands of copies would only cost time.
+        if env.signatures.len() > MAX_RECORD_SIGNATURES {
+            return self.problem(
+                position,
+                seq,
+                format!(
+                    "{} signatures, more than the {MAX_RECORD_SIGNATURES} a record may have",
+                    env.signatures.len()
+                ),
+            );
+        }
         let message = crate::signature::dsse_pae(&env.payload_type, payload);
         for s in &env.signatures {
             let Some(key) = self
@@ -384,7 +404,7 @@ impl Verifier<'_> {
                     seq,
                     format!(
                         "signed by unknown key {} (pass it with --node-key)",
-                        s.keyid
+                        shown(&s.keyid)
                     ),
                 );
                 continue;

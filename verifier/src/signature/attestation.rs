@@ -424,7 +424,7 @@ fn read_statement(
         return Err(match subjects.first() {
             Some(s) => format!(
                 "subject sha256:{} is not the image {}",
-                s.chars().take(64).collect::<String>(),
+                json::shown(s),
                 image.digest
             ),
             None => format!(

@@ -227,6 +227,36 @@ fn a_subject_that_is_another_image_is_rejected_unless_accepted() {
     assert_eq!(r.attestations[0].subject_digest, GRYPE_DIGEST);
 }
 
+#[test]
+fn a_subject_digest_is_quoted_on_one_short_line() {
+    let statement = serde_json::json!({
+        "_type": STATEMENT_V1,
+        "subject": [{"name": "x", "digest": {"sha256": format!("ab\ncd{}", "e".repeat(1000))}}],
+        "predicateType": "https://cyclonedx.org/bom",
+        "predicate": {},
+    });
+    let material = [AttestationMaterial::Statement(UnsignedStatement {
+        json: serde_json::to_vec(&statement).unwrap(),
+        predicate_type: "https://cyclonedx.org/bom".into(),
+        origin: origin(0),
+    })];
+    let r = verify_attestations(
+        &material,
+        &image(OTHER),
+        &[],
+        &[],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert_eq!(
+        r.rejected,
+        vec![format!(
+            "reg.test/app@sha256:aa layer 0: subject sha256:ab\\ncd{}… is not the image {OTHER}",
+            "e".repeat(75)
+        )]
+    );
+}
+
 fn oci_attestation_bundle() -> AttestationMaterial {
     AttestationMaterial::Bundle(SigstoreBundle {
         json: read("attestations/cosign-oci-attestation/oci-attestation.sigstore.json"),

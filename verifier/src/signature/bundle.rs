@@ -512,7 +512,7 @@ fn verify_dsse(
             "signed digest {} is not the image digest sha256:{image_hex}",
             subjects
                 .first()
-                .map(|d| format!("sha256:{d}"))
+                .map(|d| format!("sha256:{}", json::shown(d)))
                 .unwrap_or_else(|| "(none)".into())
         )));
     }

@@ -87,6 +87,23 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// An untrusted string as an error may quote it: control characters escaped, so that the error
+/// stays on one line, and at most [`SHOWN_CHARS`] characters, so that it stays readable.
+pub(crate) fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(SHOWN_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if s.chars().nth(SHOWN_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Characters of an untrusted string quoted in an error.
+pub(crate) const SHOWN_CHARS: usize = 80;
+
 /// Seconds since the epoch of an RFC 3339 time (`2021-01-12T11:53:27.000Z`, `...+02:00`).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -180,6 +197,14 @@ pub fn format_unix(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_strings_are_one_short_line() {
+        assert_eq!(shown("sha256:ab12"), "sha256:ab12");
+        assert_eq!(shown("a\nb\r\u{0}"), "a\\nb\\r\\0");
+        let long = "x".repeat(1000);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(SHOWN_CHARS)));
+    }
 
     #[test]
     fn times_parse_and_format() {

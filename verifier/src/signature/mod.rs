@@ -391,7 +391,8 @@ pub fn verify_simple_signing(
     if critical.image.digest != image.digest {
         return Err(wrong_image(format!(
             "signed digest {} is not the image digest {}",
-            critical.image.digest, image.digest
+            json::shown(&critical.image.digest),
+            image.digest
         )));
     }
     let reference = critical.identity.and_then(|i| i.reference);
