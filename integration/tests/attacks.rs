@@ -514,3 +514,34 @@ fn two_authority_names_for_one_key_count_once_toward_the_threshold() {
     ));
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn an_audit_start_that_cannot_be_recorded_says_so_in_containerds_log() {
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, cfg) = config(
+        &rig,
+        dir.path(),
+        "version = 1\ndefault = \"deny\"\nmode = \"audit\"\n",
+    );
+    // A log nobody can write: below a file.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[attestation]\nlog = \"/proc/version/attestations.jsonl\"\n");
+    std::fs::write(&config, text).unwrap();
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &["--runtime-config-path", &cfg],
+        &image,
+        "unrecorded",
+        &["echo", "ran"],
+    ));
+    let logged = eventually(std::time::Duration::from_secs(5), || {
+        rig.containerd_log().lines().any(|l| {
+            l.contains("gate: cannot record the decision") && l.contains("(container unrecorded)")
+        })
+    });
+    assert!(logged, "{}", rig.containerd_log());
+    assert_nothing_left(&rig, &ns);
+}

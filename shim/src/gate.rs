@@ -52,6 +52,49 @@ impl Gate for ProcessGate {
     }
 }
 
+/// Most of the gate's log passed on per start; past it, lines are read and dropped.
+const MAX_LOG_BYTES: usize = 256 * 1024;
+/// Longest log line passed on; a longer one is cut.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Passes each line the gate logs to containerd's log (the shim's), at the gate's level, naming
+/// the container; returns the last line, for the error when the gate fails.
+fn relay_log(stderr: impl Read, container: &str) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut passed = 0usize;
+    let mut last = String::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LOG_LINE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') {
+            // Cut: drop the rest of this line.
+            let mut rest = Vec::new();
+            let _ = reader.read_until(b'\n', &mut rest);
+        }
+        passed += line.len();
+        if passed > MAX_LOG_BYTES {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let (level, message) = vouch_verifier::gate::parse_log_line(text);
+        log::log!(level, "gate: {message} (container {container})");
+        last = message.to_string();
+    }
+    last
+}
+
 /// `vouch` next to the shim's own binary, else on `PATH`.
 fn verifier_binary() -> Result<PathBuf, String> {
     let beside = std::fs::read_link("/proc/self/exe")
@@ -77,6 +120,10 @@ fn run_child(request: &GateRequest) -> Result<Verdict, String> {
     let since = Instant::now();
     let mut child = Command::new(&binary)
         .arg("gate")
+        .env(
+            vouch_verifier::gate::LOG_LEVEL_ENV,
+            log::max_level().to_string(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,13 +143,11 @@ fn run_child(request: &GateRequest) -> Result<Verdict, String> {
             }
         })
         .map_err(|e| e.to_string())?;
-    let errors = child.stderr.take().map(|e| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = e.take(64 * 1024).read_to_string(&mut text);
-            text
-        })
-    });
+    let container = request.container_id.clone();
+    let errors = child
+        .stderr
+        .take()
+        .map(|e| thread::spawn(move || relay_log(e, &container)));
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let writer = thread::spawn(move || stdin.write_all(&input));
     let mut output = Vec::new();
@@ -115,9 +160,8 @@ fn run_child(request: &GateRequest) -> Result<Verdict, String> {
     let code = reaper::global().wait(pid, since);
     let _ = done_tx.send(());
     let _ = writer.join();
-    let errors = errors.and_then(|t| t.join().ok()).unwrap_or_default();
+    let last = errors.and_then(|t| t.join().ok()).unwrap_or_default();
     if code != 0 {
-        let last = errors.trim().lines().last().unwrap_or("").to_string();
         return Err(format!(
             "{} exited with status {code}: {last}",
             binary.display()

@@ -111,6 +111,22 @@ pub enum Verdict {
     Deny(Denial),
 }
 
+/// The environment variable that tells `vouch gate` which log level to write to stderr (`error`,
+/// `warn`, `info`, `debug`, `trace`); the shim passes its own.
+pub const LOG_LEVEL_ENV: &str = "VOUCH_LOG_LEVEL";
+
+/// One line of `vouch gate`'s stderr, `LEVEL message`: its level and message; anything else (a
+/// panic, a library writing to stderr) is a warning as it stands.
+pub fn parse_log_line(line: &str) -> (log::Level, &str) {
+    match line.split_once(' ') {
+        Some((level, message)) => match level.parse::<log::Level>() {
+            Ok(level) => (level, message),
+            Err(_) => (log::Level::Warn, line),
+        },
+        None => (log::Level::Warn, line),
+    }
+}
+
 /// The seam between the shim and the verifier.
 pub trait Gate: Send + Sync {
     fn admit(&self, request: &GateRequest) -> Verdict;
@@ -119,6 +135,20 @@ pub trait Gate: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_log_lines_keep_their_level() {
+        assert_eq!(
+            parse_log_line("WARN cannot record the decision: disk full"),
+            (log::Level::Warn, "cannot record the decision: disk full")
+        );
+        assert_eq!(parse_log_line("DEBUG x y"), (log::Level::Debug, "x y"));
+        assert_eq!(
+            parse_log_line("thread 'main' panicked at x"),
+            (log::Level::Warn, "thread 'main' panicked at x")
+        );
+        assert_eq!(parse_log_line("oops"), (log::Level::Warn, "oops"));
+    }
 
     #[test]
     fn denial_line_has_the_fixed_shape_and_stays_on_one_line() {

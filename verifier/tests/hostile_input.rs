@@ -642,9 +642,31 @@ fn check_spec(spec: &Value) -> Result<(), TestCaseError> {
         allowed_modules: None,
         required_lsm: Vec::new(),
         runc_sha256: Vec::new(),
+        pod_security: Some(vouch_verifier::spec::pod_security::Level::Restricted),
     };
     for reason in host::check(&requirement, &host::HostState::default(), Some(&security)) {
         one_line("host check", &reason)?;
+    }
+    let pod = vouch_verifier::spec::pod_security::PodContext {
+        kubelet_root: std::path::Path::new("/var/lib/kubelet"),
+        pod_uid: Some("uid"),
+        sandbox_id: Some("sandbox"),
+    };
+    let (violations, peak) = peak_of(|| {
+        vouch_verifier::spec::pod_security::check(
+            vouch_verifier::spec::pod_security::Level::Restricted,
+            spec,
+            &pod,
+        )
+    });
+    assert_memory(peak, size, 16, 64 << 10, "pod_security::check");
+    for reason in violations {
+        one_line("pod security", &reason)?;
+    }
+    // The text the shim hands the gate: parsed unambiguously or refused in one line.
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    if let Err(e) = vouch_verifier::identity::spec::parse_unambiguous(&text) {
+        one_line("spec text", &e)?;
     }
     Ok(())
 }

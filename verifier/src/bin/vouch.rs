@@ -901,9 +901,44 @@ fn keygen(prefix: &Path, force: bool, output: Output) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The gate's log: one line per record on stderr, `LEVEL message`, which the shim reads and passes
+/// on to containerd's log with the same level. Nothing else goes to stderr.
+struct GateLog {
+    level: log::LevelFilter,
+}
+
+impl log::Log for GateLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        use std::io::Write;
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string().replace(['\n', '\r'], " ");
+        let _ = writeln!(std::io::stderr().lock(), "{} {text}", record.level());
+    }
+
+    fn flush(&self) {}
+}
+
+/// `$VOUCH_LOG_LEVEL` (the shim passes its own), else `info`.
+fn gate_log_level() -> log::LevelFilter {
+    std::env::var(vouch_verifier::gate::LOG_LEVEL_ENV)
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Info)
+}
+
 fn gate() -> ExitCode {
     use std::io::{Read, Write};
     use vouch_verifier::{Gate, GateRequest, NodeGate};
+    let level = gate_log_level();
+    if log::set_logger(Box::leak(Box::new(GateLog { level }))).is_ok() {
+        log::set_max_level(level);
+    }
     // tpm2-tss writes its own ERROR lines to stderr when a TPM cannot be reached; the gate reports
     // that itself, in one line. An operator who sets TSS2_LOG gets tpm2-tss's logs back. Set before
     // any thread starts.
