@@ -14,6 +14,7 @@
 //! rig's directory, and is stopped by its PID. Several rigs may run at once, in one process or
 //! in many.
 
+pub mod api;
 mod cri;
 mod image;
 mod procs;

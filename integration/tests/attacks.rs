@@ -545,3 +545,163 @@ fn an_audit_start_that_cannot_be_recorded_says_so_in_containerds_log() {
     assert!(logged, "{}", rig.containerd_log());
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn an_exec_beyond_its_container_is_refused_and_one_with_its_own_settings_runs() {
+    use vouch_integration::api;
+    let rig = shared_rig();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    let reg = rig.registry();
+    let (_, cfg) = config(
+        &rig,
+        dir.path(),
+        &format!(
+            "version = 1\ndefault = \"allow\"\n[[rule]]\nname = \"no-exec\"\nimages = [\"{reg}/debug/**\"]\naction = \"allow\"\n[rule.host]\nallow_exec = false\n"
+        ),
+    );
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                &image,
+                "target",
+                "sleep",
+                "300",
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Control: an exec with the container's own settings (ctr copies them) runs.
+    let own = rig
+        .ctr(
+            &ns,
+            &["task", "exec", "--exec-id", "own", "target", "echo", "ran"],
+        )
+        .unwrap();
+    ran(&own);
+    // A containerd client asks for more than the container has.
+    let process = api::container_process(rig.socket(), &ns, "target").unwrap();
+    assert_eq!(process["noNewPrivileges"], true, "{process}");
+    let mut more_caps = process.clone();
+    for set in ["bounding", "effective", "permitted"] {
+        more_caps["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_SYS_ADMIN".into());
+    }
+    let mut escalating = process.clone();
+    escalating["noNewPrivileges"] = false.into();
+    for (i, (hostile, named)) in [
+        (more_caps, "capabilities.add SYS_ADMIN"),
+        (escalating, "allowPrivilegeEscalation"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = serde_json::to_vec(&hostile).unwrap();
+        let refused =
+            api::exec_process(rig.socket(), &ns, "target", &format!("hostile-{i}"), &bytes)
+                .unwrap()
+                .expect_err("an exec beyond its container must be refused");
+        let message = refused.message();
+        assert!(message.contains("vouch: denied"), "{message}");
+        assert!(message.contains("(rule \"exec\")"), "{message}");
+        assert!(message.contains(named), "{message}");
+    }
+    // A process spec runc would read differently (a second, capitalised `user`) is refused.
+    let text = serde_json::to_string(&process).unwrap();
+    let ambiguous = format!("{},\"User\":{{\"uid\":0}}}}", &text[..text.len() - 1]);
+    let refused = api::exec_process(
+        rig.socket(),
+        &ns,
+        "target",
+        "ambiguous",
+        ambiguous.as_bytes(),
+    )
+    .unwrap()
+    .expect_err("an ambiguous process must be refused");
+    assert!(
+        refused.message().contains("(rule \"spec\")"),
+        "{}",
+        refused.message()
+    );
+    // The container's own process through the API is accepted (then removed unstarted).
+    let bytes = serde_json::to_vec(&process).unwrap();
+    api::exec_process(rig.socket(), &ns, "target", "api-own", &bytes)
+        .unwrap()
+        .expect("the container's own process");
+    api::delete_process(rig.socket(), &ns, "target", "api-own").unwrap();
+    kill_and_remove(&rig, &ns, "target");
+
+    // allow_exec = false: no exec at all into matching containers.
+    let debug = rig.image("debug/busybox:latest");
+    rig.pull(&ns, &debug).unwrap();
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                VOUCH,
+                "--runtime-config-path",
+                &cfg,
+                &debug,
+                "locked",
+                "sleep",
+                "300",
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = rig
+        .ctr(
+            &ns,
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "shell",
+                "locked",
+                "echo",
+                "ran",
+            ],
+        )
+        .unwrap();
+    let err = refused_by(&out, "no-exec");
+    assert!(err.contains("allow_exec = false"), "{err}");
+    kill_and_remove(&rig, &ns, "locked");
+
+    // Every exec decision is in the config's log, with its process.
+    let execs: Vec<serde_json::Value> = records(&dir.path().join("state"))
+        .into_iter()
+        .filter(|r| !r["exec"].is_null())
+        .collect();
+    let ids: Vec<&str> = execs
+        .iter()
+        .filter_map(|r| r["exec"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "own",
+            "hostile-0",
+            "hostile-1",
+            "ambiguous",
+            "api-own",
+            "shell"
+        ],
+        "{execs:?}"
+    );
+    assert_eq!(execs[0]["decision"], "allow");
+    assert_eq!(execs[0]["exec"]["args"], serde_json::json!(["echo", "ran"]));
+    assert_eq!(execs[1]["decision"], "deny");
+    assert_nothing_left(&rig, &ns);
+}

@@ -50,6 +50,13 @@ pub struct Container {
     events: Events,
 }
 
+impl Container {
+    /// The runtime option `ConfigPath` the container was created with.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.opts.config_path.clone()
+    }
+}
+
 pub struct CreateParams<'a> {
     pub id: &'a str,
     pub bundle: &'a Path,

@@ -27,7 +27,7 @@ use containerd_shim::{
     },
     ExitSignal, Task, TtrpcContext, TtrpcResult,
 };
-use vouch_verifier::{Gate, GateRequest, RootfsMount, Verdict};
+use vouch_verifier::{ExecRequest, Gate, GateRequest, RootfsMount, Verdict};
 
 use crate::{
     container::{Container, CreateParams},
@@ -162,6 +162,7 @@ impl TaskService {
             }),
             shim_binary: std::fs::read_link("/proc/self/exe").ok(),
             pod_namespace: None,
+            exec: None,
         };
         match self.gate.admit(&request) {
             Verdict::Deny(denial) => {
@@ -232,6 +233,46 @@ impl TaskService {
         };
         self.events.send(TASK_CREATE_EVENT_TOPIC, Box::new(ev));
         Ok(pid)
+    }
+}
+
+impl TaskService {
+    /// Asks the gate whether `process` (the exec's spec bytes, as runc will get them) may run in
+    /// container `c`; a refusal is `FAILED_PRECONDITION` with the denial line.
+    fn gate_exec(&self, c: &Container, exec_id: &str, process: &[u8]) -> Result<(), Error> {
+        let process_text = std::str::from_utf8(process)
+            .map_err(|e| Error::InvalidArgument(format!("exec process spec is not UTF-8: {e}")))?;
+        let (text, spec) = read_spec(&c.bundle)?;
+        let request = GateRequest {
+            container_id: c.id.clone(),
+            bundle: c.bundle.clone(),
+            spec,
+            spec_text: Some(text),
+            containerd_address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            config_path: c.config_path(),
+            exec: Some(ExecRequest {
+                id: exec_id.to_string(),
+                process_text: process_text.to_string(),
+            }),
+            ..GateRequest::default()
+        };
+        match self.gate.admit(&request) {
+            Verdict::Deny(denial) => {
+                let line = denial.to_string();
+                log::warn!("{line} (container {}, exec {exec_id})", c.id);
+                Err(Error::FailedPrecondition(line))
+            }
+            Verdict::Allow(evidence) => {
+                for line in &evidence.audited {
+                    log::warn!(
+                        "audit: {line} (container {}, exec {exec_id}; allowed by audit mode)",
+                        c.id
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -427,6 +468,7 @@ impl Task for TaskService {
             .ok_or_else(|| Error::InvalidArgument("exec needs a process spec".into()))?;
         serde_json::from_slice::<serde_json::Value>(&spec)
             .map_err(|e| Error::InvalidArgument(format!("exec process spec is not JSON: {e}")))?;
+        self.gate_exec(&c, &req.exec_id, &spec)?;
         c.add_exec(
             &req.exec_id,
             StdioSpec {

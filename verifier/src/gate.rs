@@ -68,6 +68,18 @@ pub struct GateRequest {
     /// --namespace`); container starts take it from CRI's records.
     #[serde(default)]
     pub pod_namespace: Option<String>,
+    /// Set when the question is an exec into the running container, not its start.
+    #[serde(default)]
+    pub exec: Option<ExecRequest>,
+}
+
+/// An exec into a running container: the process runc would start in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// containerd's exec id.
+    pub id: String,
+    /// The exec's OCI process spec, exactly the bytes runc will be handed.
+    pub process_text: String,
 }
 
 /// What the gate allowed, kept to be recorded later (attestations arrive in a later issue).

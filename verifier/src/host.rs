@@ -997,6 +997,7 @@ mod tests {
             required_lsm: vec![],
             runc_sha256: vec![],
             pod_security: None,
+            allow_exec: true,
         }
     }
 

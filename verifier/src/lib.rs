@@ -48,5 +48,7 @@ pub mod tpm;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, RootfsMount, Verdict};
+pub use gate::{
+    Denial, Evidence, ExecRequest, Gate, GateRequest, ImageIdentity, RootfsMount, Verdict,
+};
 pub use node::NodeGate;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::VerdictCache;
 use crate::config::{self, Config};
-use crate::gate::{Denial, Evidence, Gate, GateRequest, ImageIdentity, Verdict};
+use crate::gate::{Denial, Evidence, ExecRequest, Gate, GateRequest, ImageIdentity, Verdict};
 use crate::host::{self, HostPaths, HostState, SpecSecurity};
 use crate::identity::{self, ContainerFacts, ContainerRef, CriPod, ImageResolver};
 use crate::policy::{self, Decision, LoadedPolicy, Mode, Rule, RuleDenial, Subject};
@@ -33,6 +33,8 @@ pub const RULE_POLICY: &str = "policy";
 pub const RULE_IMAGE_IDENTITY: &str = "image-identity";
 /// The spec is not the one that was judged, or reads differently to runc.
 pub const RULE_SPEC: &str = "spec";
+/// An exec asks for more than its container's init process has.
+pub const RULE_EXEC: &str = "exec";
 
 /// Builds the source of signatures from the node's `[registry]` configuration.
 pub type SourceFactory =
@@ -73,6 +75,8 @@ pub struct Facts {
     pub pod: Option<CriPod>,
     /// Why the spec text cannot be judged, when it cannot.
     pub spec_error: Option<String>,
+    /// The exec the decision is about, if it is one.
+    pub exec: Option<crate::attestlog::ExecInfo>,
 }
 
 /// vouch trusts what it keeps under `state_dir` (verdicts, layer measurements, baselines, binary
@@ -472,7 +476,10 @@ impl Gate for NodeGate {
             }
             None => request,
         };
-        let verdict = self.decide(request, &mut facts);
+        let verdict = match &request.exec {
+            Some(exec) => self.decide_exec(request, exec, &mut facts),
+            None => self.decide(request, &mut facts),
+        };
         if self.starts {
             record(request, &facts, verdict)
         } else {
@@ -502,6 +509,7 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
     decision.signatures = facts.signatures.clone();
     decision.sbom_digest = facts.sbom_digests.values().next().cloned();
     decision.rootfs_digest = facts.rootfs_digest.clone();
+    decision.exec = facts.exec.clone();
     if let Some(layers) = &facts.layers {
         decision.layers = layers.clone();
     }
@@ -585,6 +593,131 @@ fn record(request: &GateRequest, facts: &Facts, verdict: Verdict) -> Verdict {
 }
 
 impl NodeGate {
+    /// The verdict for an exec into a running container: under the current policy its image must
+    /// still be allowed, no matching rule may forbid exec (`allow_exec = false`), and the process
+    /// may not exceed the container's init process (rule `exec`). Signatures and the root
+    /// filesystem are the start's business and are not judged again here.
+    pub fn decide_exec(
+        &self,
+        request: &GateRequest,
+        exec: &ExecRequest,
+        facts: &mut Facts,
+    ) -> Verdict {
+        let refuse = |subject: String, rule: &str, reason: String| {
+            Verdict::Deny(Denial {
+                subject,
+                reason,
+                rule: rule.to_string(),
+            })
+        };
+        let early_subject = || format!("container {}", request.container_id);
+        let process = identity::spec::parse_unambiguous(&exec.process_text);
+        facts.exec = Some(crate::attestlog::ExecInfo::of(
+            &exec.id,
+            process.as_ref().unwrap_or(&serde_json::Value::Null),
+        ));
+        let container = ContainerRef {
+            address: &request.containerd_address,
+            namespace: &request.namespace,
+            container_id: &request.container_id,
+            cri_image_name: None,
+        };
+        let (config, loaded) = match self.load_policy(request, &container, facts) {
+            Ok(loaded) => loaded,
+            Err((rule, reason)) => return refuse(early_subject(), rule, reason),
+        };
+        if let Err(reason) = check_state_dir(&config.state_dir, self.starts) {
+            return refuse(early_subject(), RULE_CONFIG, reason);
+        }
+        let process = match process {
+            Ok(p) => p,
+            Err(reason) => {
+                return refuse(
+                    early_subject(),
+                    RULE_SPEC,
+                    format!("exec process: {reason}"),
+                )
+            }
+        };
+        if let Some(reason) = facts.spec_error.clone() {
+            return refuse(early_subject(), RULE_SPEC, reason);
+        }
+        facts.policy_digest = Some(loaded.policy_digest.clone());
+        facts.mode = Some(loaded.policy.mode);
+        let policy = &loaded.policy;
+        let known = match self.container_facts(request, &container) {
+            Ok(known) => known,
+            Err(e) => return refuse(early_subject(), RULE_IMAGE_IDENTITY, e.to_string()),
+        };
+        let pod = known.cri.clone();
+        facts.image = known.image.clone();
+        facts.pod = pod.clone();
+        let image = known.image;
+        let subject = match &image {
+            Some(image) => image.subject(),
+            None => format!("container {} (no image)", request.container_id),
+        };
+        let denial = |d: RuleDenial| Denial {
+            subject: subject.clone(),
+            reason: d.reason,
+            rule: d.rule,
+        };
+        let decision = policy.evaluate(&Subject {
+            repository: image.as_ref().map(|i| i.repository.as_str()),
+            namespace: pod.as_ref().and_then(|p| p.namespace.as_deref()),
+            is_sandbox: pod.as_ref().is_some_and(|p| p.sandbox),
+        });
+        let (rules, audited, exempt, verify) = match decision {
+            Decision::Deny(d) => return Verdict::Deny(denial(d)),
+            Decision::Allow {
+                rules,
+                audited,
+                exempt,
+                verify,
+            } => (rules, audited, exempt, verify),
+        };
+        let mut audited: Vec<String> = audited.into_iter().map(|d| denial(d).to_string()).collect();
+        let mut found: Vec<RuleDenial> = Vec::new();
+        for rule in rules
+            .iter()
+            .chain(verify.iter())
+            .filter_map(|n| policy.rule(n))
+        {
+            if rule.host.as_ref().is_some_and(|h| !h.allow_exec) {
+                found.push(RuleDenial {
+                    rule: rule.name.clone(),
+                    reason:
+                        "host: allow_exec = false: no process may be exec'd into this container"
+                            .into(),
+                    mode: policy.mode_of(rule),
+                });
+            }
+        }
+        let beyond = crate::spec::exec::exceeds(&request.spec, &process);
+        if !beyond.is_empty() {
+            found.push(RuleDenial {
+                rule: RULE_EXEC.into(),
+                reason: beyond.join("; "),
+                mode: policy.mode,
+            });
+        }
+        for d in found {
+            if d.mode == Mode::Enforce {
+                return Verdict::Deny(denial(d));
+            }
+            audited.push(denial(d).to_string());
+        }
+        let mut allowed_by = rules;
+        allowed_by.extend(verify);
+        Verdict::Allow(Evidence {
+            image,
+            rules: allowed_by,
+            audited,
+            exempt,
+            policy_digest: Some(loaded.policy_digest),
+        })
+    }
+
     /// What containerd's own records say about the container, or what the caller already knows
     /// (the CLI names an image; it has no container).
     fn container_facts(
@@ -1586,6 +1719,70 @@ action = "allow"
             "{}",
             d.reason
         );
+    }
+
+    #[test]
+    fn an_exec_is_judged_against_its_container_and_recorded_with_its_process() {
+        use serde_json::json;
+        let node = recording_node("");
+        std::fs::write(
+            node.policy(),
+            format!(
+                "{POLICY}\n[[rule]]\nname = \"locked\"\nimages = [\"ghcr.io/acme/locked/**\"]\naction = \"allow\"\n\
+                 [rule.host]\nallow_exec = false\nallow_privileged = true\n"
+            ),
+        )
+        .unwrap();
+        let gate = NodeGate::for_starts().with_node_config(&node.config());
+        let own = json!({"args": ["id"], "user": {"uid": 1000, "gid": 1000},
+            "capabilities": {"bounding": ["CAP_CHOWN"]}, "noNewPrivileges": true});
+        let exec = |image: &str, process: &serde_json::Value| {
+            let mut r = node.request(Some(image), &[]);
+            r.spec = json!({"process": {"user": {"uid": 1000, "gid": 1000},
+                "capabilities": {"bounding": ["CAP_CHOWN"]}, "noNewPrivileges": true}});
+            r.exec = Some(ExecRequest {
+                id: "e1".into(),
+                process_text: process.to_string(),
+            });
+            r
+        };
+        allowed(gate.admit(&exec("ghcr.io/acme/app:1", &own)));
+        let mut root = own.clone();
+        root["user"]["uid"] = json!(0);
+        let d = denied(gate.admit(&exec("ghcr.io/acme/app:1", &root)));
+        assert_eq!(d.rule, RULE_EXEC);
+        assert!(
+            d.reason
+                .contains("runAsUser 0 (the container runs as 1000)"),
+            "{}",
+            d.reason
+        );
+        let d = denied(gate.admit(&exec("ghcr.io/acme/locked/x:1", &own)));
+        assert_eq!(d.rule, "locked");
+        assert!(d.reason.contains("allow_exec = false"), "{}", d.reason);
+        // An exec into a container whose image the policy now denies is refused too.
+        let d = denied(gate.admit(&exec("ghcr.io/acme/debug/sh:1", &own)));
+        assert_eq!(d.rule, "no-debug");
+        // A process runc would read differently is refused before anything else.
+        let mut bad = exec("ghcr.io/acme/app:1", &own);
+        bad.exec = Some(ExecRequest {
+            id: "e2".into(),
+            process_text: r#"{"user":{"uid":1000},"User":{"uid":0}}"#.into(),
+        });
+        assert_eq!(denied(gate.admit(&bad)).rule, RULE_SPEC);
+        // Every exec decision is in the log with its process; a start's `exec` is null.
+        allowed(gate.admit(&node.request(Some("ghcr.io/acme/app:1"), &[])));
+        let r = records(&node);
+        assert_eq!(r.len(), 6, "{r:?}");
+        assert_eq!(r[0]["decision"], "allow");
+        assert_eq!(r[0]["exec"]["id"], "e1");
+        assert_eq!(r[0]["exec"]["args"], json!(["id"]));
+        assert_eq!(r[0]["exec"]["user"]["uid"], 1000);
+        assert_eq!(r[1]["decision"], "deny");
+        assert_eq!(r[1]["exec"]["user"]["uid"], 0);
+        assert_eq!(r[4]["exec"]["id"], "e2");
+        assert!(r[5]["exec"].is_null(), "{}", r[5]);
+        assert!(r[5].as_object().unwrap().contains_key("exec"));
     }
 
     #[test]

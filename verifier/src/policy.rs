@@ -51,6 +51,7 @@
 //! allowed_modules = ["overlay", "br_netfilter", "nf_*"]   # every loaded module must match one
 //! required_lsm = ["apparmor"]      # each must be active (apparmor and selinux: enforcing)
 //! runc_sha256 = ["<64 hex digits>"]    # the runc binary must have one of these digests
+//! allow_exec = false               # no process may be exec'd into matching containers (default true)
 //! pod_security = "baseline"        # Pod Security Standard the spec must meet: "privileged" | "baseline" | "restricted"
 //! ```
 //!
@@ -242,6 +243,8 @@ pub struct HostRequirement {
     pub runc_sha256: Vec<String>,
     /// The Pod Security Standard the container's OCI spec must meet; `None`: not checked.
     pub pod_security: Option<Level>,
+    /// Whether processes may be exec'd into matching containers (`kubectl exec`); default true.
+    pub allow_exec: bool,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -418,6 +421,8 @@ struct RawHost {
     runc_sha256: Vec<Spanned<String>>,
     #[serde(default)]
     pod_security: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_exec: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -975,6 +980,7 @@ impl Locator<'_> {
             required_lsm,
             runc_sha256,
             pod_security,
+            allow_exec: raw.allow_exec.unwrap_or(true),
         }))
     }
 }
@@ -1338,7 +1344,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         let p = policy(&format!(
             "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/var/cache/**\", \"/tmp/*\"]\n\
              [rule.host]\nallow_privileged = true\nrequire_seccomp = true\nallowed_modules = [\"overlay\", \"nf_*\"]\n\
-             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\npod_security = \"restricted\"\n",
+             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\npod_security = \"restricted\"\nallow_exec = false\n",
             "AB".repeat(32)
         ));
         let r = &p.rules[0];
@@ -1358,6 +1364,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
                 required_lsm: vec!["apparmor".into()],
                 runc_sha256: vec!["ab".repeat(32)],
                 pod_security: Some(Level::Restricted),
+                allow_exec: false,
             })
         );
         // An empty [rule.host] refuses privileged containers and checks nothing else.

@@ -224,6 +224,7 @@ fn write_locked(
         signatures: decision.signatures.clone(),
         sbom_digest: decision.sbom_digest.clone(),
         tpm: None,
+        exec: decision.exec.clone(),
         unquoted_reason: None,
     };
 

@@ -119,6 +119,67 @@ pub struct Decision {
     /// The authorities whose signatures verified.
     pub signatures: Vec<String>,
     pub sbom_digest: Option<String>,
+    /// The process, when the decision is about an exec into a running container.
+    pub exec: Option<ExecInfo>,
+}
+
+/// An exec into a running container, as its record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecInfo {
+    /// containerd's exec id.
+    pub id: String,
+    pub args: Vec<String>,
+    pub user: ExecUser,
+}
+
+/// Who an exec runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecUser {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+}
+
+impl ExecInfo {
+    /// What an OCI process spec says of itself (malformed fields read as empty or 0; the gate
+    /// judges the process separately).
+    pub fn of(id: &str, process: &serde_json::Value) -> ExecInfo {
+        let number = |p: &str| {
+            process
+                .pointer(p)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        ExecInfo {
+            id: id.to_string(),
+            args: process
+                .get("args")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .take(256)
+                        .filter_map(|s| s.as_str().map(|s| s.chars().take(4096).collect()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            user: ExecUser {
+                uid: number("/user/uid"),
+                gid: number("/user/gid"),
+                additional_gids: process
+                    .pointer("/user/additionalGids")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .take(256)
+                            .filter_map(|g| g.as_u64().and_then(|g| u32::try_from(g).ok()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+        }
+    }
 }
 
 impl Decision {
@@ -136,6 +197,7 @@ impl Decision {
             host: serde_json::Value::Null,
             signatures: Vec::new(),
             sbom_digest: None,
+            exec: None,
         }
     }
 }
@@ -158,6 +220,9 @@ pub struct Predicate {
     pub signatures: Vec<String>,
     pub sbom_digest: Option<String>,
     pub tpm: Option<TpmEvidence>,
+    /// The exec this decision is about; null for container starts.
+    #[serde(default)]
+    pub exec: Option<ExecInfo>,
     /// Why `tpm` is null; absent when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unquoted_reason: Option<String>,

@@ -6,6 +6,8 @@
 //! one line per violation; the gate decides what a violation means (enforce or audit).
 //!
 //! - [`pod_security`]: the Kubernetes Pod Security Standards (`privileged`, `baseline`,
-//!   `restricted`) as far as the OCI spec shows them.
+//!   `restricted`) as far as the OCI spec shows them;
+//! - [`exec`]: an exec's process may not exceed its container's init process.
 
+pub mod exec;
 pub mod pod_security;
