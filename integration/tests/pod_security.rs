@@ -15,7 +15,8 @@
 //!   does for `procMount: Default` ([`kubelet_defaults`]); a request without them runs unmasked.
 //! - A container joins its sandbox's PID, IPC and network namespaces by `/proc/<pause pid>/ns/...`
 //!   whether the pod has its own or the node's (hostPID, hostIPC, hostNetwork): the container's
-//!   spec reads the same either way. Only the sandbox's spec shows a host namespace.
+//!   spec reads the same either way, so the gate compares the namespace such a path leads to with
+//!   its own (the node's).
 //! - Pod-level sysctls reach only the sandbox's spec (the containers join its namespaces, where
 //!   runc wrote them): an unsafe sysctl is seen only when a rule judges the pause sandbox.
 //! - The sandbox keeps containerd's default capabilities (CRI has no field to drop them) and runs
@@ -521,6 +522,35 @@ fn a_judged_sandbox_in_a_host_namespace_is_refused_and_one_with_its_own_runs() {
     let own = Pod::run(&cri, pod_config(&cri, "own-namespaces", JUDGED_SANDBOXES));
     let log = own.runs(container(&cri, "own", &baseline_image(&rig), "echo $$"));
     assert_eq!(log.trim(), "1");
+}
+
+/// A container joins a host-namespace pod's namespaces by `/proc/<pause pid>/ns/...`: the gate
+/// sees that the path leads to the node's own namespace, so the container is refused even where
+/// the sandbox is not judged.
+#[test]
+fn a_container_of_a_host_namespace_pod_is_refused_although_its_spec_names_a_pod_path() {
+    let rig = rig();
+    let cri = rig.cri().unwrap();
+    type Choose = fn(&mut NamespaceOption) -> &mut i32;
+    let cases: [(&str, Choose, &str); 3] = [
+        ("c-host-pid", |n| &mut n.pid, "hostPID"),
+        ("c-host-network", |n| &mut n.network, "hostNetwork"),
+        ("c-host-ipc", |n| &mut n.ipc, "hostIPC"),
+    ];
+    for (name, choose, setting) in cases {
+        let mut config = pod_config(&cri, name, "pss-host");
+        *choose(
+            sandbox_security(&mut config)
+                .namespace_options
+                .as_mut()
+                .unwrap(),
+        ) = NamespaceMode::Node as i32;
+        let pod = Pod::run(&cri, config);
+        let mut c = container(&cri, name, &baseline_image(&rig), "echo $$");
+        // As the kubelet does: the container takes the pod's namespace mode.
+        *choose(security(&mut c).namespace_options.as_mut().unwrap()) = NamespaceMode::Node as i32;
+        pod.refused(c, &BASELINE, setting);
+    }
 }
 
 #[test]

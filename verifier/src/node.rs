@@ -459,7 +459,8 @@ impl Gate for NodeGate {
             .map(identity::spec::parse_unambiguous);
         let judged;
         let request = match parsed {
-            Some(Ok(spec)) => {
+            Some(Ok(mut spec)) => {
+                crate::spec::name_host_namespaces(&mut spec);
                 judged = GateRequest {
                     spec,
                     ..request.clone()

@@ -11,3 +11,84 @@
 
 pub mod exec;
 pub mod pod_security;
+
+use serde_json::Value;
+
+/// Names the node's own namespaces where a spec joins them by another path.
+///
+/// containerd's CRI plugin joins a container to its sandbox's namespaces by
+/// `/proc/<pause pid>/ns/<type>`, also when the pod uses the node's (hostPID, hostIPC,
+/// hostNetwork): read as text, the spec looks the same either way. The gate runs in the node's
+/// namespaces, so a path that leads to the same namespace as the gate's own `/proc/self/ns/<type>`
+/// (same device and inode) is the node's: it is rewritten as `/proc/1/ns/<type>`, which every check
+/// reads as the host's. A path that cannot be looked at is left as written (runc fails on it too).
+pub fn name_host_namespaces(spec: &mut Value) {
+    let Some(list) = spec
+        .pointer_mut("/linux/namespaces")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for entry in list.iter_mut().take(64) {
+        let (Some(kind), Some(path)) = (
+            entry.get("type").and_then(Value::as_str),
+            entry.get("path").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let name = match kind {
+            "network" => "net",
+            "mount" => "mnt",
+            other => other,
+        };
+        if !name.bytes().all(|b| b.is_ascii_lowercase()) || path.is_empty() {
+            continue;
+        }
+        if same_namespace(path, &format!("/proc/self/ns/{name}")) {
+            entry["path"] = Value::String(format!("/proc/1/ns/{name}"));
+        }
+    }
+}
+
+fn same_namespace(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_path_to_the_nodes_own_namespace_is_named_as_the_hosts() {
+        let me = std::process::id();
+        let mut spec = json!({"linux": {"namespaces": [
+            {"type": "network", "path": format!("/proc/{me}/ns/net")},
+            {"type": "pid", "path": "/proc/self/ns/pid"},
+            {"type": "ipc", "path": "/nonexistent/ns/ipc"},
+            {"type": "uts"},
+            {"type": "../etc", "path": "/proc/self/ns/net"}
+        ]}});
+        name_host_namespaces(&mut spec);
+        let list = spec["linux"]["namespaces"].as_array().unwrap();
+        assert_eq!(list[0]["path"], "/proc/1/ns/net");
+        assert_eq!(list[1]["path"], "/proc/1/ns/pid");
+        assert_eq!(list[2]["path"], "/nonexistent/ns/ipc");
+        assert!(list[3].get("path").is_none());
+        assert_eq!(list[4]["path"], "/proc/self/ns/net");
+        // Malformed specs are left alone.
+        for mut odd in [
+            json!(null),
+            json!({"linux": {"namespaces": 3}}),
+            json!({"linux": {"namespaces": [1, "x"]}}),
+        ] {
+            let before = odd.clone();
+            name_host_namespaces(&mut odd);
+            assert_eq!(odd, before);
+        }
+    }
+}
