@@ -138,6 +138,10 @@ pub struct SpecSecurity {
     /// they could hold.
     #[serde(default)]
     pub unreadable: Vec<String>,
+    /// OCI hooks, `kind path` (`createRuntime /usr/bin/x`): programs runc runs on the node, as
+    /// root, in the node's namespaces for most kinds.
+    #[serde(default)]
+    pub hooks: Vec<String>,
 }
 
 /// Where the host's files are: `/proc` and `/sys`, or a copy of them in tests.
@@ -502,8 +506,52 @@ pub fn spec_security(spec: &serde_json::Value) -> SpecSecurity {
         ),
         apparmor_profile: text(&["process", "apparmorProfile"]),
         selinux_label: text(&["process", "selinuxLabel"]),
+        hooks: spec_hooks(spec, &mut unreadable),
         unreadable,
     }
+}
+
+/// The hook kinds of the OCI runtime spec.
+const HOOK_KINDS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// Every hook of the spec, `kind path`; what cannot be read is noted in `unreadable`.
+fn spec_hooks(spec: &serde_json::Value, unreadable: &mut Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(hooks) = spec.get("hooks") else {
+        return out;
+    };
+    let Some(hooks) = hooks.as_object() else {
+        if !hooks.is_null() {
+            unreadable.push("hooks is not an object".into());
+        }
+        return out;
+    };
+    for (kind, list) in hooks {
+        if list.is_null() {
+            continue;
+        }
+        let Some(list) = list.as_array() else {
+            unreadable.push(format!("hooks.{} is not a list", shown(kind)));
+            continue;
+        };
+        if !HOOK_KINDS.contains(&kind.as_str()) && !list.is_empty() {
+            unreadable.push(format!("hooks.{} is not a hook kind", shown(kind)));
+        }
+        for hook in list {
+            match hook.get("path").and_then(|p| p.as_str()) {
+                Some(path) => out.push(format!("{kind} {path}")),
+                None => unreadable.push(format!("a hooks.{} entry has no path", shown(kind))),
+            }
+        }
+    }
+    out
 }
 
 /// The value at `path` in the spec. `Ok(None)` when it is absent or `null` (runc's Go decoder reads
@@ -902,6 +950,20 @@ fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>)
                 "host: allow_privileged = false: the spec cannot be read ({what})"
             ));
         }
+        for hook in &spec.hooks {
+            let path = hook.split_once(' ').map_or(hook.as_str(), |(_, p)| p);
+            if !req.allowed_hooks.iter().any(|a| a == path) {
+                let hook: String = hook
+                    .chars()
+                    .take(200)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                out.push(format!(
+                    "host: allow_privileged = false: hooks.{hook} (a hook runs on the node as \
+                     root; allowed_hooks names those that may)"
+                ));
+            }
+        }
         let sources: BTreeSet<&String> = spec.host_root_mounts.iter().collect();
         for source in sources.iter().take(NAMED) {
             out.push(format!("host: allow_privileged = false: hostPath {source}"));
@@ -998,6 +1060,7 @@ mod tests {
             runc_sha256: vec![],
             pod_security: None,
             allow_exec: true,
+            allowed_hooks: vec![],
         }
     }
 
@@ -1157,6 +1220,52 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> SpecSecurity {
         spec_security(&json)
+    }
+
+    #[test]
+    fn hooks_run_on_the_node_and_are_refused_unless_allowed() {
+        let spec = serde_json::json!({"hooks": {
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "id > /tmp/pwned"]}],
+            "prestart": [{"path": "/usr/bin/gpu-hook"}]
+        }});
+        let s = spec_security(&spec);
+        assert_eq!(
+            s.hooks,
+            vec!["createRuntime /bin/sh", "prestart /usr/bin/gpu-hook"]
+        );
+        let mut req = requirement();
+        let v = check(&req, &HostState::default(), Some(&s));
+        assert!(
+            v.iter()
+                .any(|l| l
+                    .starts_with("host: allow_privileged = false: hooks.createRuntime /bin/sh")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|l| l.contains("hooks.prestart /usr/bin/gpu-hook")),
+            "{v:?}"
+        );
+        req.allowed_hooks = vec!["/usr/bin/gpu-hook".into()];
+        let v = check(&req, &HostState::default(), Some(&s));
+        assert!(!v.iter().any(|l| l.contains("gpu-hook")), "{v:?}");
+        assert!(v.iter().any(|l| l.contains("/bin/sh")), "{v:?}");
+        req.allow_privileged = true;
+        assert!(check(&req, &HostState::default(), Some(&s)).is_empty());
+        // Malformed hooks are unreadable, so refused.
+        for odd in [
+            serde_json::json!({"hooks": 3}),
+            serde_json::json!({"hooks": {"prestart": "x"}}),
+            serde_json::json!({"hooks": {"prestart": [{"args": []}]}}),
+            serde_json::json!({"hooks": {"preStart": [{"path": "/x"}]}}),
+        ] {
+            let s = spec_security(&odd);
+            assert!(!s.unreadable.is_empty(), "{odd}");
+            assert!(!check(&requirement(), &HostState::default(), Some(&s)).is_empty());
+        }
+        assert!(spec_security(&serde_json::json!({"hooks": null}))
+            .unreadable
+            .is_empty());
     }
 
     #[test]

@@ -52,6 +52,7 @@
 //! required_lsm = ["apparmor"]      # each must be active (apparmor and selinux: enforcing)
 //! runc_sha256 = ["<64 hex digits>"]    # the runc binary must have one of these digests
 //! allow_exec = false               # no process may be exec'd into matching containers (default true)
+//! allowed_hooks = ["/usr/bin/nvidia-container-runtime-hook"]   # OCI hooks allowed when not privileged
 //! pod_security = "baseline"        # Pod Security Standard the spec must meet: "privileged" | "baseline" | "restricted"
 //! ```
 //!
@@ -245,6 +246,9 @@ pub struct HostRequirement {
     pub pod_security: Option<Level>,
     /// Whether processes may be exec'd into matching containers (`kubectl exec`); default true.
     pub allow_exec: bool,
+    /// OCI hooks (absolute paths) a container may carry under `allow_privileged = false`, e.g. a
+    /// GPU toolkit's; any other hook is refused, since runc runs hooks on the node as root.
+    pub allowed_hooks: Vec<String>,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -423,6 +427,8 @@ struct RawHost {
     pod_security: Option<Spanned<String>>,
     #[serde(default)]
     allow_exec: Option<bool>,
+    #[serde(default)]
+    allowed_hooks: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -973,6 +979,17 @@ impl Locator<'_> {
                 }
             }),
         };
+        let mut allowed_hooks = Vec::new();
+        for h in &raw.allowed_hooks {
+            let path = h.get_ref();
+            if !path.starts_with('/') || path.chars().any(char::is_control) {
+                return Err(self.error(
+                    h.span().start,
+                    "allowed_hooks entries are absolute paths of hook programs",
+                ));
+            }
+            allowed_hooks.push(path.clone());
+        }
         Ok(Some(HostRequirement {
             allow_privileged: raw.allow_privileged.unwrap_or(false),
             require_seccomp: raw.require_seccomp.unwrap_or(false),
@@ -981,6 +998,7 @@ impl Locator<'_> {
             runc_sha256,
             pod_security,
             allow_exec: raw.allow_exec.unwrap_or(true),
+            allowed_hooks,
         }))
     }
 }
@@ -1344,7 +1362,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         let p = policy(&format!(
             "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\"/var/cache/**\", \"/tmp/*\"]\n\
              [rule.host]\nallow_privileged = true\nrequire_seccomp = true\nallowed_modules = [\"overlay\", \"nf_*\"]\n\
-             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\npod_security = \"restricted\"\nallow_exec = false\n",
+             required_lsm = [\"AppArmor\"]\nrunc_sha256 = [\"sha256:{}\"]\npod_security = \"restricted\"\nallow_exec = false\nallowed_hooks = [\"/usr/bin/gpu-hook\"]\n",
             "AB".repeat(32)
         ));
         let r = &p.rules[0];
@@ -1365,6 +1383,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
                 runc_sha256: vec!["ab".repeat(32)],
                 pod_security: Some(Level::Restricted),
                 allow_exec: false,
+                allowed_hooks: vec!["/usr/bin/gpu-hook".into()],
             })
         );
         // An empty [rule.host] refuses privileged containers and checks nothing else.

@@ -397,8 +397,13 @@ pub fn check(
             material.len()
         ))
     } else {
+        let shared = if verified.len() > signers.len() {
+            " (authorities sharing a key or keyless identity count once)"
+        } else {
+            ""
+        };
         Outcome::Failed(format!(
-            "{} of {} required distinct signers verified ({}); {why}",
+            "{} of {} required authorities verified ({}){shared}; {why}",
             signers.len(),
             verification.threshold,
             verified.join(", ")
