@@ -78,6 +78,8 @@ start_swtpm "$root"
 # The measured cases use a second node config: the same policy and state, with the TPM required.
 cp "$root/vouch/config.toml" "$root/vouch/tpm.toml"
 printf '[tpm]\nmode = "required"\ntcti = "%s"\n' "$SWTPM_TCTI" >>"$root/vouch/tpm.toml"
+# The node config lists it: vouch refuses a ConfigPath the node config does not allow.
+sed -i "1i allowed_configs = [\"$root/vouch/tpm.toml\"]" "$root/vouch/config.toml"
 start_containerd "$root" "$root/bin"
 
 build_busybox_layout "$root/layout" latest /bin/true
