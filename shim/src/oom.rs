@@ -5,17 +5,35 @@
 //! Either watcher ends by itself when runc removes the cgroup.
 
 use std::{
-    fs::{self, File, OpenOptions},
-    io::{Read, Write},
+    fs::{File, OpenOptions},
+    io::{self, Read, Write},
     os::fd::{AsRawFd, FromRawFd},
     path::{Path, PathBuf},
     thread,
 };
 
+/// Largest `/proc/<pid>/cgroup` read: one short line per hierarchy.
+const MAX_CGROUP_LIST: u64 = 64 * 1024;
+/// Largest `memory.events` read: a handful of counters.
+const MAX_MEMORY_EVENTS: u64 = 4096;
+
+/// A kernel file's text, at most `max` bytes: past that an error naming the file and the bound.
+fn read_kernel_file(path: &Path, max: u64) -> io::Result<String> {
+    let mut text = String::new();
+    File::open(path)?.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("{} is larger than {max} bytes", path.display()),
+        ));
+    }
+    Ok(text)
+}
+
 /// The memory cgroup directory of a process, if it has one.
-pub fn memory_cgroup_dir(pid: u32) -> Option<PathBuf> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    parse_memory_cgroup(&text, crate::metrics::is_cgroup_v2())
+pub fn memory_cgroup_dir(pid: u32) -> io::Result<Option<PathBuf>> {
+    let text = read_kernel_file(Path::new(&format!("/proc/{pid}/cgroup")), MAX_CGROUP_LIST)?;
+    Ok(parse_memory_cgroup(&text, crate::metrics::is_cgroup_v2()))
 }
 
 fn parse_memory_cgroup(text: &str, v2: bool) -> Option<PathBuf> {
@@ -35,7 +53,7 @@ fn parse_memory_cgroup(text: &str, v2: bool) -> Option<PathBuf> {
 
 /// Starts watching; `on_oom` runs once per OOM event.
 pub fn watch(pid: u32, on_oom: impl Fn() + Send + 'static) -> std::io::Result<()> {
-    let Some(dir) = memory_cgroup_dir(pid) else {
+    let Some(dir) = memory_cgroup_dir(pid)? else {
         return Ok(());
     };
     if crate::metrics::is_cgroup_v2() {
@@ -75,8 +93,13 @@ fn watch_v1(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> std::io::Result
     Ok(())
 }
 
-fn oom_kills(path: &Path) -> Option<u64> {
-    let text = fs::read_to_string(path).ok()?;
+/// The `oom_kill` counter of a `memory.events` file; `None` if it has none.
+fn oom_kills(path: &Path) -> io::Result<Option<u64>> {
+    let text = read_kernel_file(path, MAX_MEMORY_EVENTS)?;
+    Ok(parse_oom_kills(&text))
+}
+
+fn parse_oom_kills(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|n| n.trim().parse().ok())
@@ -89,7 +112,7 @@ fn watch_v2(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> std::io::Result
     inotify
         .add_watch(&events, AddWatchFlags::IN_MODIFY)
         .map_err(std::io::Error::from)?;
-    let mut seen = oom_kills(&events).unwrap_or(0);
+    let mut seen = oom_kills(&events)?.unwrap_or(0);
     thread::Builder::new()
         .name("oom".into())
         .stack_size(64 * 1024)
@@ -102,12 +125,18 @@ fn watch_v2(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> std::io::Result
                     break;
                 }
                 match oom_kills(&events) {
-                    Some(n) if n > seen => {
+                    Ok(Some(n)) if n > seen => {
                         seen = n;
                         on_oom();
                     }
-                    Some(_) => {}
-                    None => break,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    // Gone with the cgroup: the watch is over.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) => {
+                        log::warn!("OOM notifications end: {e}");
+                        break;
+                    }
                 }
             }
         })?;
@@ -130,5 +159,30 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/k8s/c2"))
         );
         assert_eq!(parse_memory_cgroup("garbage", false), None);
+    }
+
+    #[test]
+    fn kernel_files_are_read_within_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("memory.events");
+        std::fs::write(&events, "low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n").unwrap();
+        assert_eq!(oom_kills(&events).unwrap(), Some(2));
+        std::fs::write(&events, "low 0\n").unwrap();
+        assert_eq!(oom_kills(&events).unwrap(), None);
+        let long = format!("oom_kill 1\n{}", "x".repeat(MAX_MEMORY_EVENTS as usize));
+        std::fs::write(&events, long).unwrap();
+        let e = oom_kills(&events).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is larger than {MAX_MEMORY_EVENTS} bytes",
+                events.display()
+            )
+        );
+        let exact = "x".repeat(MAX_MEMORY_EVENTS as usize);
+        std::fs::write(&events, &exact).unwrap();
+        assert_eq!(read_kernel_file(&events, MAX_MEMORY_EVENTS).unwrap(), exact);
+        // This process's own listing is well within its bound.
+        assert!(memory_cgroup_dir(std::process::id()).is_ok());
     }
 }

@@ -2,7 +2,9 @@
 //! a dead shim), serving, and exiting when the last container is gone.
 
 use std::{
+    fs::File,
     io::{IsTerminal, Read, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::Arc,
     time::SystemTime,
@@ -21,6 +23,15 @@ use crate::{events::Events, mount, options, process::timestamp, reaper, task::Ta
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 /// Runtime options saved in the bundle at `start`, for a later `delete` to find runc's state.
 pub const SAVED_OPTIONS: &str = "vouch-options.pb";
+
+/// Largest bundle `config.json` read for its grouping key: the bound the task service reads the
+/// spec within.
+const MAX_SPEC_BYTES: u64 = vouch_verifier::identity::spec::MAX_SPEC_BYTES as u64;
+/// Largest runtime options read, from stdin or the bundle: a protobuf `Any` of runc's options is a
+/// few hundred bytes.
+const MAX_OPTIONS_BYTES: u64 = 64 * 1024;
+/// Largest `address` file read: one socket address.
+const MAX_ADDRESS_BYTES: u64 = 4096;
 
 pub struct Service {
     namespace: String,
@@ -42,11 +53,39 @@ fn finish<T>(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> T {
     std::process::exit(code)
 }
 
-/// Reads the bundle's annotations for the grouping key (sandbox id, else the container id).
-fn grouping(bundle: &Path, id: &str) -> String {
-    std::fs::read(bundle.join("config.json"))
+/// `r` to its end, at most `max` bytes: past that an error naming `what` and the bound.
+fn read_at_most(r: impl Read, max: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("{what} is larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The file at `path`, at most `max` bytes (a FIFO put there does not block the read).
+fn read_file_at_most(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    read_at_most(file, max, &path.display().to_string())
+}
+
+/// Reads the bundle's annotations for the grouping key (sandbox id, else the container id). A
+/// spec over the bound is an error; one missing or unreadable leaves the container id, and the
+/// task service's own read says what is wrong with it.
+fn grouping(bundle: &Path, id: &str) -> Result<String, String> {
+    let bytes = match read_file_at_most(&bundle.join("config.json"), MAX_SPEC_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => return Err(e.to_string()),
+        Err(_) => return Ok(id.to_string()),
+    };
+    Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|spec| {
             spec.pointer("/annotations")
                 .and_then(|a| a.get(SANDBOX_ID))
@@ -54,7 +93,7 @@ fn grouping(bundle: &Path, id: &str) -> String {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| id.to_string())
+        .unwrap_or_else(|| id.to_string()))
 }
 
 /// Moves a process into a cgroup given relative to the hierarchy roots (v1: every controller).
@@ -109,11 +148,21 @@ impl containerd_shim::Shim for Service {
         let bundle = std::env::current_dir().map_err(|e| {
             containerd_shim::Error::Other(format!("cannot find the bundle directory: {e}"))
         })?;
-        let group = grouping(&bundle, &opts.id);
-        let mut raw_options = Vec::new();
-        if !std::io::stdin().is_terminal() {
-            let _ = std::io::stdin().read_to_end(&mut raw_options);
-        }
+        let group = grouping(&bundle, &opts.id).map_err(containerd_shim::Error::InvalidArgument)?;
+        let raw_options = if std::io::stdin().is_terminal() {
+            Vec::new()
+        } else {
+            match read_at_most(std::io::stdin(), MAX_OPTIONS_BYTES, "stdin") {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                    return Err(containerd_shim::Error::InvalidArgument(format!(
+                        "runtime options: {e}"
+                    )))
+                }
+                // No stdin to read (closed): no options, as when containerd sends none.
+                Err(_) => Vec::new(),
+            }
+        };
         let (pid, address) = containerd_shim::spawn(opts, &group, Vec::new())?;
         write_address(&address)?;
         if !raw_options.is_empty() {
@@ -135,10 +184,15 @@ impl containerd_shim::Shim for Service {
 
     fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
         let bundle = std::env::current_dir().unwrap_or_default();
-        let opts = std::fs::read(bundle.join(SAVED_OPTIONS))
-            .ok()
-            .and_then(|b| options::decode_any(&b).ok())
-            .unwrap_or_default();
+        let opts = match read_file_at_most(&bundle.join(SAVED_OPTIONS), MAX_OPTIONS_BYTES) {
+            Ok(b) => options::decode_any(&b).unwrap_or_default(),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("runtime options: {e}; runc's defaults are used");
+                }
+                Default::default()
+            }
+        };
         reaper::global();
         match crate::runc::client(&opts, &self.namespace, &bundle) {
             Ok(runc) => {
@@ -151,11 +205,18 @@ impl containerd_shim::Shim for Service {
         mount::unmount(&bundle.join("rootfs"));
         // The dead shim could not remove its socket; remove it when nothing answers on it any more
         // (a pod's shim may still serve other containers through the same socket).
-        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
-            let path = socket_path(address.trim());
-            if is_socket(&path) && std::os::unix::net::UnixStream::connect(&path).is_err() {
-                let _ = std::fs::remove_file(&path);
+        match read_file_at_most(&bundle.join("address"), MAX_ADDRESS_BYTES) {
+            Ok(address) => {
+                let address = String::from_utf8_lossy(&address);
+                let path = socket_path(address.trim());
+                if is_socket(&path) && std::os::unix::net::UnixStream::connect(&path).is_err() {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                log::warn!("the shim's socket is left in place: {e}");
+            }
+            Err(_) => {}
         }
         let response = DeleteResponse {
             pid: 0,
@@ -213,10 +274,38 @@ mod tests {
             r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod123"}}"#,
         )
         .unwrap();
-        assert_eq!(grouping(dir.path(), "c1"), "pod123");
+        assert_eq!(grouping(dir.path(), "c1").unwrap(), "pod123");
         std::fs::write(dir.path().join("config.json"), r#"{"annotations":null}"#).unwrap();
-        assert_eq!(grouping(dir.path(), "c1"), "c1");
-        assert_eq!(grouping(Path::new("/nonexistent"), "c2"), "c2");
+        assert_eq!(grouping(dir.path(), "c1").unwrap(), "c1");
+        assert_eq!(grouping(Path::new("/nonexistent"), "c2").unwrap(), "c2");
+    }
+
+    #[test]
+    fn a_spec_over_the_bound_is_refused_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let f = File::create(&path).unwrap();
+        f.set_len(MAX_SPEC_BYTES + 1).unwrap();
+        let e = grouping(dir.path(), "c1").unwrap_err();
+        assert_eq!(
+            e,
+            format!("{} is larger than {MAX_SPEC_BYTES} bytes", path.display())
+        );
+    }
+
+    #[test]
+    fn reads_stop_at_their_bound() {
+        let exact = read_at_most(&[7u8; 10][..], 10, "x").unwrap();
+        assert_eq!(exact.len(), 10);
+        let e = read_at_most(std::io::repeat(1), 10, "stdin").unwrap_err();
+        assert_eq!(e.to_string(), "stdin is larger than 10 bytes");
+        // A FIFO where a file should be is read without waiting for a writer.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("address");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(read_file_at_most(&fifo, MAX_ADDRESS_BYTES)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

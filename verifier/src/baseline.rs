@@ -2,8 +2,9 @@
 //!
 //! - `image`: the unpacked layers must equal the signed image. The expected tree is derived once
 //!   per layer from the layer blob ([`expected_layer`]: the blob is streamed from containerd's
-//!   content store, its compressed bytes checked against the digest the signed manifest pins, every
-//!   tar entry recorded, OCI whiteouts turned into overlay whiteouts) and cached under
+//!   content store into an unnamed scratch file, its compressed bytes checked against the digest
+//!   the signed manifest pins before any is parsed, then every tar entry recorded as containerd
+//!   unpacks it, OCI whiteouts turned into overlay whiteouts) and cached under
 //!   `<state_dir>/baselines/layers/<hex>`; the layers are stacked ([`expected_image`]) and compared
 //!   with what the container will see ([`compare_image`]): any added, removed or changed path
 //!   (type, content, symlink target, device, file capabilities, mode, owner) is a [`Mismatch`].
@@ -21,13 +22,15 @@
 //! Paths in mismatches are shown absolute (`/usr/bin/app`), with bytes that are not printable
 //! UTF-8 escaped, so that a reason stays one line.
 
+mod archive;
 mod content;
 mod fcaps;
+mod layer;
 mod mounts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -35,6 +38,7 @@ use sha2::{Digest, Sha256};
 pub use content::{
     check_digest, node_platform, platform_manifest, BlobSource, ContainerdContent, Layer, OciLayout,
 };
+pub use layer::{read_layer, MAX_BLOB_BYTES, MAX_TAR_BYTES};
 pub use mounts::hidden_code;
 
 use crate::measure::{self, Class, Entry, Kind};
@@ -122,6 +126,27 @@ pub fn show(path: &[u8]) -> String {
     }
     out
 }
+
+/// `text` as one line of at most [`MAX_REASON`] characters: control characters escaped, the rest
+/// cut (errors of libraries may quote what they read).
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_REASON));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_REASON {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Longest text [`one_line`] keeps, in characters.
+pub(crate) const MAX_REASON: usize = 400;
 
 /// A path's normal relative form: no leading `/` or `./`, no `.` or empty components; `None`
 /// for a path with `..`.
@@ -355,8 +380,10 @@ pub struct ExpectedLayer {
     pub implicit: Vec<Vec<u8>>,
 }
 
-// Version 2 added file capabilities: a version 1 cache is derived again from the blob.
-const LAYER_MAGIC: &[u8] = b"VOUCHEL2";
+// Version 2 added file capabilities; version 3 reads PAX records by their length (a capability
+// value holding a newline was lost before) and header-only entries without data, as containerd
+// does. An older cache is derived again from the blob.
+const LAYER_MAGIC: &[u8] = b"VOUCHEL3";
 
 impl ExpectedLayer {
     pub fn encode(&self) -> Vec<u8> {
@@ -415,8 +442,11 @@ fn take_u32(r: &mut &[u8]) -> Result<u32, measure::DecodeError> {
 }
 
 /// The expected layer `layer`, from the cache under `<state_dir>/baselines/layers/` or derived from
-/// the blob (and then cached). Refused: a blob whose bytes do not hash to its digest, zstd (not
-/// supported), a tar with a path escaping the root or a hard link to a path it does not hold.
+/// the blob (and then cached; the blob waits under `<state_dir>/baselines/scratch/`, in a file
+/// without a name). Refused: a blob whose bytes do not hash to its digest (before any is parsed),
+/// a blob or tar over [`MAX_BLOB_BYTES`] or [`MAX_TAR_BYTES`], zstd (not supported), a tar with a
+/// path escaping the root, a hard link to a path it does not hold, or an entry containerd would
+/// not unpack.
 pub fn expected_layer(
     source: &dyn BlobSource,
     layer: &Layer,
@@ -436,268 +466,22 @@ pub fn expected_layer(
         return Err(zstd(&layer.digest));
     }
     let blob = source.open_blob(&layer.digest)?;
-    let derived = read_layer(blob, &layer.digest, max_entries)?;
+    let derived = read_layer(blob, &layer.digest, max_entries, &scratch_dir(state_dir))?;
     if let Err(e) = rootfs::store(&cache, &derived.encode()) {
         log::warn!("cannot write {}: {e}", cache.display());
     }
     Ok(derived)
 }
 
+/// Where a layer blob waits, in an unnamed file, while its digest is checked and it is parsed.
+fn scratch_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("baselines/scratch")
+}
+
 fn zstd(digest: &str) -> BaselineError {
     BaselineError::Unsupported(format!(
         "image layer {digest} is zstd-compressed: not supported by the image baseline"
     ))
-}
-
-/// Hashes everything read through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(buf.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-}
-
-/// Derives the expected layer from a blob (gzip or plain tar), verifying its digest.
-pub fn read_layer(
-    blob: impl Read,
-    digest: &str,
-    max_entries: usize,
-) -> Result<ExpectedLayer, BaselineError> {
-    let blob_err = |reason: String| BaselineError::Blob {
-        digest: digest.to_string(),
-        reason,
-    };
-    let mut hashing = Hashing {
-        inner: blob,
-        hash: Sha256::new(),
-    };
-    let result = {
-        let mut buffered = BufReader::with_capacity(256 * 1024, &mut hashing);
-        let head = buffered.fill_buf().map_err(|e| blob_err(e.to_string()))?;
-        let result = if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            return Err(zstd(digest));
-        } else if head.starts_with(&[0x1f, 0x8b]) {
-            let mut gz = flate2::read::GzDecoder::new(&mut buffered);
-            let r = read_tar(&mut gz, max_entries);
-            io::copy(&mut gz, &mut io::sink()).map_err(|e| blob_err(format!("gzip: {e}")))?;
-            r
-        } else {
-            read_tar(&mut buffered, max_entries)
-        };
-        // Whatever follows the archive is part of the blob and its digest.
-        io::copy(&mut buffered, &mut io::sink()).map_err(|e| blob_err(e.to_string()))?;
-        result
-    };
-    let actual = format!("sha256:{}", hex::encode(hashing.hash.finalize()));
-    if actual != digest {
-        return Err(BaselineError::Digest {
-            expected: digest.to_string(),
-            actual,
-        });
-    }
-    let (entries, implicit) = result.map_err(blob_err)?;
-    Ok(ExpectedLayer {
-        digest: digest.to_string(),
-        entries,
-        implicit,
-    })
-}
-
-type TarResult = Result<(Vec<Entry>, Vec<Vec<u8>>), String>;
-
-/// How tar (GNU, Go's archive/tar, and so Docker and BuildKit) records file capabilities.
-const PAX_FCAPS: &str = "SCHILY.xattr.security.capability";
-
-fn read_tar(r: &mut dyn Read, max_entries: usize) -> TarResult {
-    let mut archive = tar::Archive::new(r);
-    let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
-    let mut opaque: BTreeSet<Vec<u8>> = BTreeSet::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut count = 0usize;
-    for item in archive.entries().map_err(|e| format!("tar: {e}"))? {
-        let mut item = item.map_err(|e| format!("tar: {e}"))?;
-        count += 1;
-        if count > max_entries {
-            return Err(format!("more than {max_entries} entries"));
-        }
-        let raw = item.path_bytes().into_owned();
-        let path =
-            normalise(&raw).ok_or_else(|| format!("path {} escapes the root", printable(&raw)))?;
-        let header = item.header().clone();
-        let kind = match header.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                Kind::File
-            }
-            tar::EntryType::Directory => Kind::Dir,
-            tar::EntryType::Symlink => Kind::Symlink,
-            tar::EntryType::Link => {
-                let target = item
-                    .link_name_bytes()
-                    .and_then(|t| normalise(&t))
-                    .ok_or_else(|| format!("hard link {} has no valid target", show(&path)))?;
-                let mut e = entries
-                    .get(&target)
-                    .filter(|e| e.kind == Kind::File)
-                    .cloned()
-                    .ok_or_else(|| {
-                        format!(
-                            "hard link {} to {}, which the layer does not hold",
-                            show(&path),
-                            show(&target)
-                        )
-                    })?;
-                e.path.clone_from(&path);
-                insert(&mut entries, e);
-                continue;
-            }
-            tar::EntryType::Char => Kind::CharDevice,
-            tar::EntryType::Block => Kind::BlockDevice,
-            tar::EntryType::Fifo => Kind::Fifo,
-            // PAX and GNU extension headers are folded into the entries by the tar crate.
-            _ => continue,
-        };
-        let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
-        if let Some(hidden) = name.strip_prefix(b".wh.") {
-            let parent = path.get(..path.len() - name.len()).unwrap_or_default();
-            let parent = parent.strip_suffix(b"/").unwrap_or(parent).to_vec();
-            if hidden == b".wh..opq" {
-                opaque.insert(parent);
-            } else {
-                let mut p = parent;
-                if !p.is_empty() {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(hidden);
-                let mut e = Entry::new(p, Kind::CharDevice);
-                e.rdev = 0;
-                insert(&mut entries, e);
-            }
-            continue;
-        }
-        let mut e = Entry::new(path, kind);
-        e.mode = header.mode().map_err(|x| format!("tar: {x}"))? & 0o7777;
-        e.uid = u32::try_from(header.uid().map_err(|x| format!("tar: {x}"))?)
-            .map_err(|_| "uid out of range".to_string())?;
-        e.gid = u32::try_from(header.gid().map_err(|x| format!("tar: {x}"))?)
-            .map_err(|_| "gid out of range".to_string())?;
-        // PAX records override the header's numeric fields (large ids).
-        if let Ok(Some(pax)) = item.pax_extensions() {
-            for ext in pax.flatten() {
-                let id = || {
-                    ext.value()
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u32>().ok())
-                        .ok_or_else(|| "PAX id out of range".to_string())
-                };
-                match ext.key() {
-                    Ok("uid") => e.uid = id()?,
-                    Ok("gid") => e.gid = id()?,
-                    Ok(PAX_FCAPS) => {
-                        let caps = ext.value_bytes();
-                        if caps.len() > measure::MAX_FCAPS {
-                            return Err(format!(
-                                "security.capability of {} is larger than {} bytes",
-                                show(&e.path),
-                                measure::MAX_FCAPS
-                            ));
-                        }
-                        e.fcaps = Some(fcaps::as_reported(caps));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        match kind {
-            Kind::File => {
-                let mut h = Sha256::new();
-                let mut head = Vec::with_capacity(18);
-                let mut size = 0u64;
-                loop {
-                    let n = item.read(&mut buf).map_err(|x| format!("tar: {x}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    let chunk = buf.get(..n).unwrap_or_default();
-                    if head.len() < 18 {
-                        let k = (18 - head.len()).min(n);
-                        head.extend_from_slice(chunk.get(..k).unwrap_or_default());
-                    }
-                    h.update(chunk);
-                    size += n as u64;
-                }
-                e.size = size;
-                e.sha256 = Some(h.finalize().into());
-                e.class = Class::of(&head);
-            }
-            Kind::Symlink => {
-                let t = item
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .ok_or_else(|| format!("symlink {} has no target", show(&e.path)))?;
-                e.size = t.len() as u64;
-                e.target = Some(t);
-            }
-            Kind::CharDevice | Kind::BlockDevice => {
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                e.rdev = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
-            }
-            _ => {}
-        }
-        insert(&mut entries, e);
-    }
-    // Opaque directories, and parents the tar does not list.
-    let mut implicit = BTreeSet::new();
-    for dir in opaque {
-        match entries.get_mut(&dir) {
-            Some(e) if e.kind == Kind::Dir => e.opaque = true,
-            _ => {
-                let mut e = Entry::new(dir.clone(), Kind::Dir);
-                e.opaque = true;
-                e.mode = 0o755;
-                entries.insert(dir.clone(), e);
-                implicit.insert(dir);
-            }
-        }
-    }
-    let paths: Vec<Vec<u8>> = entries.keys().cloned().collect();
-    for p in paths {
-        let mut end = p.len();
-        while let Some(i) = p
-            .get(..end)
-            .and_then(|s| s.iter().rposition(|&b| b == b'/'))
-        {
-            let parent = p.get(..i).unwrap_or_default();
-            if entries.contains_key(parent) {
-                break;
-            }
-            let mut e = Entry::new(parent.to_vec(), Kind::Dir);
-            e.mode = 0o755;
-            entries.insert(parent.to_vec(), e);
-            implicit.insert(parent.to_vec());
-            end = i;
-        }
-    }
-    entries.remove(&Vec::new());
-    Ok((
-        entries.into_values().collect(),
-        implicit.into_iter().collect(),
-    ))
-}
-
-/// A later tar entry for the same path replaces the earlier one, as extraction would (a
-/// directory replaced by a non-directory loses its contents).
-fn insert(entries: &mut BTreeMap<Vec<u8>, Entry>, e: Entry) {
-    if e.kind != Kind::Dir && entries.get(&e.path).is_some_and(|p| p.kind == Kind::Dir) {
-        rootfs::remove_below(entries, &e.path);
-    }
-    entries.insert(e.path.clone(), e);
 }
 
 /// The tree an image's layers unpack to: what the container should see.

@@ -90,7 +90,7 @@ fn read_verified<S: BlobSource + ?Sized>(source: &S, digest: &str) -> Result<Val
         .read_to_end(&mut bytes)
         .map_err(|e| BaselineError::Blob {
             digest: digest.to_string(),
-            reason: e.to_string(),
+            reason: super::one_line(&e.to_string()),
         })?;
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(BaselineError::Blob {
@@ -107,7 +107,7 @@ fn read_verified<S: BlobSource + ?Sized>(source: &S, digest: &str) -> Result<Val
     }
     serde_json::from_slice(&bytes).map_err(|e| BaselineError::Blob {
         digest: digest.to_string(),
-        reason: format!("not a JSON manifest: {e}"),
+        reason: super::one_line(&format!("not a JSON manifest: {e}")),
     })
 }
 

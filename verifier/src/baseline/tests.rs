@@ -1,3 +1,5 @@
+use super::archive::PAX_FCAPS;
+use super::layer::{read_layer_within, Limits};
 use super::*;
 use crate::measure::tests::{set_fcaps, NET_RAW_EP};
 use crate::measure::Options;
@@ -136,6 +138,23 @@ pub(super) fn unpack(items: &[Item], dir: &Path) {
 
 fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Reads `blob` as a layer under its own digest, within `limits`.
+fn read_within(
+    blob: &[u8],
+    max_entries: usize,
+    limits: Limits,
+) -> Result<ExpectedLayer, BaselineError> {
+    let scratch = tempfile::tempdir().unwrap();
+    let r = read_layer_within(blob, &digest_of(blob), max_entries, scratch.path(), limits);
+    // Nothing of the blob is left behind, whatever the outcome.
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0);
+    r
+}
+
+fn read(blob: &[u8], max_entries: usize) -> Result<ExpectedLayer, BaselineError> {
+    read_within(blob, max_entries, Limits::DEFAULT)
 }
 
 fn put_blob(layout: &Path, bytes: &[u8]) -> String {
@@ -432,7 +451,7 @@ fn capabilities_are_read_from_pax_records_as_the_node_reports_them() {
         b.into_inner().unwrap()
     };
     let bytes = tar_of(&NET_RAW_EP);
-    let l = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap();
+    let l = read(&bytes[..], 10).unwrap();
     let ping = l
         .entries
         .iter()
@@ -452,7 +471,7 @@ fn capabilities_are_read_from_pax_records_as_the_node_reports_them() {
     v3[3] = 0x03;
     v3.extend_from_slice(&[0; 4]);
     let bytes = tar_of(&v3);
-    let l = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap();
+    let l = read(&bytes[..], 10).unwrap();
     let ping3 = l
         .entries
         .iter()
@@ -462,7 +481,7 @@ fn capabilities_are_read_from_pax_records_as_the_node_reports_them() {
 
     let huge = vec![0u8; crate::measure::MAX_FCAPS + 1];
     let bytes = tar_of(&huge);
-    let err = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap_err();
+    let err = read(&bytes[..], 10).unwrap_err();
     assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
 
     // The capabilities survive the layer cache; a cache of the format before them is not read.
@@ -479,14 +498,29 @@ fn capabilities_are_read_from_pax_records_as_the_node_reports_them() {
         .join("baselines/layers")
         .join(check_digest(&img.layers[0]).unwrap());
     let good = fs::read(&cache).unwrap();
-    let mut old = good[..good.len() - 32].to_vec();
-    old[..8].copy_from_slice(b"VOUCHEL1");
-    let sum: [u8; 32] = Sha256::digest(&old).into();
-    old.extend_from_slice(&sum);
-    fs::write(&cache, &old).unwrap();
-    // Derived again from the blob (and cached again in the current format).
-    assert_eq!(img.expected().entries, before.entries);
-    assert_eq!(fs::read(&cache).unwrap(), good);
+    for version in [b"VOUCHEL1", b"VOUCHEL2"] {
+        let mut old = good[..good.len() - 32].to_vec();
+        old[..8].copy_from_slice(version);
+        let sum: [u8; 32] = Sha256::digest(&old).into();
+        old.extend_from_slice(&sum);
+        fs::write(&cache, &old).unwrap();
+        // Derived again from the blob (and cached again in the current format).
+        assert_eq!(img.expected().entries, before.entries);
+        assert_eq!(fs::read(&cache).unwrap(), good);
+    }
+
+    // A value holding a newline (cap_dac_override and cap_fowner: a mask byte 0x0a) is read by
+    // its record's length, whole.
+    let mut newline = NET_RAW_EP.to_vec();
+    newline[4] = 0x0a;
+    let bytes = tar_of(&newline);
+    let l = read(&bytes[..], 10).unwrap();
+    let ping = l
+        .entries
+        .iter()
+        .find(|e| e.path == b"usr/bin/ping")
+        .unwrap();
+    assert_eq!(ping.fcaps.as_deref(), Some(&newline[..]));
 }
 
 #[test]
@@ -540,7 +574,7 @@ fn layers_are_cached_by_digest_and_a_wrong_blob_is_refused() {
     let mut h = header(tar::EntryType::Regular, 0o644, 1);
     plain.append_data(&mut h, "a", &b"x"[..]).unwrap();
     let plain = plain.into_inner().unwrap();
-    let l = read_layer(&plain[..], &digest_of(&plain), 10).unwrap();
+    let l = read(&plain[..], 10).unwrap();
     assert_eq!(l.entries.len(), 1);
     // PAX ids beyond the header's octal range.
     let mut pax = tar::Builder::new(Vec::new());
@@ -549,14 +583,14 @@ fn layers_are_cached_by_digest_and_a_wrong_blob_is_refused() {
     let mut h = header(tar::EntryType::Regular, 0o644, 1);
     pax.append_data(&mut h, "big", &b"x"[..]).unwrap();
     let pax = pax.into_inner().unwrap();
-    let l = read_layer(&pax[..], &digest_of(&pax), 10).unwrap();
+    let l = read(&pax[..], 10).unwrap();
     assert_eq!((l.entries[0].uid, l.entries[0].gid), (3_000_000, 3_000_001));
 }
 
 #[test]
 fn zstd_and_escaping_paths_are_refused() {
     let zstd = b"\x28\xb5\x2f\xfd rest";
-    let err = read_layer(&zstd[..], &digest_of(zstd), 10).unwrap_err();
+    let err = read(&zstd[..], 10).unwrap_err();
     assert!(err.to_string().contains("zstd"), "{err}");
     let img = Image::new();
     let l = Layer {
@@ -575,8 +609,155 @@ fn zstd_and_escaping_paths_are_refused() {
     h.set_cksum();
     b.append(&h, &b"x"[..]).unwrap();
     let bytes = b.into_inner().unwrap();
-    let err = read_layer(&bytes[..], &digest_of(&bytes), 10).unwrap_err();
+    let err = read(&bytes[..], 10).unwrap_err();
     assert!(err.to_string().contains("escapes the root"), "{err}");
+}
+
+/// A gzip member of `bytes`.
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+    b.append_data(&mut h, name, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_blob_under_a_wrong_digest_is_refused_before_it_is_parsed() {
+    // Each of these fails its parse with an error of its own; under a digest that is not theirs,
+    // only the digest is reported, so the parse never ran.
+    let mut escaping = one_file_tar("x", b"x");
+    escaping[..9].copy_from_slice(b"../escape");
+    let cases: [&[u8]; 3] = [b"\x28\xb5\x2f\xfd zstd", b"not a tar at all", &escaping];
+    let scratch = tempfile::tempdir().unwrap();
+    let wrong = digest_of(b"another blob");
+    for blob in cases {
+        assert!(read(blob, 10).is_err());
+        let e = read_layer(blob, &wrong, 10, scratch.path()).unwrap_err();
+        assert!(matches!(e, BaselineError::Digest { .. }), "{e}");
+    }
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0);
+    // The scratch directory is made, private, when missing.
+    let state = tempfile::tempdir().unwrap();
+    let scratch = state.path().join("a/b");
+    let tar = one_file_tar("f", b"data");
+    read_layer(&tar[..], &digest_of(&tar), 10, &scratch).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&scratch).unwrap().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn blob_and_tar_sizes_are_bounded() {
+    let tar = one_file_tar("big", &vec![7u8; 256 << 10]);
+    let blob = gz(&tar);
+    let limits = |blob_bytes, tar_bytes| Limits {
+        blob_bytes,
+        tar_bytes,
+    };
+    // The compressed bytes, stopped at the bound: an endless source ends too.
+    let e = read_within(&blob, 10, limits(1000, 1 << 30)).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("the blob is larger than 1000 bytes"),
+        "{e}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let e = read_layer_within(
+        io::repeat(0),
+        &digest_of(b""),
+        10,
+        scratch.path(),
+        limits(64 << 10, 1 << 30),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().ends_with("the blob is larger than 64 KiB"),
+        "{e}"
+    );
+    // What comes out of the decompressor, counted in bytes whatever the entries.
+    let e = read_within(&blob, 10, limits(1 << 30, 128 << 10)).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("the layer's tar is larger than 128 KiB"),
+        "{e}"
+    );
+    let e = read_within(&tar, 10, limits(1 << 30, 128 << 10)).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("the layer's tar is larger than 128 KiB"),
+        "{e}"
+    );
+    // Exactly at the bounds is fine.
+    let fit = limits(blob.len() as u64, tar.len() as u64);
+    assert_eq!(
+        read_within(&blob, 10, fit).unwrap().entries[0].size,
+        256 << 10
+    );
+}
+
+#[test]
+fn every_gzip_member_is_read_as_containerd_reads_them() {
+    // Two members: the first holds an entry and no end of archive, the second the rest.
+    let first = one_file_tar("a", b"1");
+    let second = one_file_tar("b", b"2");
+    let mut blob = gz(&first[..first.len() - 1024]);
+    blob.extend_from_slice(&gz(&second));
+    let l = read(&blob, 10).unwrap();
+    let names: Vec<&[u8]> = l.entries.iter().map(|e| e.path.as_slice()).collect();
+    assert_eq!(names, [&b"a"[..], b"b"]);
+}
+
+#[test]
+fn a_whiteout_name_is_a_whiteout_whatever_its_type() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header(tar::EntryType::Regular, 0o644, 1);
+    b.append_data(&mut h, "etc/passwd", &b"x"[..]).unwrap();
+    let mut h = header(tar::EntryType::Link, 0o644, 0);
+    b.append_link(&mut h, "etc/.wh.shadow", "etc/passwd")
+        .unwrap();
+    let bytes = b.into_inner().unwrap();
+    let l = read(&bytes, 10).unwrap();
+    let shadow = l.entries.iter().find(|e| e.path == b"etc/shadow").unwrap();
+    assert!(shadow.is_whiteout());
+    assert!(!l.entries.iter().any(|e| e.path.starts_with(b"etc/.wh.")));
+}
+
+#[test]
+fn layer_errors_are_one_line_and_short() {
+    // The tar crate quotes raw header bytes in its errors; nothing of that reaches a reason.
+    let mut tar = one_file_tar("x", b"x");
+    tar[..3].copy_from_slice(b"a\nb");
+    tar[108..116].copy_from_slice(b"\n\x01zz\r\n\0\0");
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&tar[..512]);
+    h.set_cksum();
+    tar[..512].copy_from_slice(h.as_bytes());
+    let e = read(&tar, 10).unwrap_err().to_string();
+    assert!(e.contains("uid field is not an octal number"), "{e}");
+    assert!(!e.contains(['\n', '\r']), "{e}");
+    // A long name in an error is shortened.
+    let name = "d/".repeat(1000) + "../x";
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header(tar::EntryType::Regular, 0o644, 0);
+    b.append_data(&mut h, "placeholder", io::empty()).unwrap();
+    let mut bytes = b.into_inner().unwrap();
+    let mut long = Vec::new();
+    let mut lh = header(tar::EntryType::GNULongName, 0o644, name.len() as u64);
+    lh.set_path("././@LongLink").unwrap();
+    lh.set_cksum();
+    long.extend_from_slice(lh.as_bytes());
+    long.extend_from_slice(name.as_bytes());
+    long.resize(long.len().div_ceil(512) * 512, 0);
+    bytes.splice(0..0, long);
+    let e = read(&bytes, 10).unwrap_err().to_string();
+    assert!(e.contains("escapes the root") && e.len() < 400, "{e}");
+    assert_eq!(one_line("a\nb\u{1b}c"), "a\\nb\\u{1b}c");
+    assert_eq!(one_line(&"x".repeat(1000)).chars().count(), MAX_REASON + 1);
 }
 
 #[test]
