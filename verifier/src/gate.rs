@@ -8,32 +8,7 @@ use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// One mount of the container's root filesystem, as containerd passed it to Create.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RootfsMount {
-    pub fs_type: String,
-    pub source: String,
-    pub target: String,
-    pub options: Vec<String>,
-}
-
-/// The image a container was created from, resolved to the digest that checks verify.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageIdentity {
-    /// The image name as containerd records it, e.g. `127.0.0.1:5000/team/app:v1`.
-    pub name: String,
-    /// The normalised repository, e.g. `docker.io/library/busybox`.
-    pub repository: String,
-    /// The manifest (or index) digest, `sha256:<hex>`.
-    pub digest: String,
-}
-
-impl ImageIdentity {
-    /// `<repository>@sha256:<hex>`, the form every decision names.
-    pub fn subject(&self) -> String {
-        format!("{}@{}", self.repository, self.digest)
-    }
-}
+pub use crate::facts::{ImageIdentity, RootfsMount};
 
 /// Everything the shim knows about a container at the moment of the decision.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -7,10 +7,14 @@
 //!
 //! - [`pod_security`]: the Kubernetes Pod Security Standards (`privileged`, `baseline`,
 //!   `restricted`) as far as the OCI spec shows them;
-//! - [`exec`]: an exec's process may not exceed its container's init process.
+//! - [`exec`]: an exec's process may not exceed its container's init process;
+//! - [`host`]: the host's measurement (kernel, modules, LSMs, runc's and the shim's digests) and the
+//!   spec's security settings, and `[rule.host]`.
 
 pub mod exec;
+pub mod host;
 pub mod pod_security;
+pub mod stage;
 
 use serde_json::Value;
 

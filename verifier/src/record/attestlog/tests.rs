@@ -95,7 +95,7 @@ fn an_allowed_start_appends_one_record_whose_dsse_signature_verifies() {
         .unwrap();
     public
         .verify(
-            &crate::signature::dsse_pae("application/vnd.in-toto+json", &payload),
+            &crate::dsse::pae("application/vnd.in-toto+json", &payload),
             &sig,
         )
         .unwrap();

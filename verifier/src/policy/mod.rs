@@ -66,6 +66,11 @@
 //! Every matching rule applies and a deny wins. [`Policy::evaluate`] is pure: it sees only the repository,
 //! the pod namespace and whether the container is a pod sandbox.
 
+mod judgement;
+pub mod pattern;
+
+pub use judgement::Judgement;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::{sha256_digest, Registry};
 use crate::config::RegistryConfig;
 use crate::cosign_key::SigningKey;
-use crate::gate::ImageIdentity;
+use crate::facts::ImageIdentity;
 use crate::policy::{Authority, MultiArch, Trust, Verification};
 
 /// A file of `../shared/fixtures`.

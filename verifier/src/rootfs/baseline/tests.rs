@@ -253,13 +253,13 @@ impl Image {
         self.dir.path().join("state")
     }
 
-    fn mounts(&self) -> Vec<crate::gate::RootfsMount> {
+    fn mounts(&self) -> Vec<crate::facts::RootfsMount> {
         let n = self.layers.len() as u32;
         let lower: Vec<String> = (1..=n)
             .rev()
             .map(|i| self.lower(i).display().to_string())
             .collect();
-        vec![crate::gate::RootfsMount {
+        vec![crate::facts::RootfsMount {
             fs_type: "overlay".into(),
             source: "overlay".into(),
             target: String::new(),

@@ -28,10 +28,10 @@ use crate::material::{AttestationMaterial, DsseEnvelope};
 use crate::registry::sha256_digest;
 
 /// The DSSE payload type of in-toto statements.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub use crate::dsse::IN_TOTO_PAYLOAD_TYPE;
 /// in-toto statement versions accepted.
-pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
-pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+pub use crate::dsse::STATEMENT_V01;
+pub use crate::dsse::STATEMENT_V1;
 /// Largest DSSE envelope accepted (base64 of the largest payload, and signatures).
 pub const MAX_ENVELOPE_LEN: usize = MAX_ATTESTATION_PAYLOAD / 3 * 4 + 64 * 1024;
 /// Largest attached SBOM or unsigned statement read.

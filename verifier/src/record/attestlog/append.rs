@@ -276,7 +276,7 @@ fn write_locked(
     };
     let payload = serde_json::to_vec(&statement)
         .map_err(|e| LogError::Sign(format!("cannot encode the statement: {e}")))?;
-    let sig = key.sign(&crate::signature::dsse_pae(PAYLOAD_TYPE, &payload))?;
+    let sig = key.sign(&crate::dsse::pae(PAYLOAD_TYPE, &payload))?;
     let envelope = Envelope {
         payload_type: PAYLOAD_TYPE.to_string(),
         payload: STANDARD.encode(&payload),

@@ -392,7 +392,7 @@ impl Verifier<'_> {
                 ),
             );
         }
-        let message = crate::signature::dsse_pae(&env.payload_type, payload);
+        let message = crate::dsse::pae(&env.payload_type, payload);
         for s in &env.signatures {
             let Some(key) = self
                 .keys

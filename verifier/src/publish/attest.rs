@@ -223,7 +223,7 @@ pub fn statement(predicate_type: &str, repository: &str, digest: &str, predicate
 /// A DSSE envelope over `payload` (an in-toto statement) signed by `key`, as sigstore's Go DSSE
 /// signer writes it: `{"payloadType","payload","signatures":[{"keyid":"","sig"}]}`.
 pub fn envelope(payload: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
-    let signature = key.sign(&crate::signature::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))?;
+    let signature = key.sign(&crate::dsse::pae(IN_TOTO_PAYLOAD_TYPE, payload))?;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let s = |v: &str| go_json(&serde_json::Value::String(v.to_string()));
     Ok(format!(
@@ -468,7 +468,7 @@ fn same_statement(blob: &[u8], payload: &[u8], key: &PublicKey) -> bool {
     {
         return false;
     }
-    let message = crate::signature::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload);
+    let message = crate::dsse::pae(IN_TOTO_PAYLOAD_TYPE, payload);
     env.signatures
         .iter()
         .take(8)

@@ -39,7 +39,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::gate::ImageIdentity;
+use crate::facts::ImageIdentity;
+pub use crate::facts::{ExecInfo, ExecUser};
 use crate::tpm::TpmEvidence;
 
 pub use append::append;
@@ -55,9 +56,9 @@ pub use verify::{
 /// The predicate type of a start record.
 pub const PREDICATE_TYPE: &str = "https://vouch.dev/attestation/start/v1";
 /// The DSSE payload type of every record.
-pub const PAYLOAD_TYPE: &str = crate::signature::IN_TOTO_PAYLOAD_TYPE;
+pub const PAYLOAD_TYPE: &str = crate::dsse::IN_TOTO_PAYLOAD_TYPE;
 /// The in-toto statement type of every record.
-pub const STATEMENT_TYPE: &str = crate::signature::STATEMENT_V1;
+pub const STATEMENT_TYPE: &str = crate::dsse::STATEMENT_V1;
 /// `prev` of the first record.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// No record line is longer (vouch's own are a few KiB); a longer line is reported, never loaded.
@@ -121,65 +122,6 @@ pub struct Decision {
     pub sbom_digest: Option<String>,
     /// The process, when the decision is about an exec into a running container.
     pub exec: Option<ExecInfo>,
-}
-
-/// An exec into a running container, as its record names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecInfo {
-    /// containerd's exec id.
-    pub id: String,
-    pub args: Vec<String>,
-    pub user: ExecUser,
-}
-
-/// Who an exec runs as.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecUser {
-    pub uid: u32,
-    pub gid: u32,
-    #[serde(default)]
-    pub additional_gids: Vec<u32>,
-}
-
-impl ExecInfo {
-    /// What an OCI process spec says of itself (malformed fields read as empty or 0; the gate
-    /// judges the process separately).
-    pub fn of(id: &str, process: &serde_json::Value) -> ExecInfo {
-        let number = |p: &str| {
-            process
-                .pointer(p)
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0)
-        };
-        ExecInfo {
-            id: id.to_string(),
-            args: process
-                .get("args")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .take(256)
-                        .filter_map(|s| s.as_str().map(|s| s.chars().take(4096).collect()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            user: ExecUser {
-                uid: number("/user/uid"),
-                gid: number("/user/gid"),
-                additional_gids: process
-                    .pointer("/user/additionalGids")
-                    .and_then(serde_json::Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .take(256)
-                            .filter_map(|g| g.as_u64().and_then(|g| u32::try_from(g).ok()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            },
-        }
-    }
 }
 
 impl Decision {

@@ -19,7 +19,7 @@ use crate::material::SigstoreBundle;
 pub const MAX_BUNDLE_LEN: usize = 1024 * 1024;
 /// The predicate type cosign v3 uses for image signatures.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
-const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+use crate::dsse::IN_TOTO_PAYLOAD_TYPE;
 const MAX_DSSE_PAYLOAD: usize = 512 * 1024;
 /// Largest attestation bundle accepted: its DSSE payload may be a large SBOM (base64 in the bundle).
 pub const MAX_ATTESTATION_BUNDLE_LEN: usize = 48 * 1024 * 1024;
@@ -170,18 +170,7 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> 
     }
 }
 
-/// Dead Simple Signing Envelope pre-authentication encoding.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
+pub use crate::dsse::pae;
 
 /// What a bundle is verified as.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -21,9 +21,11 @@ use containerd_client::tonic::{
 use sha2::{Digest, Sha256};
 
 pub mod spec;
+pub mod stage;
 
 use crate::error::{Error, Result};
-use crate::gate::ImageIdentity;
+use crate::facts::ImageIdentity;
+pub use crate::facts::{ContainerFacts, CriPod};
 use crate::reference::{is_image_id, Reference};
 
 /// The annotation CRI puts on a container with the image name it was asked to run.
@@ -385,30 +387,6 @@ pub fn chain_id(diff_ids: &[&str]) -> Option<String> {
         });
     }
     chain
-}
-
-/// What containerd's own records say about a container: which image its root filesystem was made
-/// from (bound to the content, not to a name that can move since), and for a CRI container its pod.
-/// Nothing here comes from the OCI spec or its annotations, which any containerd client writes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerFacts {
-    pub image: Option<ImageIdentity>,
-    /// The chain ID of the layers the container's snapshot was made on.
-    pub rootfs_chain: Option<String>,
-    pub cri: Option<CriPod>,
-}
-
-/// A container's pod, as containerd's CRI plugin recorded it in its own record extensions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CriPod {
-    /// The container is the pod's sandbox: CRI's sandbox record names this very container.
-    pub sandbox: bool,
-    pub sandbox_id: String,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub uid: Option<String>,
-    /// For a container: the image id (config digest) CRI resolved its image to.
-    pub image_ref: Option<String>,
 }
 
 async fn inspect_async(c: &ContainerRef<'_>) -> Result<ContainerFacts> {

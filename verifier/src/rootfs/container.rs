@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::gate::RootfsMount;
+use crate::facts::RootfsMount;
 use crate::measure::{self, Entry, Kind, Manifest, MeasureError, Options};
 
 /// Largest layer cache file read back.

@@ -1,0 +1,119 @@
+//! The spec and host stage: the host's measurement and the spec's security settings against every
+//! matching rule's `[rule.host]` (privileges, hooks, seccomp, modules, LSMs, runc's digest, Pod
+//! Security Standards), and for an exec, its process against the container's.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::facts::{CriPod, Facts};
+use crate::gate::{Denial, GateRequest};
+use crate::policy::{Judgement, LoadedPolicy, RuleDenial};
+
+use super::host::{self, HostPaths};
+use super::pod_security::{self, PodContext};
+
+/// An exec asks for more than its container's init process has.
+pub const RULE_EXEC: &str = "exec";
+
+/// How long a start waits for containerd's version (asked once per containerd socket).
+const CONTAINERD_VERSION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The spec and host stage of a start. The host is measured when a matching rule asks, or always
+/// (`measure_always`, container starts: the record carries it).
+pub fn check(
+    config: &Config,
+    loaded: &LoadedPolicy,
+    request: &GateRequest,
+    pod: Option<&CriPod>,
+    measure_always: bool,
+    facts: &mut Facts,
+    judgement: &mut Judgement,
+) -> Result<(), Denial> {
+    let policy = &loaded.policy;
+    let matched = judgement.matched(policy);
+    let wants_host = matched.iter().any(|r| r.host.is_some());
+    if !(measure_always || wants_host) {
+        return Ok(());
+    }
+    let state = measure_host(config, request);
+    let spec = (!request.spec.is_null()).then(|| host::spec_security(&request.spec));
+    let mut value = serde_json::to_value(&state).unwrap_or_default();
+    if let (Some(map), Some(spec)) = (value.as_object_mut(), &spec) {
+        map.insert(
+            "container".into(),
+            serde_json::to_value(spec).unwrap_or_default(),
+        );
+    }
+    facts.host = Some(value);
+    for rule in matched {
+        let Some(req) = &rule.host else { continue };
+        let mut violations = host::check(req, &state, spec.as_ref());
+        if let (Some(level), false) = (req.pod_security, request.spec.is_null()) {
+            let context = PodContext {
+                kubelet_root: &config.kubernetes.kubelet_root,
+                pod_uid: pod.and_then(|p| p.uid.as_deref()),
+                sandbox_id: pod.map(|p| p.sandbox_id.as_str()),
+            };
+            violations.extend(pod_security::check(level, &request.spec, &context));
+        }
+        if violations.is_empty() {
+            continue;
+        }
+        judgement.violation(RuleDenial {
+            rule: rule.name.clone(),
+            reason: violations.join("; "),
+            mode: policy.mode_of(rule),
+        })?;
+    }
+    Ok(())
+}
+
+/// The spec stage of an exec: no matching rule may forbid exec (`allow_exec = false`), and the
+/// process may not exceed the container's init process (rule `exec`, in the policy's mode).
+pub fn check_exec(
+    loaded: &LoadedPolicy,
+    request: &GateRequest,
+    process: &serde_json::Value,
+    judgement: &mut Judgement,
+) -> Result<(), Denial> {
+    let policy = &loaded.policy;
+    for rule in judgement.matched(policy) {
+        if rule.host.as_ref().is_some_and(|h| !h.allow_exec) {
+            judgement.violation(RuleDenial {
+                rule: rule.name.clone(),
+                reason: "host: allow_exec = false: no process may be exec'd into this container"
+                    .into(),
+                mode: policy.mode_of(rule),
+            })?;
+        }
+    }
+    let beyond = super::exec::exceeds(&request.spec, process);
+    if !beyond.is_empty() {
+        judgement.violation(RuleDenial {
+            rule: RULE_EXEC.into(),
+            reason: beyond.join("; "),
+            mode: policy.mode,
+        })?;
+    }
+    Ok(())
+}
+
+/// Measures the host (runc's and the shim's digests cached by stat identity under `state_dir`).
+fn measure_host(config: &Config, request: &GateRequest) -> host::HostState {
+    let address = request.containerd_address.clone();
+    let ask = move || {
+        crate::identity::containerd_version(&address, CONTAINERD_VERSION_TIMEOUT)
+            .map_err(|e| e.to_string())
+    };
+    let cache = config.state_dir.join("host");
+    let socket = Path::new(&request.containerd_address);
+    let inputs = host::Inputs {
+        runc: request.runtime_binary.as_deref(),
+        shim: request.shim_binary.as_deref(),
+        containerd: (!request.containerd_address.is_empty())
+            .then_some((socket, &ask as host::AskVersion<'_>)),
+        cache_dir: Some(&cache),
+    };
+    host::collect(&HostPaths::default(), &inputs)
+}
