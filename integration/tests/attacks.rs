@@ -311,6 +311,12 @@ fn dangerous_capabilities_and_the_hosts_root_are_refused_under_allow_privileged_
             vec!["--mount", "type=bind,src=/,dst=/host,options=rbind:ro"],
             "hostPath /",
         ),
+        // A host block device, and a second /proc whose sys/kernel/core_pattern is the node's.
+        (vec!["--device", "/dev/loop0"], "devices /dev/loop0"),
+        (
+            vec!["--mount", "type=proc,src=proc,dst=/p,options=nosuid"],
+            "proc mounted at /p",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -75,9 +75,17 @@ fn relay_log(stderr: impl Read, container: &str) -> String {
             Ok(_) => {}
         }
         if line.last() != Some(&b'\n') {
-            // Cut: drop the rest of this line.
+            // Cut: drop the rest of this line, in bounded pieces.
             let mut rest = Vec::new();
-            let _ = reader.read_until(b'\n', &mut rest);
+            while let Ok(n) = (&mut reader)
+                .take(MAX_LOG_LINE as u64)
+                .read_until(b'\n', &mut rest)
+            {
+                if n == 0 || rest.last() == Some(&b'\n') {
+                    break;
+                }
+                rest.clear();
+            }
         }
         passed += line.len();
         if passed > MAX_LOG_BYTES {
@@ -186,6 +194,16 @@ mod tests {
         let allow = Verdict::Allow(Default::default());
         let text = serde_json::to_string(&allow).unwrap();
         assert_eq!(serde_json::from_str::<Verdict>(&text).unwrap(), allow);
+    }
+
+    #[test]
+    fn the_gates_log_is_relayed_line_by_line_bounded_and_its_last_line_kept() {
+        let long = "x".repeat(1 << 20);
+        let input = format!("INFO first\nDEBUG {long}\nnot a level\nWARN last one\n");
+        assert_eq!(relay_log(input.as_bytes(), "c1"), "last one");
+        assert_eq!(relay_log(&b""[..], "c1"), "");
+        // A last line without its newline still counts.
+        assert_eq!(relay_log(&b"ERROR boom"[..], "c1"), "boom");
     }
 
     #[test]

@@ -645,6 +645,7 @@ fn check_spec(spec: &Value) -> Result<(), TestCaseError> {
         pod_security: Some(vouch_verifier::spec::pod_security::Level::Restricted),
         allow_exec: true,
         allowed_hooks: Vec::new(),
+        allowed_devices: Vec::new(),
     };
     for reason in host::check(&requirement, &host::HostState::default(), Some(&security)) {
         one_line("host check", &reason)?;

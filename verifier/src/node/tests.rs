@@ -388,7 +388,8 @@ fn host_rule_refuses_a_privileged_container_naming_the_setting() {
     let all = ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"];
     request.spec = serde_json::json!({
         "process": {"capabilities": {"bounding": all}},
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+                  "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]}
     });
     let d = denied(NodeGate::new().admit(&request));
     assert_eq!(d.rule, "hardened");
@@ -411,7 +412,8 @@ fn host_rule_refuses_a_privileged_container_naming_the_setting() {
 
     // Masked paths and a seccomp filter, but CAP_SYS_ADMIN and CAP_NET_ADMIN: still refused,
     // each capability named.
-    request.spec["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+    request.spec["linux"]["maskedPaths"] =
+        serde_json::json!(["/proc/kcore", "/proc/keys", "/sys/firmware"]);
     request.spec["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"});
     let d = denied(NodeGate::new().admit(&request));
     assert!(

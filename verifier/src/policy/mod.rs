@@ -53,6 +53,7 @@
 //! runc_sha256 = ["<64 hex digits>"]    # the runc binary must have one of these digests
 //! allow_exec = false               # no process may be exec'd into matching containers (default true)
 //! allowed_hooks = ["/usr/bin/nvidia-container-runtime-hook"]   # OCI hooks allowed when not privileged
+//! allowed_devices = ["/dev/nvidia*"]   # host devices allowed when not privileged
 //! pod_security = "baseline"        # Pod Security Standard the spec must meet: "privileged" | "baseline" | "restricted"
 //! ```
 //!
@@ -254,6 +255,9 @@ pub struct HostRequirement {
     /// OCI hooks (absolute paths) a container may carry under `allow_privileged = false`, e.g. a
     /// GPU toolkit's; any other hook is refused, since runc runs hooks on the node as root.
     pub allowed_hooks: Vec<String>,
+    /// Host devices (`linux.devices` paths, `*` and `?` wildcards) a container may get under
+    /// `allow_privileged = false`, e.g. a device plugin's `/dev/nvidia*`.
+    pub allowed_devices: Vec<String>,
 }
 
 /// The signature requirements of a `verify` rule.
@@ -434,6 +438,8 @@ struct RawHost {
     allow_exec: Option<bool>,
     #[serde(default)]
     allowed_hooks: Vec<Spanned<String>>,
+    #[serde(default)]
+    allowed_devices: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -995,6 +1001,17 @@ impl Locator<'_> {
             }
             allowed_hooks.push(path.clone());
         }
+        let mut allowed_devices = Vec::new();
+        for d in &raw.allowed_devices {
+            let path = d.get_ref();
+            if !path.starts_with("/dev/") || path.chars().any(char::is_control) {
+                return Err(self.error(
+                    d.span().start,
+                    "allowed_devices entries are device paths under /dev/ (wildcards * and ?)",
+                ));
+            }
+            allowed_devices.push(path.clone());
+        }
         Ok(Some(HostRequirement {
             allow_privileged: raw.allow_privileged.unwrap_or(false),
             require_seccomp: raw.require_seccomp.unwrap_or(false),
@@ -1004,6 +1021,7 @@ impl Locator<'_> {
             pod_security,
             allow_exec: raw.allow_exec.unwrap_or(true),
             allowed_hooks,
+            allowed_devices,
         }))
     }
 }
@@ -1389,6 +1407,7 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
                 pod_security: Some(Level::Restricted),
                 allow_exec: false,
                 allowed_hooks: vec!["/usr/bin/gpu-hook".into()],
+                allowed_devices: vec![],
             })
         );
         // An empty [rule.host] refuses privileged containers and checks nothing else.

@@ -68,6 +68,67 @@ pub fn exceeds(spec: &Value, exec: &Value) -> Vec<String> {
             }
         }
     }
+    // Higher limits, OOM protection, and a working directory through /proc (a descriptor runc
+    // leaked, CVE-2024-21626) are more than the container has.
+    let limits = |p: &Value| -> Vec<(String, Option<u64>, Option<u64>)> {
+        p.get("rlimits")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .take(64)
+                    .map(|r| {
+                        (
+                            r.get("type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            r.get("hard").and_then(Value::as_u64),
+                            r.get("soft").and_then(Value::as_u64),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let init_limits = limits(init);
+    for (kind, hard, soft) in limits(exec) {
+        let within = init_limits.iter().any(|(k, h, _)| {
+            *k == kind
+                && h.is_some()
+                && hard.is_some_and(|x| Some(x) <= *h)
+                && soft.is_some_and(|x| Some(x) <= *h)
+        });
+        if !within {
+            out.push(format!(
+                "exec: rlimits {} (above the container's)",
+                kind.chars().take(40).collect::<String>()
+            ));
+        }
+    }
+    if let Some(adj) = exec.get("oomScoreAdj") {
+        let mine = adj.as_i64();
+        let theirs = init.get("oomScoreAdj").map_or(Some(0), Value::as_i64);
+        if mine.is_none() || theirs.is_none() || mine < theirs {
+            out.push(format!(
+                "exec: oomScoreAdj {} (the container has {})",
+                mine.map_or_else(|| "(invalid)".to_string(), |n| n.to_string()),
+                theirs.map_or_else(|| "(invalid)".to_string(), |n| n.to_string())
+            ));
+        }
+    }
+    if let Some(cwd) = exec.get("cwd") {
+        let dir = cwd.as_str().unwrap_or("(invalid)");
+        let lexical: Vec<&str> = dir
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if cwd.as_str().is_none() || lexical.first() == Some(&"proc") || lexical.contains(&"..") {
+            out.push(format!(
+                "exec: workingDir {} (through /proc, or climbing out)",
+                dir.chars().take(80).collect::<String>()
+            ));
+        }
+    }
     for (field, name) in [
         ("apparmorProfile", "appArmorProfile"),
         ("selinuxLabel", "seLinuxOptions"),
@@ -138,6 +199,8 @@ mod tests {
                 "permitted": ["CAP_NET_BIND_SERVICE"]
             },
             "noNewPrivileges": true,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "cwd": "/",
             "apparmorProfile": "cri-containerd.apparmor.d",
             "selinuxLabel": "system_u:system_r:container_t:s0:c1,c2"
         }})
@@ -147,6 +210,7 @@ mod tests {
     fn the_containers_own_process_with_other_args_is_no_more() {
         let mut exec = container()["process"].clone();
         exec["args"] = json!(["sh", "-c", "id"]);
+        exec["cwd"] = json!("/app");
         assert_eq!(exceeds(&container(), &exec), Vec::<String>::new());
         // Fewer capabilities and fewer groups are fine too.
         exec["capabilities"]["bounding"] = json!([]);
@@ -189,6 +253,19 @@ mod tests {
                 "seLinuxOptions",
             ),
             (json!({"user": {"uid": "0"}}), "runAsUser (invalid)"),
+            (
+                json!({"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]}),
+                "rlimits RLIMIT_NOFILE",
+            ),
+            (
+                json!({"oomScoreAdj": -1000}),
+                "oomScoreAdj -1000 (the container has 0)",
+            ),
+            (
+                json!({"cwd": "/proc/self/fd/7"}),
+                "workingDir /proc/self/fd/7",
+            ),
+            (json!({"cwd": "/../proc/1/root"}), "workingDir"),
         ];
         for (change, named) in cases {
             let mut exec = base.clone();

@@ -38,9 +38,9 @@ pub(crate) const DEFAULT_CAPABILITIES: &[&str] = &[
 /// Namespaces a container normally has of its own; one missing from the spec is the host's.
 const ISOLATING_NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts"];
 
-/// Capabilities `allow_privileged = false` refuses in any set, as Kubernetes spells them: each
-/// reaches past the container (mounts and namespaces, kernel modules, raw I/O, other processes,
-/// reboot, eBPF and perf, the LSM's policy, the network stack).
+/// Capabilities the issue's `allow_privileged = false` list names; every capability beyond
+/// containerd's default set is refused now, these among them (kept for the tests that name them).
+#[cfg(test)]
 const PRIVILEGED_CAPABILITIES: &[&str] = &[
     "SYS_ADMIN",
     "SYS_MODULE",
@@ -54,6 +54,8 @@ const PRIVILEGED_CAPABILITIES: &[&str] = &[
     "NET_ADMIN",
 ];
 
+/// Most entries of one list (mounts, devices, device rules) read from a spec.
+const MAX_LISTED: usize = 4096;
 /// Host directories whose bind mount amounts to the host's root: the root itself, the kernel's
 /// interfaces, the host's configuration and root's home, the boot files, and the directories of
 /// containerd and the kubelet (every container's files and the runtime's sockets). `/var/run` is
@@ -142,6 +144,18 @@ pub struct SpecSecurity {
     /// root, in the node's namespaces for most kinds.
     #[serde(default)]
     pub hooks: Vec<String>,
+    /// Ways the spec opens the kernel's interfaces beyond what a container gets by default: a
+    /// proc, sysfs or cgroup mount elsewhere or writable, default masked or read-only /proc paths
+    /// missing (`/proc/sys` writable is the node's `core_pattern`).
+    #[serde(default)]
+    pub kernel_exposure: Vec<String>,
+    /// Host devices the container gets (`linux.devices`), by path.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Device cgroup rules that allow more than the devices listed (`a` all, or a type, major or
+    /// minor left open), or a device no entry of `linux.devices` names.
+    #[serde(default)]
+    pub device_rules: Vec<String>,
 }
 
 /// Where the host's files are: `/proc` and `/sys`, or a copy of them in tests.
@@ -466,6 +480,7 @@ pub fn spec_security(spec: &serde_json::Value) -> SpecSecurity {
     if let Err(field) = string_list(spec, &["linux", "maskedPaths"]) {
         unreadable.push(field);
     }
+    let devices = spec_devices(spec);
     let mounts = host_mounts(spec);
     let host_root_mounts = mounts
         .iter()
@@ -507,8 +522,164 @@ pub fn spec_security(spec: &serde_json::Value) -> SpecSecurity {
         apparmor_profile: text(&["process", "apparmorProfile"]),
         selinux_label: text(&["process", "selinuxLabel"]),
         hooks: spec_hooks(spec, &mut unreadable),
+        kernel_exposure: kernel_exposure(spec),
+        devices: devices.iter().map(|d| d.path.clone()).collect(),
+        device_rules: device_rules(spec, &devices),
         unreadable,
     }
+}
+
+/// What the kernel's own mounts may look like in a container: proc at `/proc`, sysfs at `/sys`
+/// read-only, cgroup at `/sys/fs/cgroup` read-only.
+const KERNEL_MOUNTS: &[(&str, &str, bool)] = &[
+    ("proc", "/proc", false),
+    ("sysfs", "/sys", true),
+    ("cgroup", "/sys/fs/cgroup", true),
+    ("cgroup2", "/sys/fs/cgroup", true),
+];
+
+/// /proc paths a container's runtime masks by default (containerd's and the kubelet's lists) that
+/// give the node's memory, keys or firmware away.
+const REQUIRED_MASKED: &[&str] = &["/proc/kcore", "/proc/keys", "/sys/firmware"];
+/// /proc paths a container's runtime makes read-only by default: writable, they set the node's
+/// kernel parameters (`/proc/sys/kernel/core_pattern` runs a program as root on the node).
+const REQUIRED_READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// See [`SpecSecurity::kernel_exposure`].
+pub(crate) fn kernel_exposure(spec: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    if let Ok(Some(Value::Array(mounts))) = lookup(spec, &["mounts"]) {
+        for m in mounts.iter().take(MAX_LISTED) {
+            let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+            let Some((_, home, read_only)) = KERNEL_MOUNTS.iter().find(|(k, _, _)| *k == kind)
+            else {
+                continue;
+            };
+            let destination = m.get("destination").and_then(Value::as_str).unwrap_or("");
+            let at = normalize(destination);
+            if at.as_deref() != Some(*home) {
+                out.push(format!("{} mounted at {}", shown(kind), shown(destination)));
+                continue;
+            }
+            let ro = m
+                .get("options")
+                .and_then(Value::as_array)
+                .is_some_and(|o| o.iter().any(|o| o.as_str() == Some("ro")));
+            if *read_only && !ro {
+                out.push(format!("{kind} at {home} writable"));
+            }
+        }
+    }
+    let listed = |field: &str| -> Vec<String> {
+        string_list(spec, &["linux", field])
+            .map(|l| l.into_iter().filter_map(normalize).collect())
+            .unwrap_or_default()
+    };
+    let masked = listed("maskedPaths");
+    for p in REQUIRED_MASKED {
+        if !masked.iter().any(|m| m == p) {
+            out.push(format!("maskedPaths misses {p}"));
+        }
+    }
+    let readonly = listed("readonlyPaths");
+    for p in REQUIRED_READONLY {
+        if !readonly.iter().any(|r| r == p) && !masked.iter().any(|m| m == p) {
+            out.push(format!("readonlyPaths misses {p}"));
+        }
+    }
+    out
+}
+
+/// An entry of `linux.devices`.
+pub(crate) struct Device {
+    path: String,
+    kind: String,
+    major: Option<i64>,
+    minor: Option<i64>,
+}
+
+/// `linux.devices`; an entry that cannot be read is listed by what it is.
+fn spec_devices(spec: &serde_json::Value) -> Vec<Device> {
+    use serde_json::Value;
+    match lookup(spec, &["linux", "devices"]) {
+        Ok(None) | Ok(Some(Value::Null)) => Vec::new(),
+        Ok(Some(Value::Array(list))) => list
+            .iter()
+            .take(MAX_LISTED)
+            .map(|d| Device {
+                path: d
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .map(|p| p.chars().take(200).collect())
+                    .unwrap_or_else(|| "(a device without a path)".into()),
+                kind: d.get("type").and_then(Value::as_str).unwrap_or("").into(),
+                major: d.get("major").and_then(Value::as_i64),
+                minor: d.get("minor").and_then(Value::as_i64),
+            })
+            .collect(),
+        _ => vec![Device {
+            path: "(linux.devices is not a list)".into(),
+            kind: String::new(),
+            major: None,
+            minor: None,
+        }],
+    }
+}
+
+/// The character devices containerd's default spec allows by rule (null, zero, full, random,
+/// urandom, tty, console, ptmx, the pts range): (major, minor; `None` for all minors).
+const DEFAULT_DEVICE_RULES: &[(i64, Option<i64>)] = &[
+    (1, Some(3)),
+    (1, Some(5)),
+    (1, Some(7)),
+    (1, Some(8)),
+    (1, Some(9)),
+    (5, Some(0)),
+    (5, Some(1)),
+    (5, Some(2)),
+    (136, None),
+];
+
+/// See [`SpecSecurity::device_rules`]. runc allows its default devices (null, zero, full, random,
+/// urandom, tty, ptmx, pts) by itself; a spec's allow rule is needed only for the devices it
+/// adds, each named by type, major and minor.
+fn device_rules(spec: &serde_json::Value, devices: &[Device]) -> Vec<String> {
+    use serde_json::Value;
+    let rules = match lookup(spec, &["linux", "resources", "devices"]) {
+        Ok(None) | Ok(Some(Value::Null)) => return Vec::new(),
+        Ok(Some(Value::Array(rules))) => rules,
+        _ => return vec!["(linux.resources.devices is not a list)".into()],
+    };
+    let mut out = Vec::new();
+    for rule in rules.iter().take(MAX_LISTED) {
+        if rule.get("allow").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let kind = rule.get("type").and_then(Value::as_str).unwrap_or("a");
+        let major = rule.get("major").and_then(Value::as_i64);
+        let minor = rule.get("minor").and_then(Value::as_i64);
+        let default = kind == "c"
+            && DEFAULT_DEVICE_RULES
+                .iter()
+                .any(|(ma, mi)| major == Some(*ma) && minor == *mi);
+        let named = default
+            || matches!(kind, "b" | "c")
+                && devices.iter().any(|d| {
+                    d.kind == kind && d.major.is_some() && d.major == major && d.minor == minor
+                });
+        if !named {
+            let part = |n: Option<i64>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+            out.push(format!("{} {}:{}", shown(kind), part(major), part(minor)));
+        }
+    }
+    out
 }
 
 /// The hook kinds of the OCI runtime spec.
@@ -937,8 +1108,7 @@ fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>)
             .added_capabilities
             .iter()
             .filter(|_| !spec.privileged)
-            .map(|c| capability_name(c))
-            .filter(|c| PRIVILEGED_CAPABILITIES.contains(&c.as_str()))
+            .map(|c| shown(&capability_name(c)))
             .collect();
         for c in capabilities {
             out.push(format!(
@@ -948,6 +1118,25 @@ fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>)
         for what in &spec.unreadable {
             out.push(format!(
                 "host: allow_privileged = false: the spec cannot be read ({what})"
+            ));
+        }
+        if !spec.privileged {
+            for what in spec.kernel_exposure.iter().take(NAMED) {
+                out.push(format!("host: allow_privileged = false: {what}"));
+            }
+        }
+        for device in &spec.devices {
+            if !req.allowed_devices.iter().any(|p| glob_match(p, device)) {
+                out.push(format!(
+                    "host: allow_privileged = false: devices {} (a host device; \
+                     allowed_devices names those that may)",
+                    shown(device)
+                ));
+            }
+        }
+        for rule in spec.device_rules.iter().take(NAMED) {
+            out.push(format!(
+                "host: allow_privileged = false: linux.resources.devices allows {rule}"
             ));
         }
         for hook in &spec.hooks {
@@ -1061,6 +1250,7 @@ mod tests {
             pod_security: None,
             allow_exec: true,
             allowed_hooks: vec![],
+            allowed_devices: vec![],
         }
     }
 
@@ -1292,10 +1482,10 @@ mod tests {
         };
         assert!(check(&allowed, &HostState::default(), Some(&s)).is_empty());
         // CAP_SYS_ADMIN with masked paths is an added capability, not privileged; still refused.
-        let s = spec(serde_json::json!({
+        let s = spec(confined(serde_json::json!({
             "process": {"capabilities": {"bounding": ["CAP_SYS_ADMIN"]}},
-            "linux": {"maskedPaths": ["/proc/kcore"]}
-        }));
+            "linux": {"maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"]}
+        })));
         assert!(!s.privileged);
         assert_eq!(s.added_capabilities, vec!["CAP_SYS_ADMIN"]);
         assert_eq!(
@@ -1335,8 +1525,9 @@ mod tests {
             Some("cri-containerd.apparmor.d")
         );
         // A filter that allows everything is no filter.
-        let s =
-            spec(serde_json::json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}));
+        let s = spec(confined(
+            serde_json::json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}),
+        ));
         assert_eq!(s.seccomp, None);
         let req = HostRequirement {
             require_seccomp: true,
@@ -1432,6 +1623,104 @@ mod tests {
 
     /// A container as containerd's CRI plugin writes it: default capabilities, masked paths, the
     /// pod's namespaces, its volumes and CRI's files.
+    /// `v` with the /proc paths a runtime masks and makes read-only by default (as containerd's
+    /// and the kubelet's specs have them), where it names none.
+    fn confined(mut v: serde_json::Value) -> serde_json::Value {
+        if let Some(map) = v.as_object_mut() {
+            let linux = map.entry("linux").or_insert_with(|| serde_json::json!({}));
+            if let Some(linux) = linux.as_object_mut() {
+                linux
+                    .entry("maskedPaths")
+                    .or_insert_with(|| serde_json::json!(REQUIRED_MASKED));
+                linux
+                    .entry("readonlyPaths")
+                    .or_insert_with(|| serde_json::json!(REQUIRED_READONLY));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn kernel_interfaces_and_devices_are_refused_under_allow_privileged_false() {
+        let refused = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut json = plain_container();
+            change(&mut json);
+            check(&requirement(), &HostState::default(), Some(&spec(json)))
+        };
+        assert!(refused(&|_| {}).is_empty());
+        let v = refused(&|j| {
+            j["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/p", "type": "proc", "source": "proc"}))
+        });
+        assert_eq!(v, ["host: allow_privileged = false: proc mounted at /p"]);
+        let v = refused(&|j| {
+            j["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid"]}))
+        });
+        assert_eq!(
+            v,
+            ["host: allow_privileged = false: sysfs at /sys writable"]
+        );
+        let v = refused(&|j| j["linux"]["readonlyPaths"] = serde_json::json!([]));
+        assert!(
+            v.contains(
+                &"host: allow_privileged = false: readonlyPaths misses /proc/sys".to_string()
+            ),
+            "{v:?}"
+        );
+        let v = refused(&|j| j["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]));
+        assert!(
+            v.contains(
+                &"host: allow_privileged = false: maskedPaths misses /proc/keys".to_string()
+            ),
+            "{v:?}"
+        );
+        // A host disk as a device, or every device allowed in the device cgroup.
+        let v = refused(&|j| {
+            j["linux"]["devices"] =
+                serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]);
+            j["linux"]["resources"] = serde_json::json!({"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}]});
+        });
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].starts_with("host: allow_privileged = false: devices /dev/sda"),
+            "{v:?}"
+        );
+        let v = refused(&|j| {
+            j["linux"]["resources"] =
+                serde_json::json!({"devices": [{"allow": true, "access": "rwm"}]})
+        });
+        assert_eq!(
+            v,
+            ["host: allow_privileged = false: linux.resources.devices allows a *:*"]
+        );
+        let v = refused(
+            &|j| j["linux"]["resources"] = serde_json::json!({"devices": [{"allow": true, "type": "c", "major": 10, "minor": 200}]}),
+        );
+        assert_eq!(
+            v,
+            ["host: allow_privileged = false: linux.resources.devices allows c 10:200"]
+        );
+        // A device the rule allows by name passes, with its cgroup rule.
+        let allowed = HostRequirement {
+            allowed_devices: vec!["/dev/nvidia*".into()],
+            ..requirement()
+        };
+        let mut json = plain_container();
+        json["linux"]["devices"] =
+            serde_json::json!([{"path": "/dev/nvidia0", "type": "c", "major": 195, "minor": 0}]);
+        json["linux"]["resources"] = serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 195, "minor": 0, "access": "rw"}]});
+        assert!(check(&allowed, &HostState::default(), Some(&spec(json.clone()))).is_empty());
+        assert_eq!(
+            check(&requirement(), &HostState::default(), Some(&spec(json))).len(),
+            1
+        );
+    }
+
     fn plain_container() -> serde_json::Value {
         serde_json::json!({
             "process": {"capabilities": {
@@ -1440,7 +1729,8 @@ mod tests {
             "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                 "options": ["nosuid", "ro"]},
                 {"destination": "/data", "type": "bind", "options": ["rbind", "rw"],
                  "source": "/var/lib/kubelet/pods/0b8f/volumes/kubernetes.io~empty-dir/data"},
                 {"destination": "/etc/hosts", "type": "bind", "options": ["rbind", "ro"],
@@ -1455,7 +1745,9 @@ mod tests {
                                {"type": "network", "path": "/proc/4242/ns/net"},
                                {"type": "ipc", "path": "/proc/4242/ns/ipc"},
                                {"type": "uts", "path": "/proc/4242/ns/uts"}],
-                "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                  "/proc/sysrq-trigger"],
                 "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}
             }
         })
@@ -1492,11 +1784,23 @@ mod tests {
                 )]
             );
         }
-        // NET_RAW (containerd's default) and the baseline capabilities are not refused here.
+        // NET_RAW (containerd's default) and the baseline capabilities are not refused here;
+        // any other capability is (DAC_READ_SEARCH opens any file by handle, SYS_TIME sets the
+        // node's clock).
         let mut json = plain_container();
         json["process"]["capabilities"]["ambient"] =
-            serde_json::json!(["CAP_NET_RAW", "CAP_MKNOD", "CAP_SYS_CHROOT", "CAP_SYS_NICE"]);
+            serde_json::json!(["CAP_NET_RAW", "CAP_MKNOD", "CAP_SYS_CHROOT"]);
         assert!(check(&requirement(), &HostState::default(), Some(&spec(json))).is_empty());
+        for name in ["DAC_READ_SEARCH", "SYS_TIME", "SYS_NICE"] {
+            let mut json = plain_container();
+            json["process"]["capabilities"]["ambient"] = serde_json::json!([format!("CAP_{name}")]);
+            assert_eq!(
+                check(&requirement(), &HostState::default(), Some(&spec(json))),
+                vec![format!(
+                    "host: allow_privileged = false: capabilities.add {name}"
+                )]
+            );
+        }
     }
 
     #[test]

@@ -329,10 +329,30 @@ fn baseline(spec: &Value, pod: &PodContext<'_>, report: &mut Report) {
         .collect();
     report.each("hostPath", &sources);
 
-    match host::string_list(spec, &["linux", "maskedPaths"]) {
-        Ok(paths) if !paths.is_empty() => {}
-        Ok(_) => report.push("procMount Unmasked"),
-        Err(what) => report.push(format_args!("procMount Unmasked ({what})")),
+    // Unmasked: no masked paths at all; else each default mask or read-only path missing, and
+    // kernel filesystems mounted elsewhere or writable.
+    let unmasked = match host::string_list(spec, &["linux", "maskedPaths"]) {
+        Ok(paths) if !paths.is_empty() => false,
+        Ok(_) => {
+            report.push("procMount Unmasked");
+            true
+        }
+        Err(what) => {
+            report.push(format_args!("procMount Unmasked ({what})"));
+            true
+        }
+    };
+    if !host::looks_privileged(spec) {
+        for what in host::kernel_exposure(spec).iter().filter(|w| {
+            !unmasked || !(w.starts_with("maskedPaths") || w.starts_with("readonlyPaths"))
+        }) {
+            report.push(format_args!("procMount Unmasked ({what})"));
+        }
+    }
+    // A device cgroup rule that opens every device is what `privileged` gives.
+    let rules = host::spec_security(spec).device_rules;
+    if rules.iter().any(|r| r.starts_with("a ") || r.contains('*')) {
+        report.push("securityContext.privileged (linux.resources.devices allows every device)");
     }
 
     match host::lookup(spec, &["linux", "sysctl"]) {
@@ -873,7 +893,51 @@ mod tests {
             }),
             vec!["pod_security baseline: procMount Unmasked"]
         );
-        assert!(baseline_of(|s| s["linux"]["maskedPaths"] = json!(["/proc/kcore"])).is_empty());
+        assert_eq!(
+            baseline_of(|s| s["linux"]["maskedPaths"] = json!(["/proc/kcore"])),
+            vec![
+                "pod_security baseline: procMount Unmasked (maskedPaths misses /proc/keys)",
+                "pod_security baseline: procMount Unmasked (maskedPaths misses /sys/firmware)"
+            ]
+        );
+        assert_eq!(
+            baseline_of(|s| s["linux"]["readonlyPaths"] = json!([])),
+            [
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger"
+            ]
+            .iter()
+            .map(|p| format!(
+                "pod_security baseline: procMount Unmasked (readonlyPaths misses {p})"
+            ))
+            .collect::<Vec<_>>()
+        );
+        // A second proc, or sysfs writable: the node's kernel parameters and core_pattern.
+        let second_proc = baseline_of(|s| {
+            s["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "/p", "type": "proc", "source": "proc"}))
+        });
+        assert_eq!(
+            second_proc,
+            vec!["pod_security baseline: procMount Unmasked (proc mounted at /p)"]
+        );
+        let rw_sys = baseline_of(|s| {
+            s["mounts"].as_array_mut().unwrap().push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid"]}))
+        });
+        assert_eq!(
+            rw_sys,
+            vec!["pod_security baseline: procMount Unmasked (sysfs at /sys writable)"]
+        );
+        // Every device allowed.
+        let all = baseline_of(|s| {
+            s["linux"]["resources"] = json!({"devices": [{"allow": true, "access": "rwm"}]})
+        });
+        assert_eq!(all, vec!["pod_security baseline: securityContext.privileged (linux.resources.devices allows every device)"]);
     }
 
     #[test]
@@ -1085,8 +1149,9 @@ mod tests {
         let spec = json!({
             "process": {"capabilities": {"bounding": "CAP_SYS_ADMIN"}, "user": {"uid": "root"},
                         "noNewPrivileges": 1, "selinuxLabel": 5},
-            "linux": {"namespaces": "host", "maskedPaths": ["/proc/kcore"], "sysctl": "kernel.x=1",
-                      "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}},
+            "linux": {"namespaces": "host", "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+                      "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+                      "sysctl": "kernel.x=1", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}},
             "mounts": "none"
         });
         assert_eq!(
