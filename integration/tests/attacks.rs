@@ -294,7 +294,15 @@ fn dangerous_capabilities_and_the_hosts_root_are_refused_under_allow_privileged_
         dir.path(),
         "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n",
     );
+    // A link on the node that leads to its root, bind-mounted by its own name.
+    let link = dir.path().join("innocent");
+    std::os::unix::fs::symlink("/", &link).unwrap();
+    let through_link = format!(
+        "type=bind,src={},dst=/host,options=rbind:ro",
+        link.display()
+    );
     for (i, (flags, named)) in [
+        (vec!["--mount", through_link.as_str()], "hostPath /"),
         (
             vec!["--cap-add", "CAP_SYS_ADMIN"],
             "capabilities.add SYS_ADMIN",

@@ -225,6 +225,7 @@ impl Gate for NodeGate {
         let request = match parsed {
             Some(Ok(mut spec)) => {
                 crate::spec::name_host_namespaces(&mut spec);
+                crate::spec::resolve_bind_sources(&mut spec);
                 judged = GateRequest {
                     spec,
                     ..request.clone()

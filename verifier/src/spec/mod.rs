@@ -54,6 +54,41 @@ pub fn name_host_namespaces(spec: &mut Value) {
     }
 }
 
+/// Judges bind mounts where they really lead: a source whose path goes through a symlink on the
+/// node (`/tmp/x -> /`, a link another container wrote into a volume) is replaced by the path it
+/// resolves to, so that every check sees the directory runc will mount. A source that cannot be
+/// resolved is left as written (runc fails on it too). The node can still change a link between
+/// this look and runc's: the same race as every check made before `runc create`.
+pub fn resolve_bind_sources(spec: &mut Value) {
+    let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for mount in mounts.iter_mut().take(4096) {
+        let bind = mount.get("type").and_then(Value::as_str) == Some("bind")
+            || mount
+                .get("options")
+                .and_then(Value::as_array)
+                .is_some_and(|o| {
+                    o.iter()
+                        .any(|o| matches!(o.as_str(), Some("bind" | "rbind")))
+                });
+        if !bind {
+            continue;
+        }
+        let Some(source) = mount.get("source").and_then(Value::as_str) else {
+            continue;
+        };
+        if !source.starts_with('/') {
+            continue;
+        }
+        if let Ok(real) = std::fs::canonicalize(source) {
+            if let Some(real) = real.to_str().filter(|r| *r != source) {
+                mount["source"] = Value::String(real.to_string());
+            }
+        }
+    }
+}
+
 fn same_namespace(a: &str, b: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -66,6 +101,44 @@ fn same_namespace(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bind_source_through_a_symlink_is_judged_where_it_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("volume-link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let mut spec = json!({"mounts": [
+            {"destination": "/host", "type": "bind", "source": link.to_str().unwrap(), "options": ["rbind"]},
+            {"destination": "/data", "type": "none", "source": real.to_str().unwrap(), "options": ["bind"]},
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/gone", "type": "bind", "source": "/nonexistent/x"}
+        ]});
+        resolve_bind_sources(&mut spec);
+        assert_eq!(spec["mounts"][0]["source"], "/");
+        assert_eq!(
+            spec["mounts"][1]["source"],
+            std::fs::canonicalize(&real).unwrap().to_str().unwrap()
+        );
+        assert_eq!(spec["mounts"][2]["source"], "proc");
+        assert_eq!(spec["mounts"][3]["source"], "/nonexistent/x");
+        // Then judged as the host's root.
+        let s = host::spec_security(&spec);
+        assert!(
+            s.host_root_mounts.iter().any(|m| m == "/"),
+            "{:?}",
+            s.host_root_mounts
+        );
+        for mut odd in [
+            json!({"mounts": 3}),
+            json!({"mounts": [1, {"type": "bind", "source": 5}]}),
+        ] {
+            let before = odd.clone();
+            resolve_bind_sources(&mut odd);
+            assert_eq!(odd, before);
+        }
+    }
 
     #[test]
     fn a_path_to_the_nodes_own_namespace_is_named_as_the_hosts() {

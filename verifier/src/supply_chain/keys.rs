@@ -240,6 +240,30 @@ impl PublicKey {
         hex::encode(Sha256::digest(&self.spki_der))
     }
 
+    /// Who holds this key, whatever encoding it was given in: SHA-256 of the key's canonical form
+    /// (an uncompressed EC point, the raw Ed25519 key, the RSA modulus and exponent). One key
+    /// written compressed and uncompressed is one signer.
+    pub fn signer_id(&self) -> String {
+        let canonical: Vec<u8> = match &self.inner {
+            Inner::P256(k) => k.to_encoded_point(false).as_bytes().to_vec(),
+            Inner::P384(k) => k.to_encoded_point(false).as_bytes().to_vec(),
+            Inner::Ed25519(k) => k.to_bytes().to_vec(),
+            Inner::Rsa(k) => {
+                use rsa::traits::PublicKeyParts;
+                let mut out = k.n().to_bytes_be();
+                out.push(0);
+                out.extend(k.e().to_bytes_be());
+                out
+            }
+        };
+        let kind = self.algorithm().to_string();
+        let mut h = Sha256::new();
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(&canonical);
+        hex::encode(h.finalize())
+    }
+
     /// The key as PEM `PUBLIC KEY`.
     pub fn to_pem(&self) -> String {
         pem_encode("PUBLIC KEY", &self.spki_der)
@@ -465,6 +489,43 @@ mod tests {
             Ok(v) => panic!("unexpected success: {v:?}"),
             Err(e) => e.0,
         }
+    }
+
+    #[test]
+    fn one_key_in_two_encodings_is_one_signer() {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let secret = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let point = secret.public_key();
+        let header = |len: u8, bits: u8| {
+            let mut h = vec![
+                0x30, len, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+            ];
+            h.extend([
+                0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, bits, 0x00,
+            ]);
+            h
+        };
+        let mut uncompressed = header(0x59, 0x42);
+        uncompressed.extend(point.to_encoded_point(false).as_bytes());
+        let mut compressed = header(0x39, 0x22);
+        compressed.extend(point.to_encoded_point(true).as_bytes());
+        let a = PublicKey::from_spki_der(&uncompressed).unwrap();
+        let b = PublicKey::from_spki_der(&compressed).unwrap();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.signer_id(), b.signer_id());
+        let other = PublicKey::from_spki_der(&{
+            let mut o = header(0x59, 0x42);
+            o.extend(
+                p256::SecretKey::from_slice(&[8u8; 32])
+                    .unwrap()
+                    .public_key()
+                    .to_encoded_point(false)
+                    .as_bytes(),
+            );
+            o
+        })
+        .unwrap();
+        assert_ne!(a.signer_id(), other.signer_id());
     }
 
     #[test]

@@ -362,7 +362,12 @@ pub fn check(
                                         authority.name,
                                         short(&sig.key_fingerprint)
                                     ),
-                                    format!("key {}", sig.key_fingerprint),
+                                    match &loaded {
+                                        Loaded::Key(key) => format!("key {}", key.signer_id()),
+                                        Loaded::Keyless(..) => {
+                                            format!("key {}", sig.key_fingerprint)
+                                        }
+                                    },
                                 ),
                             };
                             signers.insert(signer);
