@@ -23,6 +23,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod gate;
+mod verify_request;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -253,7 +256,7 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { policy },
         } => policy_check(policy, cli.output),
-        Command::Gate => gate(),
+        Command::Gate => gate::run(),
         Command::Keygen { prefix, force } => keygen(prefix, *force, cli.output),
         Command::Sign {
             image,
@@ -638,7 +641,7 @@ fn verify(
         (None, None) => return fail(format!("cannot resolve {image}")),
     };
     let overridden = match (policy, &loaded) {
-        (Some(policy), Some(config)) => match sign::policy_override(config, policy) {
+        (Some(policy), Some(config)) => match verify_request::policy_override(config, policy) {
             Ok(o) => Some(o),
             Err(e) => return fail(e.to_string()),
         },
@@ -646,7 +649,7 @@ fn verify(
     };
     let config_path = overridden.as_ref().map(|o| o.path()).or(config);
     let digest = identity.digest.clone();
-    let request = sign::gate_request(identity, namespace, config_path);
+    let request = verify_request::gate_request(identity, namespace, config_path);
     let verdict = NodeGate::default().admit(&request);
     drop(overridden);
     let measured = match &measure {
@@ -897,80 +900,6 @@ fn keygen(prefix: &Path, force: bool, output: Output) -> ExitCode {
                 "public_key": files.public_key.display().to_string(),
             })
         ),
-    }
-    ExitCode::SUCCESS
-}
-
-/// The gate's log: one line per record on stderr, `LEVEL message`, which the shim reads and passes
-/// on to containerd's log with the same level. Nothing else goes to stderr.
-struct GateLog {
-    level: log::LevelFilter,
-}
-
-impl log::Log for GateLog {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= self.level
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        use std::io::Write;
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let text = record.args().to_string().replace(['\n', '\r'], " ");
-        let _ = writeln!(std::io::stderr().lock(), "{} {text}", record.level());
-    }
-
-    fn flush(&self) {}
-}
-
-/// `$VOUCH_LOG_LEVEL` (the shim passes its own), else `info`.
-fn gate_log_level() -> log::LevelFilter {
-    std::env::var(vouch_verifier::gate::LOG_LEVEL_ENV)
-        .ok()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(log::LevelFilter::Info)
-}
-
-fn gate() -> ExitCode {
-    use std::io::{Read, Write};
-    use vouch_verifier::{Gate, GateRequest, NodeGate};
-    let level = gate_log_level();
-    if log::set_logger(Box::leak(Box::new(GateLog { level }))).is_ok() {
-        log::set_max_level(level);
-    }
-    // tpm2-tss writes its own ERROR lines to stderr when a TPM cannot be reached; the gate reports
-    // that itself, in one line. An operator who sets TSS2_LOG gets tpm2-tss's logs back. Set before
-    // any thread starts.
-    if std::env::var_os("TSS2_LOG").is_none() {
-        std::env::set_var("TSS2_LOG", "all+none");
-    }
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin()
-        .take(64 * 1024 * 1024)
-        .read_to_end(&mut input)
-    {
-        eprintln!("vouch gate: cannot read the request: {e}");
-        return ExitCode::from(EXIT_INVALID);
-    }
-    let request: GateRequest = match serde_json::from_slice(&input) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vouch gate: malformed request: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    let verdict = NodeGate::for_starts().admit(&request);
-    let bytes = match serde_json::to_vec(&verdict) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("vouch gate: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
-        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
