@@ -56,6 +56,7 @@ pub fn check(
                 sandbox_id: pod.map(|p| p.sandbox_id.as_str()),
             };
             violations.extend(pod_security::check(level, &request.spec, &context));
+            violations.extend(unconfined_on_this_host(level, &state, spec.as_ref()));
         }
         if violations.is_empty() {
             continue;
@@ -67,6 +68,33 @@ pub fn check(
         })?;
     }
     Ok(())
+}
+
+/// An empty AppArmor profile or SELinux label means runc applies none: on a host where the LSM is
+/// on, the container runs unconfined although the spec does not say `unconfined`.
+fn unconfined_on_this_host(
+    level: pod_security::Level,
+    state: &host::HostState,
+    spec: Option<&host::SpecSecurity>,
+) -> Vec<String> {
+    let Some(spec) = spec else {
+        return Vec::new();
+    };
+    if level < pod_security::Level::Baseline {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if state.apparmor.as_deref() == Some("enabled") && spec.apparmor_profile.is_none() {
+        out.push(format!(
+            "pod_security {level}: appArmorProfile unconfined (no profile, on a host with AppArmor)"
+        ));
+    }
+    if state.selinux.as_deref() == Some("enforcing") && spec.selinux_label.is_none() {
+        out.push(format!(
+            "pod_security {level}: seLinuxOptions.type unconfined (no label, on a host with SELinux)"
+        ));
+    }
+    out
 }
 
 /// The spec stage of an exec: no matching rule may forbid exec (`allow_exec = false`), and the
@@ -116,4 +144,38 @@ fn measure_host(config: &Config, request: &GateRequest) -> host::HostState {
         cache_dir: Some(&cache),
     };
     host::collect(&HostPaths::default(), &inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_profile_on_a_host_with_the_lsm_on_is_unconfined() {
+        let spec = host::spec_security(&serde_json::json!({"process": {}}));
+        let mut state = host::HostState::default();
+        assert!(
+            unconfined_on_this_host(pod_security::Level::Baseline, &state, Some(&spec)).is_empty()
+        );
+        state.apparmor = Some("enabled".into());
+        state.selinux = Some("enforcing".into());
+        let v = unconfined_on_this_host(pod_security::Level::Restricted, &state, Some(&spec));
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].starts_with("pod_security restricted: appArmorProfile unconfined"));
+        assert!(
+            unconfined_on_this_host(pod_security::Level::Privileged, &state, Some(&spec))
+                .is_empty()
+        );
+        let confined = host::spec_security(&serde_json::json!({"process": {
+            "apparmorProfile": "cri-containerd.apparmor.d", "selinuxLabel": "system_u:system_r:container_t:s0"}}));
+        assert!(
+            unconfined_on_this_host(pod_security::Level::Baseline, &state, Some(&confined))
+                .is_empty()
+        );
+        state.apparmor = Some("disabled".into());
+        state.selinux = Some("permissive".into());
+        assert!(
+            unconfined_on_this_host(pod_security::Level::Baseline, &state, Some(&spec)).is_empty()
+        );
+    }
 }
