@@ -445,6 +445,82 @@ fn baseline_refuses_a_host_path_and_runs_an_empty_dir_of_the_pod() {
     assert_eq!(std::fs::read_to_string(data.join("out")).unwrap(), "kept\n");
 }
 
+/// A bind mount made on the node for as long as a test needs it (as the kubelet makes one for a
+/// volume's `subPath`), unmounted on drop.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(from: &std::path::Path, at: PathBuf) -> BindMount {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "mount --bind {} {}",
+            from.display(),
+            at.display()
+        );
+        BindMount(at)
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The kubelet mounts a volume's `subPath` at `<pod dir>/volume-subpaths/...` first: the source
+/// the spec names lies in the pod's own directory whatever the volume was. A hostPath `/` with
+/// `subPath: etc` is the node's /etc; a subPath of the pod's emptyDir is the pod's.
+#[test]
+fn a_sub_path_of_a_host_path_is_the_hosts_and_a_sub_path_of_an_empty_dir_runs() {
+    let rig = rig();
+    let cri = rig.cri().unwrap();
+    let pod = Pod::run(&cri, pod_config(&cri, "sub-paths", "team-a"));
+    let image = baseline_image(&rig);
+    let subpaths = rig
+        .kubelet_root()
+        .join("pods")
+        .join(pod.uid())
+        .join("volume-subpaths");
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("secret"), "node\n").unwrap();
+    let from_host = BindMount::new(host_dir.path(), subpaths.join("root/c/0"));
+    let mut host_sub = container(&cri, "host-sub", &image, "cat /h/secret");
+    host_sub.mounts = vec![Mount {
+        container_path: "/h".into(),
+        host_path: from_host.0.display().to_string(),
+        ..Default::default()
+    }];
+    pod.refused(
+        host_sub,
+        &BASELINE,
+        &format!(
+            "hostPath {}",
+            std::fs::canonicalize(host_dir.path()).unwrap().display()
+        ),
+    );
+    let data = pod.empty_dir(&rig, "data");
+    std::fs::create_dir_all(data.join("part")).unwrap();
+    let from_pod = BindMount::new(&data.join("part"), subpaths.join("data/c/1"));
+    let mut pod_sub = container(&cri, "pod-sub", &image, "echo kept > /part/out");
+    pod_sub.mounts = vec![Mount {
+        container_path: "/part".into(),
+        host_path: from_pod.0.display().to_string(),
+        ..Default::default()
+    }];
+    pod.runs(pod_sub);
+    assert_eq!(
+        std::fs::read_to_string(data.join("part/out")).unwrap(),
+        "kept\n"
+    );
+}
+
 #[test]
 fn baseline_refuses_unconfined_seccomp_and_runs_runtime_default() {
     let rig = rig();

@@ -16,6 +16,8 @@ pub mod host;
 pub mod pod_security;
 pub mod stage;
 
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 /// Names the node's own namespaces where a spec joins them by another path.
@@ -63,6 +65,7 @@ pub fn resolve_bind_sources(spec: &mut Value) {
     let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
         return;
     };
+    let mut table: Option<MountTable> = None;
     for mount in mounts.iter_mut().take(4096) {
         let bind = mount.get("type").and_then(Value::as_str) == Some("bind")
             || mount
@@ -81,12 +84,91 @@ pub fn resolve_bind_sources(spec: &mut Value) {
         if !source.starts_with('/') {
             continue;
         }
-        if let Ok(real) = std::fs::canonicalize(source) {
-            if let Some(real) = real.to_str().filter(|r| *r != source) {
-                mount["source"] = Value::String(real.to_string());
-            }
+        let Ok(canonical) = std::fs::canonicalize(source) else {
+            continue;
+        };
+        // A source that is itself a bind mount of part of a filesystem (what the kubelet makes
+        // of a volume's `subPath`, under the pod's own directory) is judged where that part is.
+        let mounts = table.get_or_insert_with(|| {
+            std::fs::File::open("/proc/self/mountinfo")
+                .map(MountTable::read)
+                .unwrap_or_default()
+        });
+        let real = mounts.real_path(&canonical).unwrap_or(canonical);
+        if let Some(real) = real.to_str().filter(|r| *r != source) {
+            mount["source"] = Value::String(real.to_string());
         }
     }
+}
+
+/// The node's mounts (`/proc/self/mountinfo`): device, root within the filesystem, mount point.
+#[derive(Debug, Default)]
+pub struct MountTable {
+    entries: Vec<(String, PathBuf, PathBuf)>,
+}
+
+impl MountTable {
+    /// Reads a mountinfo table, bounded; lines that do not parse are skipped.
+    pub fn read(from: impl std::io::Read) -> MountTable {
+        use std::io::BufRead;
+        let mut entries = Vec::new();
+        let reader = std::io::BufReader::new(from.take(16 << 20));
+        for line in reader.lines().take(100_000) {
+            let Ok(line) = line else { break };
+            let fields: Vec<&str> = line.split(' ').collect();
+            if let [_, _, dev, root, point, ..] = fields[..] {
+                entries.push((dev.to_string(), unescape(root), unescape(point)));
+            }
+        }
+        MountTable { entries }
+    }
+
+    /// Where the directory mounted at `point` really is, when a mount there shows only part of a
+    /// filesystem: that filesystem's mount point (the one whose root contains it, nearest)
+    /// joined with the rest of the root. `None` when nothing is mounted at `point`, or a whole
+    /// filesystem is. A part of a filesystem mounted nowhere else reads as `/`, the worst case.
+    pub fn real_path(&self, point: &Path) -> Option<PathBuf> {
+        let (dev, root, _) = self.entries.iter().rev().find(|(_, _, p)| p == point)?;
+        if root == Path::new("/") {
+            return None;
+        }
+        let whole = self
+            .entries
+            .iter()
+            .filter(|(d, r, p)| d == dev && p != point && root.starts_with(r))
+            .max_by_key(|(_, r, _)| r.as_os_str().len());
+        Some(match whole {
+            Some((_, r, p)) => {
+                let rest = root.strip_prefix(r).unwrap_or(root);
+                p.join(rest)
+            }
+            None => PathBuf::from("/"),
+        })
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 4 <= bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let n = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 fn same_namespace(a: &str, b: &str) -> bool {
@@ -138,6 +220,52 @@ mod tests {
             resolve_bind_sources(&mut odd);
             assert_eq!(odd, before);
         }
+    }
+
+    #[test]
+    fn a_sub_path_mount_is_judged_where_its_part_of_the_filesystem_is() {
+        let table = MountTable::read(
+            &b"21 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+               30 21 0:40 / /var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/mem rw - tmpfs tmpfs rw\n\
+               40 21 8:1 /etc /var/lib/kubelet/pods/u1/volume-subpaths/root/c/0 rw - ext4 /dev/sda1 rw\n\
+               41 21 8:1 /var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/cfg/..data/app.conf /var/lib/kubelet/pods/u1/volume-subpaths/cfg/c/1 rw - ext4 /dev/sda1 rw\n\
+               42 21 0:40 /sub /var/lib/kubelet/pods/u1/volume-subpaths/mem/c/2 rw - tmpfs tmpfs rw\n\
+               43 21 0:99 /x /var/lib/kubelet/pods/u1/volume-subpaths/gone/c/3 rw - xfs /dev/sdb rw\n\
+               44 21 8:1 /with\\040space /a\\040b rw - ext4 /dev/sda1 rw\n\
+               garbage line\n"[..],
+        );
+        let real = |p: &str| table.real_path(Path::new(p));
+        // hostPath / with subPath etc: the node's /etc.
+        assert_eq!(
+            real("/var/lib/kubelet/pods/u1/volume-subpaths/root/c/0"),
+            Some(PathBuf::from("/etc"))
+        );
+        // A configMap's file: where the kubelet keeps it.
+        assert_eq!(
+            real("/var/lib/kubelet/pods/u1/volume-subpaths/cfg/c/1"),
+            Some(PathBuf::from(
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/cfg/..data/app.conf"
+            ))
+        );
+        // A part of a memory-backed emptyDir: inside it.
+        assert_eq!(
+            real("/var/lib/kubelet/pods/u1/volume-subpaths/mem/c/2"),
+            Some(PathBuf::from(
+                "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/mem/sub"
+            ))
+        );
+        // A part of a filesystem mounted nowhere else: the worst case.
+        assert_eq!(
+            real("/var/lib/kubelet/pods/u1/volume-subpaths/gone/c/3"),
+            Some(PathBuf::from("/"))
+        );
+        // Whole filesystems and unmounted paths are judged as they are.
+        assert_eq!(
+            real("/var/lib/kubelet/pods/u1/volumes/kubernetes.io~empty-dir/mem"),
+            None
+        );
+        assert_eq!(real("/tmp"), None);
+        assert_eq!(real("/a b"), Some(PathBuf::from("/with space")));
     }
 
     #[test]
