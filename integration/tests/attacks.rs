@@ -387,6 +387,35 @@ fn a_volume_over_measured_code_is_refused_and_scratch_mounts_run() {
     );
     let err = refused_by(&out, "measured");
     assert!(err.contains("mount over /bin hides measured code"), "{err}");
+    // Through a link inside an earlier volume: runc would land the second mount on /bin.
+    let linked = dir.path().join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink("/bin", linked.join("tools")).unwrap();
+    let first = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        linked.display()
+    );
+    let second = bind("/data/tools");
+    let out = run_rm(
+        &rig,
+        &ns,
+        &[
+            "--runtime-config-path",
+            &cfg,
+            "--mount",
+            &first,
+            "--mount",
+            &second,
+        ],
+        &image,
+        "through-link",
+        &["echo", "ran"],
+    );
+    let err = refused_by(&out, "measured");
+    assert!(
+        err.contains("mount at /data/tools goes through a symlink in the volume at /data"),
+        "{err}"
+    );
     // Controls: a volume where the image has no code, and tmpfs scratch space.
     let data = bind("/data");
     ran(&run_rm(

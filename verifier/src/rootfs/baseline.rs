@@ -39,7 +39,7 @@ pub use content::{
     check_digest, node_platform, platform_manifest, BlobSource, ContainerdContent, Layer, OciLayout,
 };
 pub use layer::{read_layer, MAX_BLOB_BYTES, MAX_TAR_BYTES};
-pub use mounts::hidden_code;
+pub use mounts::{hidden_code, through_volume_links};
 
 use crate::measure::{self, Class, Entry, Kind};
 use crate::rootfs::{self, Merged};

@@ -151,7 +151,8 @@ fn compare<'r>(
             }
         };
         // Mounts may not hide or replace the code the baseline measured.
-        let hidden = baseline::hidden_code(&merged, &request.spec, &exempt);
+        let mut hidden = baseline::hidden_code(&merged, &request.spec, &exempt);
+        hidden.extend(baseline::through_volume_links(&request.spec));
         let reason = match (baseline::reason(&mismatches), hidden.is_empty()) {
             (reason, true) => reason,
             (None, false) => Some(format!("rootfs: {}", hidden.join("; "))),

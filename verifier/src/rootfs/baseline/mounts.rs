@@ -429,3 +429,110 @@ mod tests {
         assert!(judged(&empty, &[("/", "bind"), (&"/x".repeat(3000), "bind")]).is_empty());
     }
 }
+
+/// Mounts that land somewhere else than their destination says: runc resolves a destination
+/// through the mounts made before it, so a symlink inside an earlier bind-mounted volume
+/// (`/data/link -> /usr/bin`, written by another container of the pod) carries a later mount at
+/// `/data/link` onto measured code. Each later mount below an earlier bind mount is followed into
+/// that mount's source on the node, component by component without following links; a symlink
+/// (or a path that cannot be looked at) on the way is reported. The volume can still change after
+/// this look; the tree of the image itself is judged by [`hidden_code`].
+pub fn through_volume_links(spec: &Value) -> Vec<String> {
+    let Some(mounts) = spec.get("mounts").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut earlier: Vec<(Vec<u8>, std::path::PathBuf)> = Vec::new();
+    let mut out = Vec::new();
+    for m in mounts.iter().take(4096) {
+        let Some(dest) = m.get("destination").and_then(Value::as_str) else {
+            continue;
+        };
+        let dest = clean(dest.as_bytes());
+        // The nearest earlier bind mount that contains this destination.
+        let outer = earlier
+            .iter()
+            .filter(|(d, _)| d != &dest && below(&dest, d))
+            .max_by_key(|(d, _)| d.len());
+        if let Some((outer_dest, source)) = outer {
+            let rest = &dest[outer_dest.len()..];
+            let mut at = source.clone();
+            for part in rest.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+                use std::os::unix::ffi::OsStrExt;
+                at.push(std::ffi::OsStr::from_bytes(part));
+                match std::fs::symlink_metadata(&at) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        out.push(format!(
+                            "mount at {} goes through a symlink in the volume at {} ({})",
+                            shown(&dest),
+                            shown(outer_dest),
+                            at.display()
+                        ));
+                        break;
+                    }
+                    Ok(_) => {}
+                    // Not there yet: runc creates it, as a directory, inside the volume.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) => {
+                        out.push(format!(
+                            "mount at {} cannot be followed into the volume at {}: {e}",
+                            shown(&dest),
+                            shown(outer_dest)
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        let bind = m.get("type").and_then(Value::as_str) == Some("bind")
+            || m.get("options").and_then(Value::as_array).is_some_and(|o| {
+                o.iter()
+                    .any(|o| matches!(o.as_str(), Some("bind" | "rbind")))
+            });
+        if let (true, Some(source)) = (bind, m.get("source").and_then(Value::as_str)) {
+            if source.starts_with('/') {
+                earlier.push((dest, std::path::PathBuf::from(source)));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `path` lies strictly below `dir` (both cleaned, absolute).
+fn below(path: &[u8], dir: &[u8]) -> bool {
+    if dir == b"/" {
+        return path != b"/";
+    }
+    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+}
+
+#[cfg(test)]
+mod volume_link_tests {
+    use super::*;
+
+    #[test]
+    fn a_later_mount_through_a_link_in_an_earlier_volume_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        std::fs::create_dir_all(volume.join("plain")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", volume.join("link")).unwrap();
+        let spec = |second: &str| {
+            serde_json::json!({"mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "bind", "source": volume.to_str().unwrap(), "options": ["rbind"]},
+                {"destination": second, "type": "bind", "source": "/tmp", "options": ["rbind"]}
+            ]})
+        };
+        let v = through_volume_links(&spec("/data/link"));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].starts_with("mount at /data/link goes through a symlink in the volume at /data"),
+            "{v:?}"
+        );
+        assert!(through_volume_links(&spec("/data//link/x")).len() == 1);
+        // A directory of the volume, one runc will create, or a mount beside the volume: fine.
+        assert!(through_volume_links(&spec("/data/plain")).is_empty());
+        assert!(through_volume_links(&spec("/data/new/dir")).is_empty());
+        assert!(through_volume_links(&spec("/datalink")).is_empty());
+        assert!(through_volume_links(&serde_json::json!({"mounts": 3})).is_empty());
+    }
+}
