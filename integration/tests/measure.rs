@@ -208,6 +208,63 @@ fn file_changed_in_an_image_layer_after_a_first_start_is_refused_with_its_path()
     assert_nothing_left(&rig, &ns);
 }
 
+/// `setcap cap_net_raw+ep` on an image file in its unpacked layer on the node: the content is the
+/// same, the file capabilities are not, and the next start is refused naming them.
+#[test]
+fn file_capabilities_added_to_an_image_file_on_the_node_are_refused() {
+    let rig = shared_rig();
+    let ns = rig.namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("caps {}\n", dir.path().display());
+    let image = image_with(
+        &rig,
+        &ns,
+        dir.path(),
+        "caps",
+        "measured/caps",
+        &[("usr/bin/tool", Put::Text(&marker))],
+    );
+    let config = write_vouch_config(
+        &rig,
+        dir.path(),
+        &rootfs_policy(&rig.registry(), "measured/caps", "baseline = \"image\"\n"),
+    );
+    let ok = run(&rig, &ns, &config, &[], &image, "first");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    let layers = layer_dirs_with(&rig, "usr/bin/tool", marker.as_bytes());
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    let file = layers[0].join("usr/bin/tool");
+    // VFS_CAP_REVISION_2 with the effective bit, permitted = CAP_NET_RAW (13).
+    let caps: [u8; 20] = [
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+    let name = std::ffi::CString::new("security.capability").unwrap();
+    // SAFETY: both strings are NUL-terminated and `caps` outlives the call.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            caps.as_ptr().cast(),
+            caps.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+
+    let out = run(&rig, &ns, &config, &[], &image, "second");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("/usr/bin/tool")
+            && err.contains("capabilities")
+            && err.contains("(rule \"measured\")"),
+        "{err}"
+    );
+    assert_nothing_left(&rig, &ns);
+}
+
 #[test]
 fn file_added_to_a_lower_layer_is_refused_and_a_symlink_to_the_hosts_shadow_is_never_followed() {
     let rig = shared_rig();
