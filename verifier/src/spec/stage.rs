@@ -46,12 +46,16 @@ pub fn check(
         );
     }
     facts.host = Some(value);
+    // Bind sources are judged where their links lead; so is the kubelet's root (a node may keep
+    // it elsewhere behind a link).
+    let kubelet_root = std::fs::canonicalize(&config.kubernetes.kubelet_root)
+        .unwrap_or_else(|_| config.kubernetes.kubelet_root.clone());
     for rule in matched {
         let Some(req) = &rule.host else { continue };
         let mut violations = host::check(req, &state, spec.as_ref());
         if let (Some(level), false) = (req.pod_security, request.spec.is_null()) {
             let context = PodContext {
-                kubelet_root: &config.kubernetes.kubelet_root,
+                kubelet_root: &kubelet_root,
                 pod_uid: pod.and_then(|p| p.uid.as_deref()),
                 sandbox_id: pod.map(|p| p.sandbox_id.as_str()),
             };
