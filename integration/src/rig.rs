@@ -53,6 +53,11 @@ pub struct RigOptions {
     /// Start without the vouch shim even if `VOUCH_RIG_NO_SHIM` is unset (for tests that only
     /// need the stock runc shim).
     pub no_shim: bool,
+    /// Puts a wrapper in place of the `vouch` binary beside the shim: after each `vouch` run
+    /// (the gate's answer is written, the shim not yet on), it runs and removes each script in
+    /// [`Rig::after_gate_dir`]. Tests use it to change the node between the gate's look and
+    /// runc's, deterministically.
+    pub after_gate_hook: bool,
 }
 
 /// How long the parts of [`Rig::start`] took.
@@ -135,12 +140,33 @@ impl Rig {
                     .with_context(|| format!("copy {}", bin.display()))?;
                 // The shim runs its gate as `vouch gate`, found next to the shim binary.
                 let verifier = bin.with_file_name(VERIFIER_NAME);
-                std::fs::copy(&verifier, r.join("bin").join(VERIFIER_NAME)).with_context(|| {
+                let installed = if opts.after_gate_hook {
+                    r.join("bin").join(format!("{VERIFIER_NAME}.real"))
+                } else {
+                    r.join("bin").join(VERIFIER_NAME)
+                };
+                std::fs::copy(&verifier, &installed).with_context(|| {
                     format!(
                         "copy {} (run `cargo build --workspace --bins` first)",
                         verifier.display()
                     )
                 })?;
+                if opts.after_gate_hook {
+                    std::fs::create_dir_all(rig.after_gate_dir())?;
+                    let wrapper = format!(
+                        "#!/bin/sh\n\"{real}\" \"$@\"\nrc=$?\nfor t in \"{hooks}\"/*; do\n  \
+                         [ -f \"$t\" ] || continue\n  sh \"$t\" >>\"{hooks}.log\" 2>&1\n  \
+                         rm -f \"$t\"\ndone\nexit $rc\n",
+                        real = installed.display(),
+                        hooks = rig.after_gate_dir().display()
+                    );
+                    let path = r.join("bin").join(VERIFIER_NAME);
+                    std::fs::write(&path, wrapper)?;
+                    std::fs::set_permissions(
+                        &path,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                    )?;
+                }
                 rig.has_shim = true;
             }
             Err(e) if no_shim => eprintln!("vouch rig: starting without the vouch shim: {e:#}"),
@@ -484,6 +510,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     /// Whether the vouch shim was installed (false only with `VOUCH_RIG_NO_SHIM=1`).
     pub fn has_vouch_shim(&self) -> bool {
         self.has_shim
+    }
+
+    /// Scripts run once each after the next `vouch` run (see [`RigOptions::after_gate_hook`]).
+    pub fn after_gate_dir(&self) -> PathBuf {
+        self.root.join("after-gate.d")
     }
 
     /// The vouch node config (`ConfigPath` of the CRI runtime, and `$VOUCH_CONFIG`).

@@ -748,3 +748,136 @@ fn an_exec_beyond_its_container_is_refused_and_one_with_its_own_settings_runs() 
     assert_eq!(execs[1]["decision"], "deny");
     assert_nothing_left(&rig, &ns);
 }
+
+/// Runs `script` (sh) once, right after the gate's next answer and before runc creates the
+/// container: the node changing between the gate's look and runc's.
+fn after_the_gate(rig: &Rig, script: &str) {
+    std::fs::write(rig.after_gate_dir().join("change.sh"), script).unwrap();
+}
+
+/// A persistent network namespace bind-mounted at `path` (unmounted by [`Unmount`]).
+fn new_network_namespace(path: &Path) -> Unmount {
+    std::fs::write(path, b"").unwrap();
+    let status = std::process::Command::new("unshare")
+        .arg(format!("--net={}", path.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(status.success(), "unshare --net={}", path.display());
+    Unmount(path.to_path_buf())
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        // Stacked mounts (the test's swap adds one) come off one at a time.
+        for _ in 0..4 {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn a_bind_source_or_namespace_changed_after_the_gate_looked_is_refused_before_anything_runs() {
+    let rig = Rig::start_with(vouch_integration::RigOptions {
+        after_gate_hook: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let (ns, image) = namespace_with_busybox(&rig);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cfg) = config(
+        &rig,
+        dir.path(),
+        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n",
+    );
+    let state = dir.path().join("state");
+
+    // A volume reached through a link; the node's root is refused under this rule.
+    let safe = dir.path().join("safe");
+    std::fs::create_dir(&safe).unwrap();
+    std::fs::write(safe.join("marker"), "the volume\n").unwrap();
+    let volume = dir.path().join("volume");
+    std::os::unix::fs::symlink(&safe, &volume).unwrap();
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        volume.display()
+    );
+    let args = [
+        "--runtime-config-path",
+        cfg.as_str(),
+        "--mount",
+        mount.as_str(),
+    ];
+    let out = run_rm(
+        &rig,
+        &ns,
+        &args,
+        &image,
+        "bind-kept",
+        &["cat", "/data/marker"],
+    );
+    assert_eq!(stdout(&out), "the volume\n", "{}", stderr(&out));
+    // The link is turned to the node's root after the gate judged the volume.
+    after_the_gate(&rig, &format!("ln -sfn / '{}'\n", volume.display()));
+    let out = run_rm(
+        &rig,
+        &ns,
+        &args,
+        &image,
+        "bind-moved",
+        &["cat", "/data/etc/hostname"],
+    );
+    let err = refused_by(&out, "spec");
+    assert!(
+        err.contains(&format!(
+            "bind mount at /data does not show {}",
+            safe.display()
+        )),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains(&std::fs::read_to_string("/etc/hostname").unwrap()));
+    let last = records(&state).pop().expect("the refusal is recorded");
+    assert_eq!(last["decision"], "deny", "{last}");
+    assert!(
+        last["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("bind mount at /data"),
+        "{last}"
+    );
+
+    // A network namespace joined by path, swapped for the node's own after the gate's look.
+    let netns = dir.path().join("netns");
+    let _unmount = new_network_namespace(&netns);
+    let join = format!("network:{}", netns.display());
+    let args = [
+        "--runtime-config-path",
+        cfg.as_str(),
+        "--with-ns",
+        join.as_str(),
+    ];
+    ran(&run_rm(
+        &rig,
+        &ns,
+        &args,
+        &image,
+        "netns-kept",
+        &["echo", "ran"],
+    ));
+    after_the_gate(
+        &rig,
+        &format!(
+            "umount '{p}' && mount --bind /proc/self/ns/net '{p}'\n",
+            p = netns.display()
+        ),
+    );
+    let out = run_rm(&rig, &ns, &args, &image, "netns-moved", &["echo", "ran"]);
+    let err = refused_by(&out, "spec");
+    assert!(
+        err.contains("the container's net namespace is not the one judged"),
+        "{err}"
+    );
+    assert_nothing_left(&rig, &ns);
+}

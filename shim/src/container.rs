@@ -66,6 +66,9 @@ pub struct CreateParams<'a> {
     pub spec: &'a serde_json::Value,
     /// What the shim mounted at `<bundle>/rootfs`, to unmount on delete.
     pub rootfs: Option<PathBuf>,
+    /// Looks at the created container (its init's pid) before anything else happens to it; an
+    /// error deletes it again (the gate's comparison with what it judged).
+    pub vet: &'a dyn Fn(u32) -> Result<()>,
 }
 
 fn shares_pid_namespace(spec: &serde_json::Value) -> bool {
@@ -133,6 +136,7 @@ impl Container {
             err
         };
         let pid = read_pid(&pid_file).map_err(cleanup)?;
+        (p.vet)(pid).map_err(cleanup)?;
         let pending = match console {
             Some(sock) => Some(
                 sock.receive(&p.stdio)

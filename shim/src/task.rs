@@ -163,8 +163,9 @@ impl TaskService {
             shim_binary: std::fs::read_link("/proc/self/exe").ok(),
             pod_namespace: None,
             exec: None,
+            refused_after_create: None,
         };
-        match self.gate.admit(&request) {
+        let pins = match self.gate.admit(&request) {
             Verdict::Deny(denial) => {
                 let line = denial.to_string();
                 log::warn!("{line} (container {})", req.id);
@@ -193,9 +194,37 @@ impl TaskService {
                         req.id
                     ),
                 }
+                evidence.pins
             }
+        };
+        if let Some(line) = vouch_verifier::identity::spec::changed_since_judged(bundle, text) {
+            log::warn!("{line} (container {})", req.id);
+            return Err(Error::FailedPrecondition(line));
         }
-        spec_unchanged(bundle, text)?;
+        // Between the gate's look and runc's, a path the gate judged may have come to lead
+        // elsewhere: the created container is compared with what was judged before it runs, and
+        // a refusal there is recorded like any other.
+        let vet = |pid: u32| -> Result<(), Error> {
+            let Some(pins) = &pins else { return Ok(()) };
+            let differences = vouch_verifier::spec::pins::check_created(pins, pid);
+            if differences.is_empty() {
+                return Ok(());
+            }
+            let refusal = GateRequest {
+                refused_after_create: Some(differences.join("; ")),
+                ..request.clone()
+            };
+            let line = match self.gate.admit(&refusal) {
+                Verdict::Deny(denial) => denial.to_string(),
+                Verdict::Allow(_) => format!(
+                    "vouch: denied container {}: {} (rule \"spec\")",
+                    req.id,
+                    differences.join("; ")
+                ),
+            };
+            log::warn!("{line} (container {})", req.id);
+            Err(Error::FailedPrecondition(line))
+        };
         let stdio = StdioSpec {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -211,6 +240,7 @@ impl TaskService {
                 opts,
                 spec,
                 rootfs,
+                vet: &vet,
             },
             self.events.clone(),
         )?;
@@ -297,18 +327,6 @@ fn read_spec(bundle: &Path) -> Result<(String, serde_json::Value), Error> {
     let spec = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
     Ok((text, spec))
-}
-
-/// runc reads `config.json` itself: it must still hold the bytes the gate judged.
-fn spec_unchanged(bundle: &Path, judged: &str) -> Result<(), Error> {
-    let now = read_spec(bundle).map(|(text, _)| text)?;
-    if now != judged {
-        return Err(Error::FailedPrecondition(format!(
-            "vouch: denied container: {} changed after it was judged (rule \"spec\")",
-            bundle.join("config.json").display()
-        )));
-    }
-    Ok(())
 }
 
 impl Task for TaskService {

@@ -46,6 +46,10 @@ pub struct GateRequest {
     /// Set when the question is an exec into the running container, not its start.
     #[serde(default)]
     pub exec: Option<ExecRequest>,
+    /// Set when the shim refused the start after `runc create`, because the created container
+    /// differs from its [`Evidence::pins`]: the gate only records the refusal, with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_after_create: Option<String>,
 }
 
 /// An exec into a running container: the process runc would start in it.
@@ -69,6 +73,10 @@ pub struct Evidence {
     pub exempt: Option<String>,
     /// SHA-256 of the policy bytes the decision was made with.
     pub policy_digest: Option<String>,
+    /// What the created container must have (container starts): the shim compares it after
+    /// `runc create`, before `runc start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pins: Option<crate::spec::pins::Pins>,
 }
 
 /// A refusal: which image, why, and by which rule.

@@ -163,6 +163,27 @@ impl<'de> Visitor<'de> for Check {
     }
 }
 
+/// runc reads `config.json` itself: it must still hold the bytes the gate judged. The denial line
+/// when it does not (or cannot be read back), else `None`.
+pub fn changed_since_judged(bundle: &Path, judged: &str) -> Option<String> {
+    use std::io::Read;
+    let path = bundle.join("config.json");
+    let mut now = Vec::new();
+    let read = std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut now));
+    if read.is_ok() && now == judged.as_bytes() {
+        return None;
+    }
+    Some(
+        crate::gate::Denial {
+            subject: "container".into(),
+            reason: format!("{} changed after it was judged", path.display()),
+            rule: super::stage::RULE_SPEC.into(),
+        }
+        .to_string(),
+    )
+}
+
 /// `root.path` must be the root filesystem the shim mounted and vouch measured, `<bundle>/rootfs`
 /// (runc resolves a relative path against the bundle).
 pub fn check_root_path(spec: &serde_json::Value, bundle: &Path) -> Result<(), String> {
@@ -208,6 +229,26 @@ fn normalise(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_spec_changed_after_it_was_judged_is_named_in_a_denial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path();
+        std::fs::write(bundle.join("config.json"), "{}").unwrap();
+        assert_eq!(changed_since_judged(bundle, "{}"), None);
+        std::fs::write(bundle.join("config.json"), "{ }").unwrap();
+        let line = changed_since_judged(bundle, "{}").unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "vouch: denied container: {}/config.json changed after it was judged (rule \"spec\")",
+                bundle.display()
+            )
+        );
+        std::fs::remove_file(bundle.join("config.json")).unwrap();
+        assert!(changed_since_judged(bundle, "{}").is_some());
+    }
+
     use super::*;
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::facts::Facts;
-use crate::gate::{Denial, ExecRequest, Gate, GateRequest, Verdict};
+use crate::gate::{Denial, Evidence, ExecRequest, Gate, GateRequest, Verdict};
 use crate::identity::stage::{self as identity, Identified};
 use crate::identity::{self as containerd, ImageResolver};
 use crate::policy::{Judgement, Subject};
@@ -216,16 +216,26 @@ impl NodeGate {
 impl Gate for NodeGate {
     fn admit(&self, request: &GateRequest) -> Verdict {
         let mut facts = Facts::default();
+        if let Some(reason) = &request.refused_after_create {
+            return self.record_refusal_after_create(request, reason, &mut facts);
+        }
         // The spec judged is the exact text runc will read, parsed here.
         let parsed = request
             .spec_text
             .as_deref()
             .map(crate::identity::spec::parse_unambiguous);
         let judged;
+        let mut pins = None;
         let request = match parsed {
             Some(Ok(mut spec)) => {
-                crate::spec::name_host_namespaces(&mut spec);
-                crate::spec::resolve_bind_sources(&mut spec);
+                let mut pinned = crate::spec::pins::Pins {
+                    namespaces: crate::spec::name_host_namespaces(&mut spec),
+                    binds: crate::spec::resolve_bind_sources(&mut spec),
+                    ..Default::default()
+                };
+                crate::spec::pins::drop_hidden(&mut pinned, &spec);
+                crate::spec::pins::pin_root(&mut pinned, &request.bundle);
+                pins = Some(pinned);
                 judged = GateRequest {
                     spec,
                     ..request.clone()
@@ -244,12 +254,44 @@ impl Gate for NodeGate {
         };
         let verdict = match &request.exec {
             Some(exec) => self.decide_exec(request, exec, &mut facts),
-            None => self.decide(request, &mut facts),
+            None => match self.decide(request, &mut facts) {
+                Verdict::Allow(evidence) if self.starts => {
+                    Verdict::Allow(Evidence { pins, ..evidence })
+                }
+                other => other,
+            },
         };
         if self.starts {
             crate::record::stage::record(request, &facts, verdict)
         } else {
             verdict
+        }
+    }
+}
+
+impl NodeGate {
+    /// Records a start the shim refused after `runc create` (the created container was not what
+    /// was judged): the refusal is a decision like any other, chained and signed, with the image
+    /// the container's identity resolves to when it still does.
+    fn record_refusal_after_create(
+        &self,
+        request: &GateRequest,
+        reason: &str,
+        facts: &mut Facts,
+    ) -> Verdict {
+        let subject = match identity::check(&self.identity_inputs(), request, facts) {
+            Ok(Identified { known, .. }) => known.image.map(|i| i.subject()),
+            Err(_) => None,
+        };
+        let denial = Denial {
+            subject: subject.unwrap_or_else(|| format!("container {}", request.container_id)),
+            reason: reason.to_string(),
+            rule: RULE_SPEC.into(),
+        };
+        if self.starts {
+            crate::record::stage::record(request, facts, Verdict::Deny(denial))
+        } else {
+            Verdict::Deny(denial)
         }
     }
 }

@@ -96,6 +96,7 @@ impl Judgement {
             audited: self.audited,
             exempt: self.exempt,
             policy_digest: Some(policy_digest),
+            pins: None,
         })
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod exec;
 pub mod host;
+pub mod pins;
 pub mod pod_security;
 pub mod stage;
 
@@ -20,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Names the node's own namespaces where a spec joins them by another path.
+/// Names the node's own namespaces where a spec joins them by another path, and pins what each
+/// namespace of the spec must be in the created container (see [`pins`]).
 ///
 /// containerd's CRI plugin joins a container to its sandbox's namespaces by
 /// `/proc/<pause pid>/ns/<type>`, also when the pod uses the node's (hostPID, hostIPC,
@@ -28,42 +30,61 @@ use serde_json::Value;
 /// namespaces, so a path that leads to the same namespace as the gate's own `/proc/self/ns/<type>`
 /// (same device and inode) is the node's: it is rewritten as `/proc/1/ns/<type>`, which every check
 /// reads as the host's. A path that cannot be looked at is left as written (runc fails on it too).
-pub fn name_host_namespaces(spec: &mut Value) {
+/// The one look at each path both decides this and makes its pin.
+pub fn name_host_namespaces(spec: &mut Value) -> Vec<pins::NamespacePin> {
+    use pins::{Expect, FileId, NamespacePin};
+    let mut out = Vec::new();
     let Some(list) = spec
         .pointer_mut("/linux/namespaces")
         .and_then(Value::as_array_mut)
     else {
-        return;
+        return out;
     };
     for entry in list.iter_mut().take(64) {
-        let (Some(kind), Some(path)) = (
-            entry.get("type").and_then(Value::as_str),
-            entry.get("path").and_then(Value::as_str),
-        ) else {
+        let Some(name) = entry
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(pins::proc_name)
+            .map(str::to_string)
+        else {
             continue;
         };
-        let name = match kind {
-            "network" => "net",
-            "mount" => "mnt",
-            other => other,
+        let node = FileId::stat(&Path::new("/proc/self/ns").join(&name));
+        let path = entry
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty());
+        let expect = match path {
+            None => match node {
+                Some(node) => Expect::NotNode { node },
+                None => continue,
+            },
+            Some(path) => match FileId::stat(Path::new(path)) {
+                Some(id) => {
+                    if Some(id) == node {
+                        entry["path"] = Value::String(format!("/proc/1/ns/{name}"));
+                    }
+                    Expect::Same { id }
+                }
+                None => Expect::Unjudged,
+            },
         };
-        if !name.bytes().all(|b| b.is_ascii_lowercase()) || path.is_empty() {
-            continue;
-        }
-        if same_namespace(path, &format!("/proc/self/ns/{name}")) {
-            entry["path"] = Value::String(format!("/proc/1/ns/{name}"));
-        }
+        out.push(NamespacePin { kind: name, expect });
     }
+    out
 }
 
-/// Judges bind mounts where they really lead: a source whose path goes through a symlink on the
-/// node (`/tmp/x -> /`, a link another container wrote into a volume) is replaced by the path it
-/// resolves to, so that every check sees the directory runc will mount. A source that cannot be
-/// resolved is left as written (runc fails on it too). The node can still change a link between
-/// this look and runc's: the same race as every check made before `runc create`.
-pub fn resolve_bind_sources(spec: &mut Value) {
+/// Judges bind mounts where they really lead, and pins what each must show in the created
+/// container (see [`pins`]): a source whose path goes through a symlink on the node (`/tmp/x ->
+/// /`, a link another container wrote into a volume) is replaced by the path it resolves to, so
+/// that every check sees the directory runc will mount. A source that cannot be resolved is left
+/// as written (runc fails on it too). The pin is taken from the resolved path, refusing links,
+/// so a link put in its place after the look pins nothing the gate judged.
+pub fn resolve_bind_sources(spec: &mut Value) -> Vec<pins::BindPin> {
+    use pins::{BindPin, Expect};
+    let mut out = Vec::new();
     let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
-        return;
+        return out;
     };
     let mut table: Option<MountTable> = None;
     for mount in mounts.iter_mut().take(4096) {
@@ -78,14 +99,30 @@ pub fn resolve_bind_sources(spec: &mut Value) {
         if !bind {
             continue;
         }
+        let destination = mount
+            .get("destination")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let Some(source) = mount.get("source").and_then(Value::as_str) else {
             continue;
         };
+        let unjudged = BindPin {
+            destination: destination.clone(),
+            source: source.to_string(),
+            expect: Expect::Unjudged,
+        };
         if !source.starts_with('/') {
+            out.push(unjudged);
             continue;
         }
         let Ok(canonical) = std::fs::canonicalize(source) else {
+            out.push(unjudged);
             continue;
+        };
+        let expect = match pins::FileId::stat_no_links(&canonical) {
+            Some(id) => Expect::Same { id },
+            None => Expect::Unjudged,
         };
         // A source that is itself a bind mount of part of a filesystem (what the kubelet makes
         // of a volume's `subPath`, under the pod's own directory) is judged where that part is.
@@ -95,10 +132,17 @@ pub fn resolve_bind_sources(spec: &mut Value) {
                 .unwrap_or_default()
         });
         let real = mounts.real_path(&canonical).unwrap_or(canonical);
-        if let Some(real) = real.to_str().filter(|r| *r != source) {
-            mount["source"] = Value::String(real.to_string());
+        let judged = real.to_string_lossy().into_owned();
+        if real.to_str().is_some_and(|r| r != source) {
+            mount["source"] = Value::String(judged.clone());
         }
+        out.push(BindPin {
+            destination,
+            source: judged,
+            expect,
+        });
     }
+    out
 }
 
 /// The node's mounts (`/proc/self/mountinfo`): device, root within the filesystem, mount point.
@@ -171,14 +215,6 @@ fn unescape(field: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
-fn same_namespace(a: &str, b: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,8 +233,26 @@ mod tests {
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/gone", "type": "bind", "source": "/nonexistent/x"}
         ]});
-        resolve_bind_sources(&mut spec);
+        let pins = resolve_bind_sources(&mut spec);
         assert_eq!(spec["mounts"][0]["source"], "/");
+        // Each bind is pinned to what its judged source was at the look.
+        use pins::{Expect, FileId};
+        let same = |p: &Path| Expect::Same {
+            id: FileId::stat(p).unwrap(),
+        };
+        let pinned: Vec<(&str, &str, Expect)> = pins
+            .iter()
+            .map(|p| (p.destination.as_str(), p.source.as_str(), p.expect))
+            .collect();
+        let real_text = std::fs::canonicalize(&real).unwrap();
+        assert_eq!(
+            pinned,
+            [
+                ("/host", "/", same(Path::new("/"))),
+                ("/data", real_text.to_str().unwrap(), same(&real)),
+                ("/gone", "/nonexistent/x", Expect::Unjudged),
+            ]
+        );
         assert_eq!(
             spec["mounts"][1]["source"],
             std::fs::canonicalize(&real).unwrap().to_str().unwrap()
@@ -278,8 +332,21 @@ mod tests {
             {"type": "uts"},
             {"type": "../etc", "path": "/proc/self/ns/net"}
         ]}});
-        name_host_namespaces(&mut spec);
+        let pins = name_host_namespaces(&mut spec);
         let list = spec["linux"]["namespaces"].as_array().unwrap();
+        use pins::{Expect, FileId};
+        let own = |n: &str| FileId::stat(&Path::new("/proc/self/ns").join(n)).unwrap();
+        let pinned: Vec<(&str, Expect)> =
+            pins.iter().map(|p| (p.kind.as_str(), p.expect)).collect();
+        assert_eq!(
+            pinned,
+            [
+                ("net", Expect::Same { id: own("net") }),
+                ("pid", Expect::Same { id: own("pid") }),
+                ("ipc", Expect::Unjudged),
+                ("uts", Expect::NotNode { node: own("uts") }),
+            ]
+        );
         assert_eq!(list[0]["path"], "/proc/1/ns/net");
         assert_eq!(list[1]["path"], "/proc/1/ns/pid");
         assert_eq!(list[2]["path"], "/nonexistent/ns/ipc");
