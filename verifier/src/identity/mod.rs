@@ -578,7 +578,50 @@ async fn cri_pod(session: &Session, id: &str, record: &ContainerRecord) -> Resul
                 meta.sandbox_id
             ))
         })?;
+    confirm_through_cri(session, id, &meta.sandbox_id)
+        .await?
+        .map_err(inconsistent)?;
     Ok(Some(sandbox_meta.into_pod(false, meta.image_ref)))
+}
+
+/// Any containerd client can write a container record, CRI's extensions included, and name a
+/// real sandbox of another pod in it; CRI's own store holds only the containers CRI created (for
+/// the kubelet). So a record that says it is CRI's must be one CRI knows, in the sandbox the
+/// record names. (A sandbox cannot be confirmed this way at its own start: CRI adds it to its
+/// store only once its task runs.)
+async fn confirm_through_cri(
+    session: &Session,
+    id: &str,
+    sandbox_id: &str,
+) -> Result<std::result::Result<(), String>> {
+    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+    use k8s_cri::v1::{ContainerFilter, ListContainersRequest};
+    let reply = RuntimeServiceClient::new(session.channel.clone())
+        .list_containers(ListContainersRequest {
+            filter: Some(ContainerFilter {
+                id: id.to_string(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(|status| session.failed("ask CRI for the container", status))?;
+    let known = reply
+        .into_inner()
+        .containers
+        .into_iter()
+        .find(|c| c.id == id);
+    Ok(match known {
+        Some(c) if c.pod_sandbox_id == sandbox_id => Ok(()),
+        Some(c) => Err(format!(
+            "names sandbox {sandbox_id}, but CRI has the container in sandbox {}",
+            c.pod_sandbox_id
+        )),
+        None => Err(
+            "says the container is CRI's, but CRI does not know it (a record written by another \
+             containerd client)"
+                .to_string(),
+        ),
+    })
 }
 
 /// CRI's sandbox metadata (JSON, as containerd's typeurl encodes Go structs).
