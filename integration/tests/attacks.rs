@@ -32,6 +32,9 @@ fn ran(out: &std::process::Output) {
     assert_eq!(stdout(out).trim(), "ran", "{}", stderr(out));
 }
 
+/// Every image runs, without privileges beyond containerd's defaults.
+const HARDENED: &str = "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n";
+
 fn authority(public: &Path) -> String {
     format!(
         "[[rule.authority]]\nname = \"release\"\nkey = \"{}\"\n",
@@ -289,11 +292,7 @@ fn dangerous_capabilities_and_the_hosts_root_are_refused_under_allow_privileged_
     let rig = shared_rig();
     let (ns, image) = namespace_with_busybox(&rig);
     let dir = tempfile::tempdir().unwrap();
-    let (_, cfg) = config(
-        &rig,
-        dir.path(),
-        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n",
-    );
+    let (_, cfg) = config(&rig, dir.path(), HARDENED);
     // A link on the node that leads to its root, bind-mounted by its own name.
     let link = dir.path().join("innocent");
     std::os::unix::fs::symlink("/", &link).unwrap();
@@ -787,11 +786,7 @@ fn a_bind_source_or_namespace_changed_after_the_gate_looked_is_refused_before_an
     .unwrap();
     let (ns, image) = namespace_with_busybox(&rig);
     let dir = tempfile::tempdir().unwrap();
-    let (_, cfg) = config(
-        &rig,
-        dir.path(),
-        "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"hardened\"\nimages = [\"**\"]\naction = \"allow\"\n[rule.host]\nallow_privileged = false\n",
-    );
+    let (_, cfg) = config(&rig, dir.path(), HARDENED);
     let state = dir.path().join("state");
 
     // A volume reached through a link; the node's root is refused under this rule.
