@@ -302,14 +302,19 @@ impl Matcher {
     pub fn new(exact: Option<&str>, pattern: Option<&str>, what: &str) -> Result<Matcher> {
         match (exact, pattern) {
             (Some(e), None) => Ok(Matcher::Exact(e.to_string())),
-            (None, Some(p)) => regex::RegexBuilder::new(&format!("^(?:{p})$"))
-                .size_limit(1 << 20)
-                .build()
-                .map(Matcher::Regex)
+            (None, Some(p)) => Matcher::anchored(p)
                 .map_err(|e| malformed(format!("invalid {what}_regex {p:?}: {e}"))),
             (Some(_), Some(_)) => Err(malformed(format!("give {what} or {what}_regex, not both"))),
             (None, None) => Err(malformed(format!("keyless needs {what} or {what}_regex"))),
         }
+    }
+
+    /// A regular expression that must match the whole value, not a part of it.
+    pub fn anchored(pattern: &str) -> std::result::Result<Matcher, regex::Error> {
+        regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map(Matcher::Regex)
     }
 
     pub fn matches(&self, s: &str) -> bool {
