@@ -49,7 +49,7 @@ pub use rootfs::{baseline, measure};
 pub use spec::host;
 pub use supply_chain::{
     attestation, cache, cosign_key, keys, license, material, registry, rego, sbom, sbom_rule,
-    signature, verify,
+    signature, sigstore, verify,
 };
 
 pub use error::{Error, Result};

@@ -5,6 +5,8 @@
 //!   ([`cache`]) in front;
 //! - [`registry`], [`material`]: where signatures and attestations come from;
 //! - [`signature`], [`keys`], [`cosign_key`]: cosign signatures, Sigstore bundles, keys;
+//! - [`sigstore`]: Sigstore bundles verified by sigstore's own verifier with our checks around it
+//!   (`vouch verify-blob`);
 //! - [`attestation`], [`sbom`], [`license`], [`sbom_rule`], [`rego`]: in-toto attestations of the
 //!   image (SBOMs, vulnerability reports, OpenVEX), SBOM documents, SPDX license expressions, and
 //!   the `[rule.sbom]` checks and Rego rules over them.
@@ -20,5 +22,6 @@ pub mod rego;
 pub mod sbom;
 pub mod sbom_rule;
 pub mod signature;
+pub mod sigstore;
 pub mod stage;
 pub mod verify;

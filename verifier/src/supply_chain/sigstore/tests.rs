@@ -1,0 +1,680 @@
+//! Our checks around sigstore-verify, each on a real conformance bundle or trusted root mutated in
+//! the one field the check is about (sigstore-verify 0.15.1 accepts every one of these mutants),
+//! with the unmutated document verifying as the control. Then policies, bounds, and bundle bytes
+//! from proptest.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::*;
+
+const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn case(name: &str) -> PathBuf {
+    data().join("sigstore-conformance/bundle-verify").join(name)
+}
+
+fn a_txt() -> Vec<u8> {
+    std::fs::read(data().join("sigstore-conformance/bundle-verify/a.txt")).unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn public_good_root() -> Value {
+    json(&data().join("sigstore-public-good/trusted_root.json"))
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+fn keyless() -> BlobPolicy {
+    BlobPolicy::keyless(Some(IDENTITY), None, Some(ISSUER), None).unwrap()
+}
+
+fn verify_values(
+    bundle: &Value,
+    root: &Value,
+    policy: &BlobPolicy,
+) -> Result<BlobVerified, BlobError> {
+    verify_blob(
+        Artifact::Bytes(&a_txt()),
+        &bytes(bundle),
+        policy,
+        &bytes(root),
+    )
+}
+
+/// A Rekor v2 bundle (log2025-alpha1, Ed25519 checkpoint, RFC 3161 timestamp) and its root.
+fn rekor_v2() -> (Value, Value) {
+    (
+        json(&case("rekor2-happy-path").join("bundle.sigstore.json")),
+        json(&case("rekor2-happy-path").join("trusted_root.json")),
+    )
+}
+
+/// A Rekor v1 v0.3 bundle (rekor.sigstore.dev, ECDSA checkpoint, SET) and the public-good root.
+fn rekor_v1() -> (Value, Value) {
+    (
+        json(&case("happy-path-v0.3").join("bundle.sigstore.json")),
+        public_good_root(),
+    )
+}
+
+fn refused(result: Result<BlobVerified, BlobError>, kind: FailureKind) -> String {
+    match result {
+        Ok(v) => panic!("verified, expected {kind:?}: {}", v.summary()),
+        Err(e) => {
+            assert_eq!(e.kind, kind, "{e}");
+            e.reason
+        }
+    }
+}
+
+#[test]
+fn the_controls_verify() {
+    let (bundle, root) = rekor_v2();
+    verify_values(&bundle, &root, &keyless()).unwrap();
+    let (bundle, root) = rekor_v1();
+    verify_values(&bundle, &root, &keyless()).unwrap();
+    let v01 = json(&case("happy-path-v0.1").join("bundle.sigstore.json"));
+    verify_values(&v01, &public_good_root(), &keyless()).unwrap();
+}
+
+#[test]
+fn crypto_needs_no_provider_installed() {
+    assert!(sigstore_verify::crypto::try_default_provider().is_some());
+}
+
+// --- the bundle must not carry the root ---
+
+fn chain_of(bundle: &mut Value) -> &mut Vec<Value> {
+    bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]
+        .as_array_mut()
+        .unwrap()
+}
+
+#[test]
+fn a_chain_carrying_a_trusted_root_ca_is_refused() {
+    let mut bundle = json(&case("happy-path-v0.1").join("bundle.sigstore.json"));
+    let root = public_good_root();
+    let ca_root = root["certificateAuthorities"][1]["certChain"]["certificates"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    chain_of(&mut bundle).push(ca_root);
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::RootInChain,
+    );
+    assert_eq!(
+        reason,
+        "the bundle's certificate #2 of the chain is a trusted root CA certificate; a bundle must not carry the root"
+    );
+}
+
+#[test]
+fn a_self_issued_certificate_in_the_chain_is_refused() {
+    // A self-signed CA certificate the public-good root does not list as a CA: the staging
+    // timestamp authority's root.
+    let staging = json(&case("rekor2-happy-path").join("trusted_root.json"));
+    let tsa_root = staging["timestampAuthorities"][0]["certChain"]["certificates"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let mut bundle = json(&case("happy-path-v0.1").join("bundle.sigstore.json"));
+    chain_of(&mut bundle).push(tsa_root);
+    let reason = refused(
+        verify_values(&bundle, &public_good_root(), &keyless()),
+        FailureKind::RootInChain,
+    );
+    assert!(
+        reason.contains("certificate #2 of the chain is self-issued"),
+        "{reason}"
+    );
+}
+
+// --- every window of the trusted root has a start ---
+
+#[test]
+fn every_authority_and_log_of_the_trusted_root_needs_a_start() {
+    let (bundle, root) = rekor_v2();
+    let places: [(&str, &[&str], &str); 4] = [
+        (
+            "tlogs",
+            &["publicKey"],
+            "transparency log \"https://rekor.sigstage.dev\"",
+        ),
+        (
+            "ctlogs",
+            &["publicKey"],
+            "CT log \"https://ctfe.sigstage.dev/test\"",
+        ),
+        (
+            "certificateAuthorities",
+            &[],
+            "certificate authority \"https://fulcio.sigstage.dev\"",
+        ),
+        (
+            "timestampAuthorities",
+            &[],
+            "timestamp authority \"https://timestamp.sigstage.dev/api/v1/timestamp\"",
+        ),
+    ];
+    for (list, path, named) in places {
+        for drop_only_start in [false, true] {
+            let mut mutated = root.clone();
+            let mut holder = &mut mutated[list][0];
+            for step in path {
+                holder = &mut holder[*step];
+            }
+            if drop_only_start {
+                holder["validFor"].as_object_mut().unwrap().remove("start");
+            } else {
+                holder.as_object_mut().unwrap().remove("validFor");
+            }
+            let reason = refused(
+                verify_values(&bundle, &mutated, &keyless()),
+                FailureKind::TrustedRoot,
+            );
+            assert_eq!(
+                reason,
+                format!("the trusted root's {named} has no validFor.start; an open start is not accepted"),
+                "{list} without {}",
+                if drop_only_start { "start" } else { "validFor" }
+            );
+        }
+    }
+}
+
+#[test]
+fn an_end_without_a_start_is_the_same_refusal() {
+    let (bundle, mut root) = rekor_v2();
+    root["certificateAuthorities"][0]["validFor"] =
+        serde_json::json!({"end": "2099-01-01T00:00:00Z"});
+    refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::TrustedRoot,
+    );
+}
+
+// --- each log entry names a trusted log ---
+
+#[test]
+fn a_rekor_v2_entry_naming_no_trusted_log_is_refused() {
+    let (mut bundle, root) = rekor_v2();
+    bundle["verificationMaterial"]["tlogEntries"][0]["logId"]["keyId"] =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::UnknownLog,
+    );
+    assert_eq!(
+        reason,
+        "the log entry names log AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, which the trusted root does not list"
+    );
+}
+
+#[test]
+fn a_rekor_v2_entry_naming_another_trusted_log_is_refused() {
+    // rekor.sigstage.dev is trusted too, but did not sign this entry's checkpoint.
+    let (mut bundle, root) = rekor_v2();
+    let other = root["tlogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["baseUrl"] == "https://rekor.sigstage.dev")
+        .unwrap()["logId"]["keyId"]
+        .clone();
+    bundle["verificationMaterial"]["tlogEntries"][0]["logId"]["keyId"] = other;
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::Checkpoint,
+    );
+    assert_eq!(
+        reason,
+        "the checkpoint carries no valid signature of log \"rekor.sigstage.dev\""
+    );
+}
+
+// --- the checkpoint is signed by the entry's log under the log's name ---
+
+fn rename_signer(bundle: &mut Value, from: &str, to: &str) {
+    let envelope = &mut bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+        ["checkpoint"]["envelope"];
+    let text = envelope.as_str().unwrap();
+    let from = format!("\u{2014} {from} ");
+    assert!(text.contains(&from), "{text}");
+    *envelope = text.replace(&from, &format!("\u{2014} {to} ")).into();
+}
+
+#[test]
+fn a_rekor_v2_checkpoint_signed_under_another_name_is_refused() {
+    let (mut bundle, root) = rekor_v2();
+    rename_signer(
+        &mut bundle,
+        "log2025-alpha1.rekor.sigstage.dev",
+        "evil.example",
+    );
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::Checkpoint,
+    );
+    assert_eq!(
+        reason,
+        "the checkpoint is signed by log \"log2025-alpha1.rekor.sigstage.dev\" under another name, \"evil.example\""
+    );
+}
+
+#[test]
+fn a_rekor_v1_checkpoint_signed_under_another_name_is_refused() {
+    let (mut bundle, root) = rekor_v1();
+    rename_signer(&mut bundle, "rekor.sigstore.dev", "rekor.example");
+    refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::Checkpoint,
+    );
+}
+
+#[test]
+fn the_log_name_comes_from_the_trusted_roots_base_url() {
+    let (bundle, mut root) = rekor_v2();
+    for log in root["tlogs"].as_array_mut().unwrap() {
+        if log["baseUrl"] == "https://log2025-alpha1.rekor.sigstage.dev" {
+            log["baseUrl"] = "https://log.example/api".into();
+        }
+    }
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::Checkpoint,
+    );
+    assert!(
+        reason.contains("by log \"log.example\" under another name"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_witness_cosignature_beside_the_log_signature_is_accepted() {
+    let bundle = json(&case("rekor2-checkpoint-cosigned").join("bundle.sigstore.json"));
+    let root = json(&case("rekor2-checkpoint-cosigned").join("trusted_root.json"));
+    verify_values(&bundle, &root, &keyless()).unwrap();
+}
+
+// --- identity and issuer ---
+
+fn keyless_with(
+    identity: Option<&str>,
+    identity_regexp: Option<&str>,
+    issuer: Option<&str>,
+    issuer_regexp: Option<&str>,
+) -> BlobPolicy {
+    BlobPolicy::keyless(identity, identity_regexp, issuer, issuer_regexp).unwrap()
+}
+
+#[test]
+fn regular_expressions_must_match_the_whole_identity_and_issuer() {
+    let (bundle, root) = rekor_v2();
+    let whole = keyless_with(
+        None,
+        Some(r"https://github\.com/sigstore-conformance/.*@refs/heads/main"),
+        None,
+        Some(r"https://token\.actions\.githubusercontent\.com"),
+    );
+    verify_values(&bundle, &root, &whole).unwrap();
+
+    let part_of_identity = keyless_with(None, Some("sigstore-conformance"), Some(ISSUER), None);
+    let reason = refused(
+        verify_values(&bundle, &root, &part_of_identity),
+        FailureKind::Identity,
+    );
+    assert_eq!(
+        reason,
+        format!("certificate identity {IDENTITY:?} does not match /^(?:sigstore-conformance)$/")
+    );
+
+    let part_of_issuer = keyless_with(Some(IDENTITY), None, None, Some(r"token\.actions"));
+    refused(
+        verify_values(&bundle, &root, &part_of_issuer),
+        FailureKind::Issuer,
+    );
+
+    let prefix_only = keyless_with(
+        None,
+        Some("https://github.com/sigstore-conformance"),
+        Some(ISSUER),
+        None,
+    );
+    refused(
+        verify_values(&bundle, &root, &prefix_only),
+        FailureKind::Identity,
+    );
+}
+
+#[test]
+fn exact_identity_and_issuer_are_refused_by_name() {
+    let (bundle, root) = rekor_v2();
+    let wrong_identity = keyless_with(
+        Some("https://github.com/acme/app"),
+        None,
+        Some(ISSUER),
+        None,
+    );
+    let reason = refused(
+        verify_values(&bundle, &root, &wrong_identity),
+        FailureKind::Identity,
+    );
+    assert_eq!(
+        reason,
+        format!("certificate identity {IDENTITY:?} does not match \"https://github.com/acme/app\"")
+    );
+    let wrong_issuer = keyless_with(
+        Some(IDENTITY),
+        None,
+        Some("https://accounts.google.com"),
+        None,
+    );
+    let reason = refused(
+        verify_values(&bundle, &root, &wrong_issuer),
+        FailureKind::Issuer,
+    );
+    assert_eq!(
+        reason,
+        format!("certificate issuer {ISSUER:?} does not match \"https://accounts.google.com\"")
+    );
+}
+
+#[test]
+fn a_policy_needs_exactly_one_form_of_each_and_valid_patterns() {
+    let policy_error = |r: Result<BlobPolicy, BlobError>| match r {
+        Ok(_) => panic!("accepted"),
+        Err(e) => {
+            assert_eq!(e.kind, FailureKind::Policy);
+            assert_eq!(e.exit_code(), 2);
+            e.reason
+        }
+    };
+    policy_error(BlobPolicy::keyless(
+        Some("a"),
+        Some("a.*"),
+        Some(ISSUER),
+        None,
+    ));
+    policy_error(BlobPolicy::keyless(None, None, Some(ISSUER), None));
+    policy_error(BlobPolicy::keyless(Some("a"), None, None, None));
+    let reason = policy_error(BlobPolicy::keyless(
+        None,
+        Some("(unclosed"),
+        Some(ISSUER),
+        None,
+    ));
+    assert!(
+        reason.starts_with("invalid certificate identity regular expression"),
+        "{reason}"
+    );
+}
+
+// --- managed keys ---
+
+fn managed_key() -> (Value, Vec<u8>) {
+    (
+        json(&case("managed-key-happy-path").join("bundle.sigstore.json")),
+        std::fs::read(case("managed-key-happy-path").join("key.pub")).unwrap(),
+    )
+}
+
+fn key_policy(pem: &[u8], require_tlog: bool) -> BlobPolicy {
+    BlobPolicy::Key {
+        key: BlobKey::from_pem(pem).unwrap(),
+        require_tlog,
+    }
+}
+
+#[test]
+fn another_valid_key_does_not_verify() {
+    let (bundle, key) = managed_key();
+    verify_values(&bundle, &public_good_root(), &key_policy(&key, true)).unwrap();
+    let other = std::fs::read(data().join("cosign-p256.pub")).unwrap();
+    refused(
+        verify_values(&bundle, &public_good_root(), &key_policy(&other, false)),
+        FailureKind::Signature,
+    );
+}
+
+#[test]
+fn a_key_bundle_without_a_log_entry_is_timestamped_or_refused() {
+    let (mut bundle, key) = managed_key();
+    bundle["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tlogEntries");
+    let reason = refused(
+        verify_values(&bundle, &public_good_root(), &key_policy(&key, true)),
+        FailureKind::InclusionProof,
+    );
+    assert_eq!(
+        reason,
+        "the bundle has no transparency-log entry, and one is required"
+    );
+    // Not required: its RFC 3161 timestamp (timestamp.sigstore.dev) stands in for the entry.
+    let v = verify_values(&bundle, &public_good_root(), &key_policy(&key, false)).unwrap();
+    assert!(v.log_entries.is_empty());
+    assert_eq!(v.signing_times.len(), 1);
+    // Without the timestamp either, nothing says when it was signed.
+    bundle["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestampVerificationData");
+    refused(
+        verify_values(&bundle, &public_good_root(), &key_policy(&key, false)),
+        FailureKind::NoTimestamp,
+    );
+}
+
+#[test]
+fn key_and_certificate_bundles_are_not_interchangeable() {
+    let (bundle, key) = managed_key();
+    refused(
+        verify_values(&bundle, &public_good_root(), &keyless()),
+        FailureKind::WrongMaterial,
+    );
+    let (v1, root) = rekor_v1();
+    refused(
+        verify_values(&v1, &root, &key_policy(&key, false)),
+        FailureKind::WrongMaterial,
+    );
+}
+
+#[test]
+fn an_unusable_key_is_an_input_error() {
+    for pem in [
+        &b"not a key"[..],
+        b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    ] {
+        let e = BlobKey::from_pem(pem).unwrap_err();
+        assert_eq!((e.kind, e.exit_code()), (FailureKind::Key, 2), "{e}");
+    }
+    let e = BlobKey::from_pem(&vec![b'A'; MAX_KEY_LEN + 1]).unwrap_err();
+    assert!(e.reason.contains("more than"), "{e}");
+}
+
+// --- inputs ---
+
+#[test]
+fn inputs_are_bounded() {
+    let (bundle, root) = rekor_v2();
+    let mut big = bytes(&bundle);
+    big.resize(MAX_BUNDLE_LEN + 1, b' ');
+    let e = verify_blob(Artifact::Bytes(b""), &big, &keyless(), &bytes(&root)).unwrap_err();
+    assert_eq!(e.kind, FailureKind::Malformed);
+    assert!(e.reason.contains("more than the"), "{e}");
+
+    let mut big_root = bytes(&root);
+    big_root.resize(MAX_TRUSTED_ROOT_LEN + 1, b' ');
+    let e = TrustRoot::from_json(&big_root).err().unwrap();
+    assert_eq!(e.kind, FailureKind::TrustedRoot);
+    assert!(e.reason.contains("more than the"), "{e}");
+}
+
+#[test]
+fn a_trusted_root_that_is_not_one_is_an_input_error() {
+    for root in [&b"{"[..], b"[]", b"\xff\xfe", b"{\"tlogs\": 5}"] {
+        let e = TrustRoot::from_json(root).err().unwrap();
+        assert_eq!(
+            (e.kind, e.exit_code()),
+            (FailureKind::TrustedRoot, 2),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn digests_and_paths_from_the_command_line() {
+    let hex = "a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf";
+    match Artifact::from_argument(&format!("sha256:{hex}")).unwrap() {
+        Artifact::Sha256(d) => assert_eq!(hex::encode(d), hex),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        Artifact::from_argument("a.txt").unwrap(),
+        Artifact::Path(_)
+    ));
+    for bad in [
+        "sha256:",
+        "sha256:abc",
+        &format!("sha256:{hex}00"),
+        &format!("sha256:{}", "zz".repeat(32)),
+    ] {
+        let e = Artifact::from_argument(bad).err().unwrap();
+        assert_eq!(e.kind, FailureKind::Unreadable, "{bad}");
+    }
+}
+
+#[test]
+fn a_missing_artifact_file_is_an_input_error() {
+    let (bundle, root) = rekor_v2();
+    let missing = data().join("no-such-artifact");
+    let e = verify_blob(
+        Artifact::Path(&missing),
+        &bytes(&bundle),
+        &keyless(),
+        &bytes(&root),
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.exit_code()), (FailureKind::Unreadable, 2), "{e}");
+}
+
+#[test]
+fn a_file_is_verified_as_its_bytes_and_its_digest() {
+    let (bundle, root) = rekor_v2();
+    let trust = TrustRoot::from_json(&bytes(&root)).unwrap();
+    let path = data().join("sigstore-conformance/bundle-verify/a.txt");
+    let from_path = trust
+        .verify(Artifact::Path(&path), &bytes(&bundle), &keyless())
+        .unwrap();
+    let digest: [u8; 32] = Sha256::digest(a_txt()).into();
+    let from_digest = trust
+        .verify(Artifact::Sha256(digest), &bytes(&bundle), &keyless())
+        .unwrap();
+    assert_eq!(from_path, from_digest);
+    let other = trust
+        .verify(
+            Artifact::Bytes(b"another artifact"),
+            &bytes(&bundle),
+            &keyless(),
+        )
+        .unwrap_err();
+    assert_eq!(other.kind, FailureKind::DigestMismatch, "{other}");
+}
+
+// --- any bytes as a bundle ---
+
+fn assert_one_bounded_line(result: &Result<BlobVerified, BlobError>) {
+    if let Err(e) = result {
+        assert!(e.reason.chars().count() <= MAX_REASON_CHARS, "{}", e.reason);
+        assert!(!e.reason.chars().any(char::is_control), "{:?}", e.reason);
+        assert!(!e.reason.is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn arbitrary_bytes_as_a_bundle_are_refused_in_one_line(bundle in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let (_, root) = rekor_v2();
+        let result = verify_blob(Artifact::Bytes(&a_txt()), &bundle, &keyless(), &bytes(&root));
+        prop_assert!(result.is_err());
+        assert_one_bounded_line(&result);
+    }
+
+    #[test]
+    fn a_real_bundle_with_bytes_changed_never_panics(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let (_, root) = rekor_v2();
+        let mut bundle = std::fs::read(case("rekor2-happy-path").join("bundle.sigstore.json")).unwrap();
+        for (at, byte) in &edits {
+            let i = at.index(bundle.len());
+            bundle[i] = *byte;
+        }
+        let result = verify_blob(Artifact::Bytes(&a_txt()), &bundle, &keyless(), &bytes(&root));
+        assert_one_bounded_line(&result);
+    }
+
+    #[test]
+    fn a_real_bundle_with_a_field_replaced_never_panics(
+        field in 0usize..64,
+        replacement in prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,80}".prop_map(Value::from),
+            Just(Value::Null),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({})),
+            "[A-Za-z0-9+/]{0,120}={0,2}".prop_map(Value::from),
+        ],
+    ) {
+        let (mut bundle, root) = rekor_v2();
+        replace_nth_leaf(&mut bundle, field, replacement);
+        let result = verify_values(&bundle, &root, &keyless());
+        assert_one_bounded_line(&result);
+    }
+}
+
+/// Replaces the `n`-th leaf (modulo the number of leaves) of a JSON document, depth first.
+fn replace_nth_leaf(v: &mut Value, n: usize, replacement: Value) {
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => m.values().map(count).sum(),
+            Value::Array(a) => a.iter().map(count).sum(),
+            _ => 1,
+        }
+    }
+    fn walk(v: &mut Value, k: &mut usize, replacement: &mut Option<Value>) {
+        match v {
+            Value::Object(m) => m.values_mut().for_each(|c| walk(c, k, replacement)),
+            Value::Array(a) => a.iter_mut().for_each(|c| walk(c, k, replacement)),
+            _ if *k == 0 => {
+                if let Some(r) = replacement.take() {
+                    *v = r;
+                }
+            }
+            _ => *k -= 1,
+        }
+    }
+    let mut k = n % count(v).max(1);
+    walk(v, &mut k, &mut Some(replacement));
+}
