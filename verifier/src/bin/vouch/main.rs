@@ -9,6 +9,10 @@
 //!   exit 0 attested, 2 error.
 //! - `vouch verify IMAGE [--policy P] [--namespace NS]` asks the gate the shim asks, about a container
 //!   start of IMAGE: exit 0 allowed, 1 denied (the shim's denial line), 2 error.
+//! - `vouch verify-blob FILE|sha256:HEX --bundle B (--key PUB | --certificate-identity ID
+//!   --certificate-oidc-issuer URL) [--certificate-identity-regexp RE]
+//!   [--certificate-oidc-issuer-regexp RE] [--trusted-root F]` verifies a Sigstore bundle as cosign
+//!   does, offline: exit 0 verified, 1 refused, 2 unusable input.
 //! - `vouch gate` (hidden) is the shim's side of that: a gate request on stdin, the verdict on stdout.
 //! - `vouch attestation verify LOG --node-key PUB [--node-key PUB2] [--ak PUB] [--event-log F]` checks
 //!   an attestation log (signatures, chain, quotes, PCR replay): exit 0 valid, 1 not, 2 unreadable input.
@@ -24,6 +28,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod gate;
+mod verify_blob;
 mod verify_request;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +148,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         layout: Option<PathBuf>,
     },
+    /// Verify a Sigstore bundle over a file (or a sha256: digest) as cosign verify-blob does,
+    /// offline, with the trusted root given or the one the node's policy names: exit 0 verified,
+    /// 1 refused, 2 unusable input. One line says why (stdout when verified, else stderr).
+    VerifyBlob(verify_blob::Args),
     /// Generate an SBOM of an unpacked root filesystem or of an image in an OCI image layout:
     /// dpkg, apk, Python and npm packages and every regular file, as SPDX 2.3 or CycloneDX 1.5
     /// JSON on stdout (or --file), a one-line summary on stderr. Exit 0 written, 2 error.
@@ -304,6 +313,9 @@ fn main() -> ExitCode {
             }),
             cli.output,
         ),
+        Command::VerifyBlob(args) => {
+            verify_blob::run(cli.config.as_deref(), args, cli.output == Output::Json)
+        }
         Command::Sbom {
             path,
             format,
