@@ -314,6 +314,12 @@ impl TrustRoot {
                 (result, signer)
             }
             BlobPolicy::Keyless(identity) => {
+                if bundle.verification_material.tlog_entries.is_empty() {
+                    return Err(BlobError::new(
+                        FailureKind::InclusionProof,
+                        "the bundle has no transparency-log entry, which a certificate needs",
+                    ));
+                }
                 // Exact values are also handed to sigstore-verify, so they are checked twice;
                 // regular expressions only here, after it.
                 let mut p = VerificationPolicy::any_identity();

@@ -485,6 +485,45 @@ fn a_key_bundle_without_a_log_entry_is_timestamped_or_refused() {
 }
 
 #[test]
+fn an_ed25519_key_reads_the_whole_file_and_cannot_use_a_digest() {
+    // Ed25519 signs the message itself, so a file is read whole instead of streamed, and a
+    // digest alone cannot be checked. This bundle is ECDSA-signed: the file is then refused for
+    // its signature, the digest for its form.
+    let (bundle, _) = managed_key();
+    let ed25519 = std::fs::read(data().join("cosign-ed25519.pub")).unwrap();
+    let trust = TrustRoot::from_json(&bytes(&public_good_root())).unwrap();
+    let path = data().join("sigstore-conformance/bundle-verify/a.txt");
+    let policy = key_policy(&ed25519, false);
+    let from_file = trust
+        .verify(Artifact::Path(&path), &bytes(&bundle), &policy)
+        .unwrap_err();
+    assert_eq!(from_file.kind, FailureKind::Signature, "{from_file}");
+    let digest: [u8; 32] = Sha256::digest(a_txt()).into();
+    let from_digest = trust
+        .verify(Artifact::Sha256(digest), &bytes(&bundle), &policy)
+        .unwrap_err();
+    assert_eq!(from_digest.kind, FailureKind::Unsupported, "{from_digest}");
+}
+
+#[test]
+fn a_certificate_bundle_without_a_log_entry_is_refused_even_with_a_timestamp() {
+    let (mut bundle, root) = rekor_v2();
+    bundle["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tlogEntries");
+    assert!(!bundle["verificationMaterial"]["timestampVerificationData"].is_null());
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::InclusionProof,
+    );
+    assert_eq!(
+        reason,
+        "the bundle has no transparency-log entry, which a certificate needs"
+    );
+}
+
+#[test]
 fn key_and_certificate_bundles_are_not_interchangeable() {
     let (bundle, key) = managed_key();
     refused(
