@@ -265,7 +265,7 @@ fn flags_follow_cosign() {
         "--bundle",
         case.bundle.to_str().unwrap(),
     ];
-    let refusals: [(&[&str], &str); 4] = [
+    let refusals: [(&[&str], &str); 5] = [
         (
             &[
                 "--key",
@@ -300,6 +300,15 @@ fn flags_follow_cosign() {
                 "y",
             ],
             "invalid certificate identity regular expression",
+        ),
+        (
+            &[
+                "--certificate-identity-regexp",
+                r"https://github\.com/acme/.*)|(.*",
+                "--certificate-oidc-issuer",
+                "y",
+            ],
+            r#"invalid certificate identity regular expression: "https://github\\.com/acme/.*)|(.*" is not a regular expression: unopened group"#,
         ),
     ];
     for (flags, says) in refusals {

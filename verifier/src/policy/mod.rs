@@ -85,6 +85,7 @@ use crate::error::{Error, Result};
 use crate::license::LicensePattern;
 use crate::pattern::{ImagePattern, NamespacePattern};
 use crate::sbom_rule::{self, Ignore, MinField, PackageMatcher, SbomRequirement};
+use crate::signature::Matcher;
 use crate::spec::pod_security::Level;
 use crate::tomlfile;
 
@@ -323,23 +324,15 @@ pub enum Match {
 }
 
 impl Match {
+    /// Whether `value` is this value, or matches this pattern as a whole (see
+    /// [`Matcher::anchored`]: `subject_regex = "https://github.com/acme/.*"` does not match a
+    /// value that merely contains it). A pattern that does not compile matches nothing.
     pub fn matches(&self, value: &str) -> bool {
         match self {
             Match::Exact(e) => e == value,
-            Match::Regex(r) => regex::Regex::new(&anchored(r))
-                .map(|re| re.is_match(value))
-                .unwrap_or(false),
+            Match::Regex(r) => Matcher::anchored(r).is_ok_and(|m| m.matches(value)),
         }
     }
-}
-
-/// Anchors a pattern at both ends, so `subject_regex = "https://github.com/acme/.*"` cannot match
-/// a value that merely contains it.
-fn anchored(pattern: &str) -> String {
-    format!(
-        "^(?:{})$",
-        pattern.trim_start_matches('^').trim_end_matches('$')
-    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -638,12 +631,11 @@ impl Locator<'_> {
                     let pick =
                         |exact: Option<String>, re: Option<String>, what: &str| match (exact, re) {
                             (Some(e), None) => Ok(Match::Exact(e)),
-                            (None, Some(r)) => match regex::Regex::new(&anchored(&r)) {
+                            (None, Some(r)) => match Matcher::anchored(&r) {
                                 Ok(_) => Ok(Match::Regex(r)),
-                                Err(e) => Err(self.error(
-                                    k_at,
-                                    &format!("invalid {what}_regex: {}", one_line(&e.to_string())),
-                                )),
+                                Err(e) => {
+                                    Err(self.error(k_at, &format!("invalid {what}_regex: {e}")))
+                                }
                             },
                             _ => Err(self.error(
                                 k_at,
@@ -1375,6 +1367,37 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
             e.contains("line 6") && e.contains("belong to rules with action = \"verify\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_pattern_that_would_close_the_anchoring_group_is_refused_on_its_line() {
+        // Wrapped as `^(?:...)$` this would read `^(?:https://github\.com/acme/.*)|(.*)$`:
+        // anything at all, through the second branch.
+        let escape = r"https://github\.com/acme/.*)|(.*";
+        let head =
+            "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n";
+        for (field, other) in [
+            ("subject_regex", "issuer = \"i\""),
+            ("issuer_regex", "subject = \"s\""),
+        ] {
+            let e = parse_err(&format!(
+                "{head}[[rule.authority]]\nname = \"k\"\nkeyless = {{ trusted_root = \"/r.json\", {other}, {field} = '{escape}' }}\n"
+            ));
+            assert!(
+                e.contains("line 8")
+                    && e.contains(&format!(
+                        "invalid {field}: {escape:?} is not a regular expression: unopened group"
+                    )),
+                "{e}"
+            );
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        // A stored pattern is checked the same way when it is matched.
+        let m = Match::Regex(escape.to_string());
+        assert!(!m.matches("https://github.com/evil/x"));
+        assert!(!m.matches("https://github.com/acme/x"));
+        assert!(Match::Regex("^https://github\\.com/acme/.*$".into())
+            .matches("https://github.com/acme/x"));
     }
 
     const MEASURE_HEAD: &str =

@@ -302,19 +302,30 @@ impl Matcher {
     pub fn new(exact: Option<&str>, pattern: Option<&str>, what: &str) -> Result<Matcher> {
         match (exact, pattern) {
             (Some(e), None) => Ok(Matcher::Exact(e.to_string())),
-            (None, Some(p)) => Matcher::anchored(p)
-                .map_err(|e| malformed(format!("invalid {what}_regex {p:?}: {e}"))),
+            (None, Some(p)) => {
+                Matcher::anchored(p).map_err(|e| malformed(format!("invalid {what}_regex: {e}")))
+            }
             (Some(_), Some(_)) => Err(malformed(format!("give {what} or {what}_regex, not both"))),
             (None, None) => Err(malformed(format!("keyless needs {what} or {what}_regex"))),
         }
     }
 
-    /// A regular expression that must match the whole value, not a part of it.
-    pub fn anchored(pattern: &str) -> std::result::Result<Matcher, regex::Error> {
-        regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-            .size_limit(1 << 20)
-            .build()
+    /// A regular expression that must match the whole value, not a part of it. The error is one
+    /// line naming the pattern.
+    ///
+    /// The pattern must be a regular expression on its own before it is wrapped: otherwise
+    /// `https://github\.com/acme/.*)|(.*` would close the wrapper's group and match anything.
+    pub fn anchored(pattern: &str) -> std::result::Result<Matcher, String> {
+        let build = |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build();
+        build(pattern)
+            .and_then(|_| build(&format!("^(?:{pattern})$")))
             .map(Matcher::Regex)
+            .map_err(|e| {
+                format!(
+                    "{pattern:?} is not a regular expression: {}",
+                    regex_reason(&e)
+                )
+            })
     }
 
     pub fn matches(&self, s: &str) -> bool {
@@ -323,6 +334,17 @@ impl Matcher {
             Matcher::Regex(r) => r.is_match(s),
         }
     }
+}
+
+/// The reason of a regex error on one line: a syntax error's last line (`unopened group`), not
+/// its picture of the pattern with a caret under the fault.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or_default();
+    last.strip_prefix("error: ")
+        .unwrap_or(last)
+        .trim()
+        .to_string()
 }
 
 impl std::fmt::Display for Matcher {

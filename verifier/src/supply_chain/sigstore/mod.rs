@@ -146,7 +146,7 @@ fn matcher(exact: Option<&str>, pattern: Option<&str>, what: &str) -> Result<Mat
     match (exact, pattern) {
         (Some(e), None) => Ok(Matcher::Exact(e.to_string())),
         (None, Some(p)) => Matcher::anchored(p)
-            .map_err(|e| policy(format!("invalid {what} regular expression {p:?}: {e}"))),
+            .map_err(|e| policy(format!("invalid {what} regular expression: {e}"))),
         (Some(_), Some(_)) => Err(policy(format!(
             "give the {what} or a regular expression for it, not both"
         ))),

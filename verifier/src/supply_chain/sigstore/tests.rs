@@ -427,6 +427,40 @@ fn a_policy_needs_exactly_one_form_of_each_and_valid_patterns() {
     );
 }
 
+#[test]
+fn a_pattern_that_would_close_the_anchoring_group_is_refused() {
+    // Not a regular expression on its own; wrapped as `^(?:...)$` its second branch would match
+    // any identity at all.
+    let escape = r"https://github\.com/acme/.*)|(.*";
+    let cases = [
+        (
+            BlobPolicy::keyless(None, Some(escape), Some(ISSUER), None),
+            "certificate identity",
+        ),
+        (
+            BlobPolicy::keyless(Some(IDENTITY), None, None, Some(escape)),
+            "certificate OIDC issuer",
+        ),
+    ];
+    for (policy, what) in cases {
+        match policy {
+            Ok(_) => panic!("{escape:?} accepted as a {what} pattern"),
+            Err(e) => {
+                assert_eq!(e.kind, FailureKind::Policy);
+                assert_eq!(
+                    e.reason,
+                    format!("invalid {what} regular expression: {escape:?} is not a regular expression: unopened group")
+                );
+            }
+        }
+    }
+    // Balanced alternatives stay inside the anchors.
+    let BlobPolicy::Keyless(id) = keyless_with(None, Some("a|b"), Some(ISSUER), None) else {
+        panic!("not keyless")
+    };
+    assert!(id.subject.matches("a") && !id.subject.matches("ab") && !id.subject.matches("xb"));
+}
+
 // --- managed keys ---
 
 fn managed_key() -> (Value, Vec<u8>) {
