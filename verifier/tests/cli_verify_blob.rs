@@ -150,6 +150,45 @@ fn verified_prints_one_line_on_stdout_naming_signer_and_log() {
 }
 
 #[test]
+fn output_json_may_follow_the_verb_and_its_arguments() {
+    // The synopsis puts `--output json` last; before the verb is the same flag.
+    let case = happy();
+    let mut last = case_args(&case, &path(&case.artifact));
+    last.extend(["--output".to_string(), "json".to_string()]);
+    let mut first = vec!["--output".to_string(), "json".to_string()];
+    first.extend(case_args(&case, &path(&case.artifact)));
+    let mut values = Vec::new();
+    for args in [last, first] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(value["verified"], true);
+        assert_eq!(value["signer"]["identity"], DEFAULT_IDENTITY);
+        assert_eq!(
+            value["log_entries"][0]["log"],
+            "log2025-alpha1.rekor.sigstage.dev"
+        );
+        values.push(value);
+    }
+    assert_eq!(values[0], values[1]);
+
+    // A refusal, too, is one JSON object on stdout when --output json comes last.
+    let mut args = case_args(
+        &case,
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    );
+    args.extend(["--output".to_string(), "json".to_string()]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["verified"], false);
+    assert_eq!(value["kind"], "digest-mismatch");
+}
+
+#[test]
 fn wrong_identity_is_refused_with_exit_1_and_the_reason() {
     let case = happy();
     let mut args = case_args(&case, &path(&case.artifact));
