@@ -7,11 +7,13 @@ use serde_json::Value;
 use sigstore_verify::crypto::VerificationKey;
 use sigstore_verify::trust_root::{TransparencyLog, TrustedRoot};
 use sigstore_verify::types::bundle::VerificationMaterialContent;
-use sigstore_verify::types::{Bundle, TransparencyLogEntry};
+use sigstore_verify::types::{Bundle, KindVersion, TransparencyLogEntry};
+use sigstore_verify::VerificationResult;
 use x509_cert::Certificate;
 
 use super::error::{BlobError, FailureKind};
 use super::BlobPolicy;
+use crate::signature::format_unix;
 
 /// Every CA, TSA, transparency log and CT log of the trusted root has a `validFor.start`.
 ///
@@ -176,15 +178,7 @@ pub(super) fn log_of<'r>(
 /// signature relabelled with another name, passes it.
 pub(super) fn log_entries(bundle: &Bundle, root: &TrustedRoot) -> Result<(), BlobError> {
     for entry in &bundle.verification_material.tlog_entries {
-        let log = log_of(entry, root).ok_or_else(|| {
-            BlobError::new(
-                FailureKind::UnknownLog,
-                format!(
-                    "the log entry names log {}, which the trusted root does not list",
-                    entry.log_id.key_id.to_base64()
-                ),
-            )
-        })?;
+        let log = log_of(entry, root).ok_or_else(|| unknown_log(entry))?;
         if let Some(checkpoint) = entry
             .inclusion_proof
             .as_ref()
@@ -194,6 +188,82 @@ pub(super) fn log_entries(bundle: &Bundle, root: &TrustedRoot) -> Result<(), Blo
         }
     }
     Ok(())
+}
+
+/// Whether the entry's integrated time is vouched for by a SET, as sigstore-verify counts one: a
+/// Rekor v1 entry with an inclusion promise and an integrated time. Its SET was then checked
+/// with a key of its log valid at that time.
+pub(super) fn has_set(entry: &TransparencyLogEntry) -> bool {
+    let rekor_v1 = matches!(
+        entry.kind_version,
+        KindVersion::HashedRekordV001 | KindVersion::DsseV001 | KindVersion::IntotoV002
+    );
+    rekor_v1 && entry.inclusion_promise.is_some() && entry.integrated_time.is_some()
+}
+
+/// Every log entry without a SET is from a log whose key was valid (start and end inclusive) at
+/// every verified signing time, and there is at least one such time.
+///
+/// sigstore-verify checks a log key's window only through a SET; a checkpoint key needs only to
+/// have started by now. So a Rekor v2 entry (none has a SET), or a Rekor v1 entry without one,
+/// from a log retired before the signature was made, or not yet started, would pass it. Run after
+/// sigstore-verify, on the times it verified.
+pub(super) fn log_windows(
+    bundle: &Bundle,
+    root: &TrustedRoot,
+    verified: &VerificationResult,
+) -> Result<(), BlobError> {
+    let signing_times = verified.verified_timestamps();
+    for entry in &bundle.verification_material.tlog_entries {
+        if has_set(entry) {
+            continue;
+        }
+        // log_entries already refused an entry naming no trusted log.
+        let Some(log) = log_of(entry, root) else {
+            return Err(unknown_log(entry));
+        };
+        let name = log_name(&log.base_url);
+        if signing_times.is_empty() {
+            return Err(BlobError::new(
+                FailureKind::NoTimestamp,
+                format!(
+                    "the entry of log {name:?} has no SET and nothing else says when the bundle \
+                     was signed, so the log's validity cannot be checked"
+                ),
+            ));
+        }
+        let Some(window) = &log.public_key.valid_for else {
+            return Err(BlobError::new(
+                FailureKind::TrustedRoot,
+                format!("the trusted root's log {name:?} has no validFor"),
+            ));
+        };
+        if let Some(outside) = signing_times.iter().find(|t| !window.contains(**t)) {
+            let until = window
+                .end
+                .map(|end| format_unix(end.as_second()))
+                .unwrap_or_else(|| "no end".to_string());
+            return Err(BlobError::new(
+                FailureKind::LogOutsideValidity,
+                format!(
+                    "signed at {}, outside the validity of log {name:?} ({} to {until})",
+                    format_unix(outside.as_second()),
+                    format_unix(window.start.as_second())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_log(entry: &TransparencyLogEntry) -> BlobError {
+    BlobError::new(
+        FailureKind::UnknownLog,
+        format!(
+            "the log entry names log {}, which the trusted root does not list",
+            entry.log_id.key_id.to_base64()
+        ),
+    )
 }
 
 fn checkpoint_signed_by(

@@ -43,6 +43,8 @@ pub enum FailureKind {
     Set,
     /// The log's integrated time is in the future or outside the certificate's validity.
     IntegratedTime,
+    /// The bundle was signed outside the validity of the log an entry without a SET is from.
+    LogOutsideValidity,
     /// The log entry is about another signature, key, certificate or artifact.
     EntryMismatch,
     /// An RFC 3161 timestamp is not signed by a timestamp authority of the trusted root.

@@ -17,7 +17,10 @@
 //! 3. sigstore-verify;
 //! 4. the identity and issuer, exact or as regular expressions anchored at both ends (which
 //!    sigstore-verify does not offer);
-//! 5. its error enums turned into one [`FailureKind`] and one bounded line ([`error`]).
+//! 5. a verified signing time, and the validity of the log of each entry without a SET at every
+//!    such time ([`checks::log_windows`]): sigstore-verify checks a log's window only through a
+//!    SET, and accepts a key bundle with no verified time at all;
+//! 6. its error enums turned into one [`FailureKind`] and one bounded line ([`error`]).
 //!
 //! Offline: nothing is fetched. The time of the checks sigstore-verify makes against "now" (a
 //! log key has started, an integrated time is not in the future) is the system clock's.
@@ -308,6 +311,15 @@ impl TrustRoot {
                     p = p.skip_tlog_unsafe();
                 }
                 let result = self.run(artifact, &bundle, &p)?;
+                // sigstore-verify accepts a key bundle with no verified time at all (a Rekor v2
+                // entry, or a Rekor v1 entry without SET, and no RFC 3161 timestamp).
+                if result.verified_timestamps().is_empty() {
+                    return Err(BlobError::new(
+                        FailureKind::NoTimestamp,
+                        "nothing says when the bundle was signed: no RFC 3161 timestamp, and no \
+                         log entry with a SET",
+                    ));
+                }
                 let signer = Signer::Key {
                     fingerprint: key.fingerprint(),
                 };
@@ -334,6 +346,7 @@ impl TrustRoot {
                 (result, signer)
             }
         };
+        checks::log_windows(&bundle, &self.root, &result)?;
         Ok(BlobVerified {
             media_type: bundle.media_type.as_str().to_string(),
             content: signed_content(&bundle),

@@ -314,6 +314,131 @@ fn a_witness_cosignature_beside_the_log_signature_is_accepted() {
     verify_values(&bundle, &root, &keyless()).unwrap();
 }
 
+// --- the log of an entry without a SET was valid when the bundle was signed ---
+
+fn iso(t: i64) -> String {
+    crate::signature::format_unix(t)
+}
+
+fn tlog_mut<'a>(root: &'a mut Value, base_url: &str) -> &'a mut Value {
+    root["tlogs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["baseUrl"] == base_url)
+        .unwrap()
+}
+
+const ALPHA1: &str = "https://log2025-alpha1.rekor.sigstage.dev";
+
+/// The Rekor v2 control, and its one signing time (its RFC 3161 timestamp).
+fn rekor_v2_signed_at() -> (Value, Value, i64) {
+    let (bundle, root) = rekor_v2();
+    let v = verify_values(&bundle, &root, &keyless()).unwrap();
+    assert_eq!(v.signing_times.len(), 1, "one RFC 3161 time");
+    let t = v.signing_times[0];
+    (bundle, root, t)
+}
+
+#[test]
+fn a_rekor_v2_entry_of_a_log_retired_before_the_signing_time_is_refused() {
+    let (bundle, mut root, signed_at) = rekor_v2_signed_at();
+    tlog_mut(&mut root, ALPHA1)["publicKey"]["validFor"]["end"] = iso(signed_at - 1).into();
+    let reason = refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::LogOutsideValidity,
+    );
+    assert_eq!(
+        reason,
+        format!(
+            "signed at {}, outside the validity of log \"log2025-alpha1.rekor.sigstage.dev\" \
+             (2025-04-16T00:00:00Z to {})",
+            iso(signed_at),
+            iso(signed_at - 1)
+        )
+    );
+}
+
+#[test]
+fn a_rekor_v2_entry_of_a_log_not_yet_started_at_the_signing_time_is_refused() {
+    let (bundle, mut root, signed_at) = rekor_v2_signed_at();
+    tlog_mut(&mut root, ALPHA1)["publicKey"]["validFor"]["start"] = iso(signed_at + 1).into();
+    refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::LogOutsideValidity,
+    );
+}
+
+#[test]
+fn a_log_window_includes_both_of_its_ends() {
+    let (bundle, mut root, signed_at) = rekor_v2_signed_at();
+    let window = &mut tlog_mut(&mut root, ALPHA1)["publicKey"]["validFor"];
+    window["start"] = iso(signed_at).into();
+    window["end"] = iso(signed_at).into();
+    verify_values(&bundle, &root, &keyless()).unwrap();
+}
+
+/// A v0.2 bundle with a Rekor v1 intoto entry, its SET removed: its time is then the RFC 3161
+/// timestamp's, and nothing checked its log's window.
+fn rekor_v1_without_set() -> (Value, Value, Vec<u8>) {
+    let dir = case("intoto-with-custom-trust-root");
+    let mut bundle = json(&dir.join("bundle.sigstore.json"));
+    bundle["verificationMaterial"]["tlogEntries"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("inclusionPromise");
+    (
+        bundle,
+        json(&dir.join("trusted_root.json")),
+        std::fs::read(dir.join("artifact")).unwrap(),
+    )
+}
+
+#[test]
+fn a_rekor_v1_entry_without_a_set_of_a_retired_log_is_refused() {
+    let (bundle, mut root, artifact) = rekor_v1_without_set();
+    let verify = |root: &Value| {
+        verify_blob(
+            Artifact::Bytes(&artifact),
+            &bytes(&bundle),
+            &keyless(),
+            &bytes(root),
+        )
+    };
+    let v = verify(&root).unwrap();
+    assert_eq!(v.log_entries[0].integrated_time, None, "no SET-backed time");
+    let signed_at = v.signing_times[0];
+    tlog_mut(&mut root, "http://localhost:8000")["publicKey"]["validFor"]["end"] =
+        iso(signed_at - 1).into();
+    let reason = refused(verify(&root), FailureKind::LogOutsideValidity);
+    assert!(reason.contains("log \"localhost:8000\""), "{reason}");
+}
+
+#[test]
+fn a_rekor_v1_entry_with_a_set_answers_for_its_own_time() {
+    // Its SET was checked with the log key valid at the integrated time; the log's window is
+    // not compared with other times (here there are none: the SET's is the only one).
+    let (bundle, root) = rekor_v1();
+    let v = verify_values(&bundle, &root, &keyless()).unwrap();
+    let integrated = v.log_entries[0].integrated_time.unwrap();
+    assert_eq!(v.signing_times, vec![integrated]);
+}
+
+#[test]
+fn an_rfc3161_time_outside_the_certificate_is_refused() {
+    // The conformance case is refused for its line-wrapped base64 alone; unwrapped, for its time.
+    let dir = case("rekor2-timestamp-with-incorrect-time_fail");
+    let mut bundle = json(&dir.join("bundle.sigstore.json"));
+    let root = json(&dir.join("trusted_root.json"));
+    let ts = &mut bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        [0]["signedTimestamp"];
+    *ts = ts.as_str().unwrap().replace('\n', "").into();
+    refused(
+        verify_values(&bundle, &root, &keyless()),
+        FailureKind::CertificateExpired,
+    );
+}
+
 // --- identity and issuer ---
 
 fn keyless_with(
@@ -516,6 +641,151 @@ fn a_key_bundle_without_a_log_entry_is_timestamped_or_refused() {
         verify_values(&bundle, &public_good_root(), &key_policy(&key, false)),
         FailureKind::NoTimestamp,
     );
+}
+
+#[test]
+fn a_key_bundle_with_a_set_is_signed_at_its_integrated_time() {
+    let (bundle, key) = managed_key();
+    let v = verify_values(&bundle, &public_good_root(), &key_policy(&key, false)).unwrap();
+    let integrated = v.log_entries[0].integrated_time.unwrap();
+    assert!(
+        v.signing_times.contains(&integrated),
+        "{:?}",
+        v.signing_times
+    );
+}
+
+#[test]
+fn a_key_bundle_whose_only_entry_has_no_set_and_no_timestamp_is_refused() {
+    let dir = case("managed-key-and-trusted-root");
+    let mut bundle = json(&dir.join("bundle.sigstore.json"));
+    let root = json(&dir.join("trusted_root.json"));
+    let key = std::fs::read(dir.join("key.pub")).unwrap();
+    let v = verify_values(&bundle, &root, &key_policy(&key, false)).unwrap();
+    assert!(!v.signing_times.is_empty(), "the control's SET time");
+    bundle["verificationMaterial"]["tlogEntries"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("inclusionPromise");
+    let reason = refused(
+        verify_values(&bundle, &root, &key_policy(&key, false)),
+        FailureKind::NoTimestamp,
+    );
+    assert!(
+        reason.starts_with("nothing says when the bundle was signed"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_key_bundle_with_only_a_rekor_v2_entry_and_no_timestamp_is_refused() {
+    let w = synthetic::key_bundle_with_rekor_v2_entry();
+    let policy = key_policy(w.key_pem.as_bytes(), false);
+    let verify = |bundle: &Value| {
+        verify_blob(
+            Artifact::Bytes(&w.artifact),
+            &bytes(bundle),
+            &policy,
+            &bytes(&w.root),
+        )
+    };
+    // sigstore-verify alone accepts it: the bundle is sound but for its missing time.
+    let root = TrustedRoot::from_json(&serde_json::to_string(&w.root).unwrap()).unwrap();
+    let key = BlobKey::from_pem(w.key_pem.as_bytes()).unwrap();
+    let alone = Verifier::new(&root)
+        .unwrap()
+        .verify(
+            w.artifact.as_slice(),
+            &Bundle::from_json(&serde_json::to_string(&w.bundle).unwrap()).unwrap(),
+            &PublicKeyVerificationPolicy::new(key.der),
+        )
+        .unwrap();
+    assert!(alone.verified_timestamps().is_empty());
+    let reason = refused(verify(&w.bundle), FailureKind::NoTimestamp);
+    assert!(
+        reason.starts_with("nothing says when the bundle was signed"),
+        "{reason}"
+    );
+}
+
+mod synthetic {
+    //! A self-made Sigstore (the test CA, and the test Rekor key as a Rekor v2 log) to build
+    //! bundles no public instance would sign.
+    use base64::Engine;
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+    use spki::EncodePublicKey;
+
+    use crate::signature::testca::{
+        public_key_pem, random_key, sign, trusted_root_json, TestCa, TestRekor,
+    };
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub struct KeyBundle {
+        pub root: Value,
+        pub bundle: Value,
+        pub key_pem: String,
+        pub artifact: Vec<u8>,
+    }
+
+    /// A v0.3 managed-key bundle with one hashedrekord/0.0.2 entry, alone in its tree, whose
+    /// checkpoint the trusted log signed; no RFC 3161 timestamp.
+    pub fn key_bundle_with_rekor_v2_entry() -> KeyBundle {
+        let ca = TestCa::new("test ca");
+        let log = TestRekor::new();
+        let root: Value =
+            serde_json::from_str(&trusted_root_json(&ca, &log, "2001-01-01T00:00:00Z")).unwrap();
+        let artifact = b"hello, world\n".to_vec();
+        let digest = Sha256::digest(&artifact);
+        let signer = random_key();
+        let signature = sign(&signer, &artifact);
+        let spki = signer.verifying_key().to_public_key_der().unwrap();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "0.0.2", "kind": "hashedrekord",
+            "spec": {"hashedRekordV002": {
+                "data": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
+                "signature": {"content": B64.encode(&signature), "verifier": {
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "publicKey": {"rawBytes": B64.encode(spki.as_bytes())}}}}}
+        }))
+        .unwrap();
+        let mut leaf_input = vec![0u8];
+        leaf_input.extend_from_slice(&body);
+        let leaf = Sha256::digest(&leaf_input);
+        let note = format!("rekor.test - 1\n1\n{}\n", B64.encode(leaf));
+        let mut note_signature = log.log_id[..4].to_vec();
+        note_signature.extend(sign(&log.key, note.as_bytes()));
+        let envelope = format!(
+            "{note}\n\u{2014} rekor.test {}\n",
+            B64.encode(&note_signature)
+        );
+        let bundle = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "publicKey": {"hint": ""},
+                "tlogEntries": [{
+                    "logIndex": "0",
+                    "logId": {"keyId": B64.encode(&log.log_id)},
+                    "kindVersion": {"kind": "hashedrekord", "version": "0.0.2"},
+                    "inclusionProof": {
+                        "logIndex": "0", "rootHash": B64.encode(leaf), "treeSize": "1",
+                        "hashes": [], "checkpoint": {"envelope": envelope}},
+                    "canonicalizedBody": B64.encode(&body)
+                }]
+            },
+            "messageSignature": {
+                "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
+                "signature": B64.encode(&signature)
+            }
+        });
+        KeyBundle {
+            root,
+            bundle,
+            key_pem: public_key_pem(&signer),
+            artifact,
+        }
+    }
 }
 
 #[test]
