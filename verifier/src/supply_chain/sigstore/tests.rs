@@ -997,6 +997,76 @@ proptest! {
     }
 }
 
+/// Values that have broken parsers: empty, negative and overflowing numbers as strings and as
+/// numbers, short base64, the wrong JSON type, a signature line inside a field.
+fn hostile(i: usize) -> Value {
+    let values = [
+        Value::Null,
+        "".into(),
+        "-1".into(),
+        "9223372036854775807".into(),
+        "18446744073709551615".into(),
+        (-1).into(),
+        i64::MAX.into(),
+        "AAAA".into(),
+        "AA==".into(),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        "\u{2014} x AAAA\n".into(),
+    ];
+    values[i % values.len()].clone()
+}
+
+/// Every conformance case directory whose bundle is JSON, with its root and the policy it is
+/// verified with (its key, else the default identity).
+fn conformance_cases() -> Vec<(PathBuf, Value, Value, BlobPolicy)> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(case(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .filter_map(|d| {
+            let bundle =
+                serde_json::from_slice(&std::fs::read(d.join("bundle.sigstore.json")).ok()?)
+                    .ok()?;
+            let root = if d.join("trusted_root.json").exists() {
+                json(&d.join("trusted_root.json"))
+            } else {
+                public_good_root()
+            };
+            let policy = match std::fs::read(d.join("key.pub")) {
+                Ok(pem) => BlobPolicy::Key {
+                    key: BlobKey::from_pem(&pem).ok()?,
+                    require_tlog: false,
+                },
+                Err(_) => keyless(),
+            };
+            Some((d, bundle, root, policy))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_conformance_bundle_with_a_field_made_hostile_never_panics(
+        pick in any::<prop::sample::Index>(),
+        field in 0usize..1024,
+        value in 0usize..64,
+    ) {
+        static CASES: std::sync::OnceLock<Vec<(PathBuf, Value, Value, BlobPolicy)>> =
+            std::sync::OnceLock::new();
+        let (dir, mut bundle, root, policy) = pick.get(CASES.get_or_init(conformance_cases)).clone();
+        replace_nth_leaf(&mut bundle, field, hostile(value));
+        let artifact = std::fs::read(dir.join("artifact")).unwrap_or_else(|_| a_txt());
+        let result = verify_blob(Artifact::Bytes(&artifact), &bytes(&bundle), &policy, &bytes(&root));
+        assert_one_bounded_line(&result);
+    }
+}
+
 /// Replaces the `n`-th leaf (modulo the number of leaves) of a JSON document, depth first.
 fn replace_nth_leaf(v: &mut Value, n: usize, replacement: Value) {
     fn count(v: &Value) -> usize {
