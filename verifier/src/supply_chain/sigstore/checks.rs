@@ -12,6 +12,7 @@ use sigstore_verify::VerificationResult;
 use x509_cert::Certificate;
 
 use super::error::{BlobError, FailureKind};
+use super::witness::Witnesses;
 use super::BlobPolicy;
 use crate::signature::format_unix;
 
@@ -171,23 +172,54 @@ pub(super) fn log_of<'r>(
 }
 
 /// Every log entry names a log of the trusted root, and the entry's checkpoint carries a valid
-/// signature of that very log under that log's name.
+/// signature of that very log under that log's name, and the cosignatures `witnesses` ask for.
+/// Returns, for each entry, the witnesses that cosigned its checkpoint.
 ///
 /// sigstore-verify picks the checkpoint key by the signature's 4-byte key hint among all trusted
 /// logs and never compares the signer name, so a Rekor v2 entry naming no trusted log, or a log
-/// signature relabelled with another name, passes it.
-pub(super) fn log_entries(bundle: &Bundle, root: &TrustedRoot) -> Result<(), BlobError> {
-    for entry in &bundle.verification_material.tlog_entries {
+/// signature relabelled with another name, passes it. It skips witness lines altogether.
+pub(super) fn log_entries(
+    bundle: &Bundle,
+    root: &TrustedRoot,
+    witnesses: &Witnesses,
+) -> Result<Vec<Vec<String>>, BlobError> {
+    let entries = &bundle.verification_material.tlog_entries;
+    if entries.is_empty() && witnesses.quorum() > 0 {
+        return Err(BlobError::new(
+            FailureKind::Witness,
+            format!(
+                "the bundle has no transparency-log entry, and a witness quorum of {} is required",
+                witnesses.quorum()
+            ),
+        ));
+    }
+    let mut cosigners = Vec::with_capacity(entries.len());
+    for entry in entries {
         let log = log_of(entry, root).ok_or_else(|| unknown_log(entry))?;
-        if let Some(checkpoint) = entry
+        let checkpoint = entry
             .inclusion_proof
             .as_ref()
-            .and_then(|p| p.checkpoint.checkpoint())
-        {
-            checkpoint_signed_by(checkpoint, log)?;
+            .and_then(|p| p.checkpoint.checkpoint());
+        match checkpoint {
+            Some(checkpoint) => {
+                checkpoint_signed_by(checkpoint, log)?;
+                cosigners.push(witnesses.cosigners(checkpoint, log_name(&log.base_url))?);
+            }
+            None if witnesses.quorum() > 0 => {
+                return Err(BlobError::new(
+                    FailureKind::Witness,
+                    format!(
+                        "the entry of log {:?} has no checkpoint for witnesses to cosign, and a \
+                         witness quorum of {} is required",
+                        log_name(&log.base_url),
+                        witnesses.quorum()
+                    ),
+                ))
+            }
+            None => cosigners.push(Vec::new()),
         }
     }
-    Ok(())
+    Ok(cosigners)
 }
 
 /// Whether the entry's integrated time is vouched for by a SET, as sigstore-verify counts one: a

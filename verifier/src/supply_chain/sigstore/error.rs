@@ -39,6 +39,9 @@ pub enum FailureKind {
     InclusionProof,
     /// The checkpoint is not signed by the entry's log under that log's name.
     Checkpoint,
+    /// A known witness's cosignature on the checkpoint does not verify, or too few witnesses
+    /// cosigned it.
+    Witness,
     /// The signed entry timestamp (SET) is missing or does not verify.
     Set,
     /// The log's integrated time is in the future or outside the certificate's validity.

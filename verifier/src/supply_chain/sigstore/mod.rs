@@ -13,7 +13,8 @@
 //!    ([`checks::trust_windows`]);
 //! 2. the bundle's material suits the policy and carries no root certificate, each log entry
 //!    names a trusted log, and its checkpoint is signed by that log under that log's name
-//!    ([`checks`]): rules sigstore-verify 0.15.1 does not enforce;
+//!    ([`checks`]) and cosigned as the configured witnesses require ([`witness`]): rules
+//!    sigstore-verify 0.15.1 does not enforce;
 //! 3. sigstore-verify;
 //! 4. the identity and issuer, exact or as regular expressions anchored at both ends (which
 //!    sigstore-verify does not offer);
@@ -32,6 +33,7 @@ mod checks;
 mod error;
 #[cfg(test)]
 mod tests;
+mod witness;
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -47,6 +49,7 @@ use sigstore_verify::{
 };
 
 pub use error::{BlobError, FailureKind, MAX_REASON_CHARS};
+pub use witness::{WitnessKey, Witnesses};
 
 use crate::signature::{format_unix, IdentityPolicy, Matcher};
 
@@ -199,6 +202,8 @@ pub struct LogEntry {
     pub kind: String,
     /// Rekor v1's integrated time, vouched for by its SET (Unix seconds); none for Rekor v2.
     pub integrated_time: Option<i64>,
+    /// The configured witnesses whose cosignatures on the entry's checkpoint verified.
+    pub witnesses: Vec<String>,
 }
 
 /// A bundle that verified.
@@ -226,7 +231,14 @@ impl BlobVerified {
             [] => "not in a transparency log".to_string(),
             entries => entries
                 .iter()
-                .map(|e| format!("logged in {} at index {}", e.log, e.index))
+                .map(|e| {
+                    let cosigned = if e.witnesses.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (cosigned by {})", e.witnesses.join(", "))
+                    };
+                    format!("logged in {} at index {}{cosigned}", e.log, e.index)
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         };
@@ -247,10 +259,12 @@ impl BlobVerified {
     }
 }
 
-/// A trusted root, checked and ready to verify any number of bundles.
+/// A trusted root, checked and ready to verify any number of bundles, and the witnesses whose
+/// cosignatures on log checkpoints count (none unless given).
 pub struct TrustRoot {
     root: TrustedRoot,
     verifier: Verifier,
+    witnesses: Witnesses,
 }
 
 impl TrustRoot {
@@ -282,7 +296,18 @@ impl TrustRoot {
         checks::trust_windows(&value)?;
         let root = TrustedRoot::from_json(text).map_err(|e| bad(e.to_string()))?;
         let verifier = Verifier::new(&root).map_err(|e| bad(e.to_string()))?;
-        Ok(TrustRoot { root, verifier })
+        Ok(TrustRoot {
+            root,
+            verifier,
+            witnesses: Witnesses::default(),
+        })
+    }
+
+    /// Checks the cosignatures of these witnesses on every log entry's checkpoint, as
+    /// [`Witnesses::new`] says. A trusted root has no place for witness keys.
+    pub fn with_witnesses(mut self, witnesses: Witnesses) -> TrustRoot {
+        self.witnesses = witnesses;
+        self
     }
 
     /// Verifies `bundle_json` over `artifact` for `policy`.
@@ -294,7 +319,7 @@ impl TrustRoot {
     ) -> Result<BlobVerified, BlobError> {
         let bundle = parse_bundle(bundle_json)?;
         checks::material(&bundle, &self.root, policy)?;
-        checks::log_entries(&bundle, &self.root)?;
+        let cosigners = checks::log_entries(&bundle, &self.root, &self.witnesses)?;
         let (result, signer) = match policy {
             BlobPolicy::Key { key, require_tlog } => {
                 let no_entries = bundle.verification_material.tlog_entries.is_empty();
@@ -355,7 +380,8 @@ impl TrustRoot {
                 .verification_material
                 .tlog_entries
                 .iter()
-                .map(|entry| LogEntry {
+                .zip(cosigners)
+                .map(|(entry, witnesses)| LogEntry {
                     log: checks::log_of(entry, &self.root)
                         .map(|log| checks::log_name(&log.base_url).to_string())
                         .unwrap_or_default(),
@@ -370,6 +396,7 @@ impl TrustRoot {
                         .as_ref()
                         .and(entry.integrated_time)
                         .map(|t| t.as_second()),
+                    witnesses,
                 })
                 .collect(),
             signing_times: result

@@ -307,11 +307,249 @@ fn the_log_name_comes_from_the_trusted_roots_base_url() {
     );
 }
 
+// --- witness cosignatures ---
+
+/// The three witnesses that cosigned `rekor2-dsse-happy-path`, with their published keys.
+fn real_witnesses() -> Vec<String> {
+    std::fs::read_to_string(data().join("sigstore-witnesses/vkeys.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const STAGEMOLE: &str = "witness.stagemole.eu";
+const RING_ANY_BELLS: &str = "staging.witness.transparency.goog/ring-any-bells";
+const NAVIGLI: &str = "witness.navigli.sunlight.geomys.org";
+
+/// A Rekor v2 DSSE bundle (log2025-alpha3) whose checkpoint three real witnesses cosigned.
+fn cosigned() -> (Value, Value) {
+    (
+        json(&case("rekor2-dsse-happy-path").join("bundle.sigstore.json")),
+        json(&case("rekor2-dsse-happy-path").join("trusted_root.json")),
+    )
+}
+
+fn verify_witnessed(
+    bundle: &Value,
+    root: &Value,
+    vkeys: &[String],
+    quorum: usize,
+) -> Result<BlobVerified, BlobError> {
+    TrustRoot::from_json(&bytes(root))
+        .unwrap()
+        .with_witnesses(Witnesses::from_vkeys(vkeys, quorum).unwrap())
+        .verify(Artifact::Bytes(&a_txt()), &bytes(bundle), &keyless())
+}
+
+fn envelope_mut(bundle: &mut Value) -> &mut Value {
+    &mut bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+        ["envelope"]
+}
+
+/// Rewrites the raw bytes (key ID || cosignature) of `witness`'s line in the checkpoint.
+fn edit_cosignature(bundle: &mut Value, witness: &str, edit: impl Fn(&mut Vec<u8>)) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope = envelope_mut(bundle);
+    let text = envelope.as_str().unwrap().to_string();
+    let prefix = format!("\u{2014} {witness} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap();
+    let mut raw = b64.decode(&line[prefix.len()..]).unwrap();
+    edit(&mut raw);
+    *envelope = text
+        .replace(line, &format!("{prefix}{}", b64.encode(&raw)))
+        .into();
+}
+
 #[test]
-fn a_witness_cosignature_beside_the_log_signature_is_accepted() {
-    let bundle = json(&case("rekor2-checkpoint-cosigned").join("bundle.sigstore.json"));
-    let root = json(&case("rekor2-checkpoint-cosigned").join("trusted_root.json"));
+fn cosignatures_of_known_witnesses_count_toward_the_quorum() {
+    let (bundle, root) = cosigned();
+    let v = verify_witnessed(&bundle, &root, &real_witnesses(), 3).unwrap();
+    assert_eq!(
+        v.log_entries[0].witnesses,
+        vec![STAGEMOLE, RING_ANY_BELLS, NAVIGLI]
+    );
+    assert!(
+        v.summary().contains(&format!(
+            "at index 4026478 (cosigned by {STAGEMOLE}, {RING_ANY_BELLS}, {NAVIGLI})"
+        )),
+        "{}",
+        v.summary()
+    );
+    // Without configured witnesses nothing is checked or reported.
+    let v = verify_values(&bundle, &root, &keyless()).unwrap();
+    assert!(v.log_entries[0].witnesses.is_empty());
+}
+
+#[test]
+fn a_known_witness_cosignature_with_one_bit_flipped_is_refused() {
+    let (mut bundle, root) = cosigned();
+    edit_cosignature(&mut bundle, RING_ANY_BELLS, |raw| {
+        let last = raw.len() - 1;
+        raw[last] ^= 0x01;
+    });
+    // sigstore-verify alone, and vouch with no witness configured, accept it.
     verify_values(&bundle, &root, &keyless()).unwrap();
+    for quorum in [0, 1] {
+        let reason = refused(
+            verify_witnessed(&bundle, &root, &real_witnesses(), quorum),
+            FailureKind::Witness,
+        );
+        assert_eq!(
+            reason,
+            format!(
+                "the cosignature of witness {RING_ANY_BELLS:?} on the checkpoint of log \
+                 \"log2025-alpha3.rekor.sigstage.dev\" does not verify"
+            )
+        );
+    }
+    // The flipped bit in the timestamp instead of the signature: the same refusal.
+    let (mut bundle, root) = cosigned();
+    edit_cosignature(&mut bundle, NAVIGLI, |raw| raw[11] ^= 0x01);
+    refused(
+        verify_witnessed(&bundle, &root, &real_witnesses(), 0),
+        FailureKind::Witness,
+    );
+}
+
+#[test]
+fn cosignatures_of_unknown_witnesses_are_ignored() {
+    // witness.example's key is not published: its line is ignored, even corrupted.
+    let dir = case("rekor2-checkpoint-cosigned");
+    let mut bundle = json(&dir.join("bundle.sigstore.json"));
+    let root = json(&dir.join("trusted_root.json"));
+    edit_cosignature(&mut bundle, "witness.example", |raw| raw[20] ^= 0x01);
+    let v = verify_witnessed(&bundle, &root, &real_witnesses(), 0).unwrap();
+    assert!(v.log_entries[0].witnesses.is_empty());
+
+    // A line with a known witness's name but another key ID is another key: ignored too.
+    let (mut bundle, root) = cosigned();
+    edit_cosignature(&mut bundle, STAGEMOLE, |raw| {
+        raw[0] ^= 0xff;
+        raw[40] ^= 0x01;
+    });
+    let v = verify_witnessed(&bundle, &root, &real_witnesses(), 2).unwrap();
+    assert_eq!(v.log_entries[0].witnesses, vec![RING_ANY_BELLS, NAVIGLI]);
+}
+
+#[test]
+fn a_witness_quorum_not_met_is_refused() {
+    let (mut bundle, root) = cosigned();
+    // Navigli's line removed: two of three.
+    let envelope = envelope_mut(&mut bundle);
+    let text: String = envelope
+        .as_str()
+        .unwrap()
+        .split_inclusive('\n')
+        .filter(|l| !l.contains(NAVIGLI))
+        .collect();
+    *envelope = text.into();
+    verify_witnessed(&bundle, &root, &real_witnesses(), 2).unwrap();
+    let reason = refused(
+        verify_witnessed(&bundle, &root, &real_witnesses(), 3),
+        FailureKind::Witness,
+    );
+    assert_eq!(
+        reason,
+        "the checkpoint of log \"log2025-alpha3.rekor.sigstage.dev\" is cosigned by 2 of the \
+         known witnesses, fewer than the quorum of 3"
+    );
+
+    // A checkpoint no known witness cosigned.
+    let (bundle, root) = rekor_v2();
+    refused(
+        verify_witnessed(&bundle, &root, &real_witnesses(), 1),
+        FailureKind::Witness,
+    );
+    // A Rekor v1 entry with a SET and no inclusion proof (as a v0.1 bundle may have it):
+    // nothing a witness could have cosigned.
+    let mut v01 = json(&case("happy-path-v0.1").join("bundle.sigstore.json"));
+    v01["verificationMaterial"]["tlogEntries"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("inclusionProof");
+    let reason = refused(
+        verify_witnessed(&v01, &public_good_root(), &real_witnesses(), 1),
+        FailureKind::Witness,
+    );
+    assert!(
+        reason.contains("has no checkpoint for witnesses to cosign"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_quorum_applies_to_a_key_bundle_without_log_entries_too() {
+    let (mut bundle, key) = managed_key();
+    bundle["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tlogEntries");
+    let trust = TrustRoot::from_json(&bytes(&public_good_root())).unwrap();
+    let policy = key_policy(&key, false);
+    let reason = refused(
+        trust
+            .with_witnesses(Witnesses::from_vkeys(&real_witnesses(), 1).unwrap())
+            .verify(Artifact::Bytes(&a_txt()), &bytes(&bundle), &policy),
+        FailureKind::Witness,
+    );
+    assert_eq!(
+        reason,
+        "the bundle has no transparency-log entry, and a witness quorum of 1 is required"
+    );
+}
+
+#[test]
+fn a_cosignature_by_a_witness_of_our_own_over_a_real_checkpoint_counts() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (mut bundle, root) = rekor_v2();
+    let witness = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let name = "witness.vouch.test/w1";
+    let mut key = vec![0x04];
+    key.extend_from_slice(witness.verifying_key().as_bytes());
+    let mut key_id_input = format!("{name}\n").into_bytes();
+    key_id_input.extend_from_slice(&key);
+    let key_id = &Sha256::digest(&key_id_input)[..4];
+    let vkey = format!("{name}+{}+{}", hex::encode(key_id), b64.encode(&key));
+
+    let envelope = envelope_mut(&mut bundle);
+    let text = envelope.as_str().unwrap().to_string();
+    let (body, _) = text.split_once("\n\n").unwrap();
+    let time: u64 = 1_750_000_000;
+    let message = format!("cosignature/v1\ntime {time}\n{body}\n");
+    let signature = ed25519_dalek::Signer::sign(&witness, message.as_bytes());
+    let mut raw = key_id.to_vec();
+    raw.extend_from_slice(&time.to_be_bytes());
+    raw.extend_from_slice(&signature.to_bytes());
+    *envelope = format!("{text}\u{2014} {name} {}\n", b64.encode(&raw)).into();
+
+    let v = verify_witnessed(&bundle, &root, std::slice::from_ref(&vkey), 1).unwrap();
+    assert_eq!(v.log_entries[0].witnesses, vec![name]);
+
+    // Signed without the header line, or over another time than the one it carries: refused.
+    for wrong in [
+        format!("time {time}\n{body}\n"),
+        format!("cosignature/v1\ntime {}\n{body}\n", time + 1),
+    ] {
+        let (mut bundle, _) = rekor_v2();
+        let signature = ed25519_dalek::Signer::sign(&witness, wrong.as_bytes());
+        let mut raw = key_id.to_vec();
+        raw.extend_from_slice(&time.to_be_bytes());
+        raw.extend_from_slice(&signature.to_bytes());
+        let envelope = envelope_mut(&mut bundle);
+        *envelope = format!(
+            "{}\u{2014} {name} {}\n",
+            envelope.as_str().unwrap(),
+            b64.encode(&raw)
+        )
+        .into();
+        refused(
+            verify_witnessed(&bundle, &root, std::slice::from_ref(&vkey), 0),
+            FailureKind::Witness,
+        );
+    }
 }
 
 // --- the log of an entry without a SET was valid when the bundle was signed ---
