@@ -367,6 +367,95 @@ fn flags_follow_cosign() {
     );
 }
 
+fn witness_vkeys() -> Vec<String> {
+    std::fs::read_to_string(sigstore_cases::data().join("sigstore-witnesses/vkeys.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn with_witnesses(mut args: Vec<String>, vkeys: &[String], quorum: &str) -> Vec<String> {
+    for vkey in vkeys {
+        args.extend(["--witness".to_string(), vkey.clone()]);
+    }
+    args.extend(["--witness-quorum".to_string(), quorum.to_string()]);
+    args
+}
+
+#[test]
+fn witnesses_and_a_quorum_are_flags() {
+    let cases = cases();
+    let cosigned = cases
+        .iter()
+        .find(|c| c.name == "rekor2-dsse-happy-path")
+        .unwrap();
+    let args = with_witnesses(
+        case_args(cosigned, &path(&cosigned.artifact)),
+        &witness_vkeys(),
+        "3",
+    );
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "(cosigned by witness.stagemole.eu, staging.witness.transparency.goog/ring-any-bells, \
+             witness.navigli.sunlight.geomys.org)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let mut json_args = args.clone();
+    json_args.extend(["--output".to_string(), "json".to_string()]);
+    let value: serde_json::Value = serde_json::from_slice(&run(&json_args).stdout).unwrap();
+    assert_eq!(
+        value["log_entries"][0]["witnesses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{value}"
+    );
+
+    // rekor2-happy-path's checkpoint has no cosignature: a quorum of 1 refuses it.
+    let case = happy();
+    let out = run(&with_witnesses(
+        case_args(&case, &path(&case.artifact)),
+        &witness_vkeys(),
+        "1",
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("is cosigned by 0 of the known witnesses, fewer than the quorum of 1"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Unusable witness flags are input errors, in one line.
+    let vkeys = witness_vkeys();
+    for (witnesses, quorum, says) in [
+        (
+            vec!["witness.example+0000+AAAA".to_string()],
+            "0",
+            "invalid witness key \"witness.example+0000+AAAA\": the key ID is not 8 hexadecimal digits",
+        ),
+        (
+            vec![vkeys[0].clone()],
+            "2",
+            "a witness quorum of 2 needs as many witness keys; 1 given",
+        ),
+    ] {
+        let out = run(&with_witnesses(
+            case_args(&case, &path(&case.artifact)),
+            &witnesses,
+            quorum,
+        ));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(stderr(&out), format!("vouch verify-blob: {says}\n"));
+    }
+}
+
 /// A node whose policy names trusted roots through its keyless authorities.
 fn node(authorities: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

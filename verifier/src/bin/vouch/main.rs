@@ -11,8 +11,10 @@
 //!   start of IMAGE: exit 0 allowed, 1 denied (the shim's denial line), 2 error.
 //! - `vouch verify-blob FILE|sha256:HEX --bundle B (--key PUB | --certificate-identity ID
 //!   --certificate-oidc-issuer URL) [--certificate-identity-regexp RE]
-//!   [--certificate-oidc-issuer-regexp RE] [--trusted-root F]` verifies a Sigstore bundle as cosign
-//!   does, offline: exit 0 verified, 1 refused, 2 unusable input.
+//!   [--certificate-oidc-issuer-regexp RE] [--trusted-root F] [--witness VKEY]...
+//!   [--witness-quorum N]` verifies a Sigstore bundle as cosign does, offline, and the
+//!   cosignatures of the given witnesses on its log checkpoints: exit 0 verified, 1 refused, 2
+//!   unusable input.
 //! - `vouch gate` (hidden) is the shim's side of that: a gate request on stdin, the verdict on stdout.
 //! - `vouch attestation verify LOG --node-key PUB [--node-key PUB2] [--ak PUB] [--event-log F]` checks
 //!   an attestation log (signatures, chain, quotes, PCR replay): exit 0 valid, 1 not, 2 unreadable input.

@@ -1,5 +1,5 @@
 //! `vouch verify-blob`: one Sigstore bundle over a file or a `sha256:` digest, with cosign's
-//! verb and flags, offline. A thin handler: read the inputs, call `sigstore::verify_blob`, print
+//! verb and flags (and `--witness`, `--witness-quorum` for checkpoint cosignatures), offline. A thin handler: read the inputs, call `sigstore::verify_blob`, print
 //! one line (or one JSON object) and exit 0 verified, 1 refused, 2 unusable input.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use vouch_verifier::policy::{self, Trust};
 use vouch_verifier::sigstore::{
-    self, Artifact, BlobError, BlobKey, BlobPolicy, BlobVerified, FailureKind,
+    self, Artifact, BlobError, BlobKey, BlobPolicy, BlobVerified, FailureKind, Witnesses,
 };
 
 #[derive(clap::Args)]
@@ -39,6 +39,14 @@ pub struct Args {
     /// authorities). Nothing is ever fetched.
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
+    /// A witness whose cosignatures on log checkpoints are verified where present, as a C2SP
+    /// vkey (`<name>+<key ID>+<base64 key>`). Repeatable; other witnesses' lines are ignored.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned every log entry's checkpoint. With 0,
+    /// none is required, but the cosignatures present must verify.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    witness_quorum: usize,
 }
 
 pub fn run(config: Option<&Path>, args: &Args, json_output: bool) -> ExitCode {
@@ -76,13 +84,15 @@ pub fn run(config: Option<&Path>, args: &Args, json_output: bool) -> ExitCode {
 fn verify(config: Option<&Path>, args: &Args) -> Result<BlobVerified, BlobError> {
     let artifact = Artifact::from_argument(&args.artifact)?;
     let policy = blob_policy(args)?;
+    let witnesses = Witnesses::from_vkeys(&args.witnesses, args.witness_quorum).map_err(usage)?;
     let root_path = match &args.trusted_root {
         Some(path) => path.clone(),
         None => configured_trusted_root(config)?,
     };
     let root = sigstore::read_at_most(&root_path, sigstore::MAX_TRUSTED_ROOT_LEN as u64)?;
     let root = sigstore::TrustRoot::from_json(&root)
-        .map_err(|e| BlobError::new(e.kind, format!("{}: {}", root_path.display(), e.reason)))?;
+        .map_err(|e| BlobError::new(e.kind, format!("{}: {}", root_path.display(), e.reason)))?
+        .with_witnesses(witnesses);
     let bundle = sigstore::read_at_most(&args.bundle, sigstore::MAX_BUNDLE_LEN as u64)?;
     root.verify(artifact, &bundle, &policy)
 }
