@@ -29,6 +29,10 @@
 //! [[rule.authority]]
 //! name = "ci"
 //! keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://token.actions.githubusercontent.com", subject_regex = "^https://github.com/acme/.*" }
+//! # optional in keyless: witnesses whose checkpoint cosignatures are verified (C2SP vkeys), and
+//! # how many must have cosigned (default 0: none required, those present must verify)
+//! # witnesses = ["witness.stagemole.eu+67f7aea0+BEqSG3yu9YrmcM3BHvQYTxwFj3uSWakQepafafpUqklv"]
+//! # witness_quorum = 1
 //! [rule.sbom]                      # only on verify rules: the authorities above check its signature
 //! require = true                   # no SBOM that counts -> deny (default true)
 //! formats = ["spdx", "cyclonedx"]  # which formats count (default both)
@@ -86,6 +90,7 @@ use crate::license::LicensePattern;
 use crate::pattern::{ImagePattern, NamespacePattern};
 use crate::sbom_rule::{self, Ignore, MinField, PackageMatcher, SbomRequirement};
 use crate::signature::Matcher;
+use crate::sigstore::Witnesses;
 use crate::spec::pod_security::Level;
 use crate::tomlfile;
 
@@ -313,6 +318,18 @@ pub struct Keyless {
     pub trusted_root: PathBuf,
     pub issuer: Match,
     pub subject: Match,
+    /// Witnesses whose cosignatures on log checkpoints are verified where present, as C2SP
+    /// vkeys, each checked by [`Witnesses::from_vkeys`] with `witness_quorum`.
+    pub witnesses: Vec<String>,
+    /// How many of `witnesses` must have cosigned every log entry's checkpoint (0: none).
+    pub witness_quorum: usize,
+}
+
+impl Keyless {
+    /// The witnesses, read. Parsing checked them, so this fails only for a value built by hand.
+    pub fn witnesses(&self) -> std::result::Result<Witnesses, String> {
+        Witnesses::from_vkeys(&self.witnesses, self.witness_quorum)
+    }
 }
 
 /// An exact value or a fully anchored regular expression.
@@ -499,6 +516,10 @@ struct RawKeyless {
     subject: Option<String>,
     #[serde(default)]
     subject_regex: Option<String>,
+    #[serde(default)]
+    witnesses: Vec<String>,
+    #[serde(default)]
+    witness_quorum: Option<i64>,
 }
 
 struct Version;
@@ -642,10 +663,21 @@ impl Locator<'_> {
                                 &format!("keyless needs exactly one of {what} and {what}_regex"),
                             )),
                         };
+                    let witness_quorum = match k.witness_quorum {
+                        None => 0,
+                        Some(n) => usize::try_from(n).map_err(|_| {
+                            self.error(k_at, &format!("witness_quorum {n} is negative"))
+                        })?,
+                    };
+                    if let Err(e) = Witnesses::from_vkeys(&k.witnesses, witness_quorum) {
+                        return Err(self.error(k_at, &e));
+                    }
                     Trust::Keyless(Keyless {
                         trusted_root: base.join(&k.trusted_root),
                         issuer: pick(k.issuer, k.issuer_regex, "issuer")?,
                         subject: pick(k.subject, k.subject_regex, "subject")?,
+                        witnesses: k.witnesses,
+                        witness_quorum,
                     })
                 }
                 _ => {
@@ -1398,6 +1430,73 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
         assert!(!m.matches("https://github.com/acme/x"));
         assert!(Match::Regex("^https://github\\.com/acme/.*$".into())
             .matches("https://github.com/acme/x"));
+    }
+
+    const STAGEMOLE: &str =
+        "witness.stagemole.eu+67f7aea0+BEqSG3yu9YrmcM3BHvQYTxwFj3uSWakQepafafpUqklv";
+    const RING_ANY_BELLS: &str = "staging.witness.transparency.goog/ring-any-bells+2e1a8dc9+BG5JTpLc3FJtwzgh1Uv+Qelz9qeOH2bfWjS1s0s+y4rL";
+
+    fn keyless_policy(extra: &str) -> String {
+        format!(
+            "version = 1\n[[rule]]\nname = \"v\"\nimages = [\"a.io/x\"]\naction = \"verify\"\n\
+             [[rule.authority]]\nname = \"k\"\nkeyless = {{ trusted_root = \"/r.json\", \
+             issuer = \"i\", subject = \"s\"{extra} }}\n"
+        )
+    }
+
+    fn keyless_of(p: &Policy) -> &Keyless {
+        match &p.rules[0].verify.as_ref().unwrap().authorities[0].trust {
+            Trust::Keyless(k) => k,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_keyless_authority_names_its_witnesses_and_quorum() {
+        let p = policy(&keyless_policy(&format!(
+            ", witnesses = [\"{STAGEMOLE}\", \"{RING_ANY_BELLS}\"], witness_quorum = 2"
+        )));
+        let k = keyless_of(&p);
+        assert_eq!(k.witnesses, vec![STAGEMOLE, RING_ANY_BELLS]);
+        assert_eq!(k.witness_quorum, 2);
+        let w = k.witnesses().unwrap();
+        assert_eq!((w.keys().len(), w.quorum()), (2, 2));
+        assert_eq!(
+            w.keys()[1].name(),
+            "staging.witness.transparency.goog/ring-any-bells"
+        );
+
+        let p = policy(&keyless_policy(""));
+        let k = keyless_of(&p);
+        assert!(k.witnesses.is_empty());
+        assert_eq!(k.witness_quorum, 0);
+    }
+
+    #[test]
+    fn unusable_witnesses_are_refused_on_their_line() {
+        let cases = [
+            (
+                ", witnesses = [\"witness.example+0000+AAAA\"]".to_string(),
+                "invalid witness key \"witness.example+0000+AAAA\": the key ID is not 8 hexadecimal digits".to_string(),
+            ),
+            (
+                format!(", witnesses = [\"{STAGEMOLE}\"], witness_quorum = 2"),
+                "a witness quorum of 2 needs as many witness keys; 1 given".to_string(),
+            ),
+            (
+                ", witness_quorum = -1".to_string(),
+                "witness_quorum -1 is negative".to_string(),
+            ),
+            (
+                format!(", witnesses = [\"{STAGEMOLE}\", \"{STAGEMOLE}\"]"),
+                format!("witness key {STAGEMOLE:?} is listed twice"),
+            ),
+        ];
+        for (extra, says) in cases {
+            let e = parse_err(&keyless_policy(&extra));
+            assert!(e.contains("line 8") && e.contains(&says), "{extra}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
     }
 
     const MEASURE_HEAD: &str =

@@ -1005,12 +1005,32 @@ fn describe_authority(a: &vouch_verifier::policy::Authority) -> String {
     };
     let what = match &a.trust {
         Trust::Key(p) => format!("key {}", p.display()),
-        Trust::Keyless(k) => format!(
-            "keyless {} from {} (root {})",
-            show(&k.subject),
-            show(&k.issuer),
-            k.trusted_root.display()
-        ),
+        Trust::Keyless(k) => {
+            let mut what = format!(
+                "keyless {} from {} (root {})",
+                show(&k.subject),
+                show(&k.issuer),
+                k.trusted_root.display()
+            );
+            if !k.witnesses.is_empty() {
+                let names: Vec<&str> = k
+                    .witnesses
+                    .iter()
+                    .map(|v| v.split_once('+').map_or(v.as_str(), |(name, _)| name))
+                    .collect();
+                what.push_str(&match k.witness_quorum {
+                    0 => format!(
+                        ", cosignatures of witnesses {} verified where present",
+                        names.join(", ")
+                    ),
+                    n => format!(
+                        ", cosigned by at least {n} of the witnesses {}",
+                        names.join(", ")
+                    ),
+                });
+            }
+            what
+        }
     };
     let rfc3339 = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -1120,6 +1140,27 @@ action = "allow"
         assert_eq!(json["rules"][0]["mode"], "audit");
         assert_eq!(json["rules"][1]["namespaces"], serde_json::Value::Null);
         assert_eq!(json["sandbox"], "exempt");
+    }
+
+    #[test]
+    fn a_keyless_authority_reads_with_its_witnesses() {
+        let text = r#"version = 1
+[[rule]]
+name = "ci"
+images = ["ghcr.io/acme/*"]
+action = "verify"
+[[rule.authority]]
+name = "gha"
+keyless = { trusted_root = "/r.json", issuer = "https://token.actions.githubusercontent.com", subject_regex = "https://github\\.com/acme/.*", witnesses = ["witness.stagemole.eu+67f7aea0+BEqSG3yu9YrmcM3BHvQYTxwFj3uSWakQepafafpUqklv", "witness.navigli.sunlight.geomys.org+a3e00fe2+BNy/co4C1Hn1p+INwJrfUlgz7W55dSZReusH/GhUhJ/G"], witness_quorum = 1 }
+"#;
+        let loaded = policy::parse(Path::new("/p.toml"), text.as_bytes()).unwrap();
+        let v = loaded.policy.rules[0].verify.as_ref().unwrap();
+        assert_eq!(
+            describe_authority(&v.authorities[0]),
+            "\"gha\" (keyless /https://github\\.com/acme/.*/ from \
+             https://token.actions.githubusercontent.com (root /r.json), cosigned by at least 1 of \
+             the witnesses witness.stagemole.eu, witness.navigli.sunlight.geomys.org)"
+        );
     }
 }
 

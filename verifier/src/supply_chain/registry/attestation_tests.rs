@@ -314,6 +314,8 @@ fn bundle_referrers_without_a_predicate_hint_are_fetched_and_verified() {
         trusted_root: root,
         issuer: Match::Exact("https://github.com/login/oauth".into()),
         subject: Match::Exact("cody@soyland.com".into()),
+        witnesses: Vec::new(),
+        witness_quorum: 0,
     });
     let image = identity(&repo, ATT_DIGEST);
     let report = crate::verify::attestations(&v, &image, &[], &client, SystemTime::now()).unwrap();
