@@ -650,7 +650,7 @@ fn revalidate_with(
     options: &Options,
 ) -> Result<(Manifest, Stats), MeasureError> {
     let measured_at = now_ns();
-    let entries = walk(root, previous, options)?;
+    let mut entries = walk(root, previous, options)?;
     // Sorted through indices: entries are large, moving them around in a sort costs more than
     // comparing their paths.
     let mut order: Vec<usize> = (0..entries.len()).collect();
@@ -658,11 +658,7 @@ fn revalidate_with(
         let path = |i: usize| entries.get(i).map(|e| e.path.as_slice());
         path(a).cmp(&path(b))
     });
-    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    let mut entries: Vec<Entry> = order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-        .collect();
+    permute(&mut entries, &mut order);
     let stats = hash_all(root, &mut entries, options.threads.max(1))?;
     // The digest is a function of the canonical fields alone: when they are all as before (the
     // common case of a re-validated layer), it is the previous digest.
@@ -686,6 +682,25 @@ fn revalidate_with(
         },
         stats,
     ))
+}
+
+/// Puts `items[order[k]]` at `k` for every `k`, in place, cycle by cycle: no second vector of
+/// a large tree's entries to allocate and fault in. `order` must be a permutation of the
+/// indices; it is used up.
+fn permute<T>(items: &mut [T], order: &mut [usize]) {
+    for start in 0..order.len() {
+        let mut k = start;
+        while let Some(&j) = order.get(k) {
+            if let Some(o) = order.get_mut(k) {
+                *o = k;
+            }
+            if j == start || j == k {
+                break;
+            }
+            items.swap(k, j);
+            k = j;
+        }
+    }
 }
 
 /// Equal in every field [`Manifest::canonical`] covers.
@@ -825,11 +840,16 @@ fn walk(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let parts = results.into_inner().map_err(|_| MeasureError::Io {
+    let mut parts = results.into_inner().map_err(|_| MeasureError::Io {
         path: root.to_path_buf(),
         source: io::Error::other("a walking thread failed"),
     })?;
-    let mut entries = Vec::with_capacity(count.load(Ordering::SeqCst));
+    // The others appended to the largest part, which often has the room already: no new vector
+    // of the whole tree.
+    parts.sort_unstable_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut parts = parts.into_iter();
+    let mut entries = parts.next().unwrap_or_default();
+    entries.reserve(count.load(Ordering::SeqCst).saturating_sub(entries.len()));
     for p in parts {
         entries.extend(p);
     }
@@ -1477,6 +1497,18 @@ pub(crate) mod tests {
         )
         .unwrap();
         dir
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn permuting_in_place_is_taking_in_order(keys in proptest::collection::vec(0u16..50, 0..200)) {
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by_key(|&i| keys[i]);
+            let expected: Vec<u16> = order.iter().map(|&i| keys[i]).collect();
+            let mut items = keys.clone();
+            permute(&mut items, &mut order);
+            proptest::prop_assert_eq!(items, expected);
+        }
     }
 
     #[test]
