@@ -1147,7 +1147,8 @@ fn hash_all(root: &Path, entries: &mut [Entry], threads: usize) -> Result<Stats,
                     let &i = work.get(next.fetch_add(1, Ordering::Relaxed))?;
                     Some((i, shared.get(i)?))
                 };
-                let mut hasher = Hasher::new(root, sha256::lanes());
+                let backend = sha256::Backend::detect();
+                let mut hasher = Hasher::new(root, backend, backend.lanes());
                 if let Err(err) = hasher.run(claim, &mut mine) {
                     if let Ok(mut f) = failure.lock() {
                         f.get_or_insert(err);
@@ -1213,6 +1214,7 @@ const CHUNK: usize = 64 * 1024;
 /// hashed together (see [`sha256`]).
 struct Hasher<'a> {
     root: &'a Path,
+    backend: sha256::Backend,
     /// The directory of the file opened last and its path relative to the root: files come in
     /// path order, so most are opened relative to it, without resolving their whole path again.
     dir: Option<(&'a [u8], File)>,
@@ -1239,9 +1241,10 @@ struct Hashing<'a> {
 }
 
 impl<'a> Hasher<'a> {
-    fn new(root: &'a Path, lanes: usize) -> Hasher<'a> {
+    fn new(root: &'a Path, backend: sha256::Backend, lanes: usize) -> Hasher<'a> {
         Hasher {
             root,
+            backend,
             dir: None,
             lanes: (0..lanes.max(1))
                 .map(|_| Lane {
@@ -1282,27 +1285,25 @@ impl<'a> Hasher<'a> {
                     }
                     if let Some(h) = lane.file.take() {
                         let at = h.at;
-                        out.push((at, h.finish(self.root, &lane.buf)?));
+                        out.push((at, h.finish(self.root, self.backend, &lane.buf)?));
                     }
                 }
             }
-            let mut states = Vec::with_capacity(self.lanes.len());
-            let mut data = Vec::with_capacity(self.lanes.len());
-            for lane in &self.lanes {
-                if let Some(h) = &lane.file {
-                    states.push(h.state);
-                    data.push(lane.buf.get(h.start..h.end).unwrap_or_default());
+            // Each lane's state with its unhashed bytes: `compress` pairs them, so a state can
+            // never be given another lane's data or be left behind.
+            let mut group = Vec::with_capacity(self.lanes.len());
+            for lane in &mut self.lanes {
+                if let Some(h) = &mut lane.file {
+                    let pending = lane.buf.get(h.start..h.end).unwrap_or_default();
+                    group.push((&mut h.state, pending));
                 }
             }
-            let Some(blocks) = data.iter().map(|d| d.len() / sha256::BLOCK).min() else {
+            if group.is_empty() {
                 return Ok(());
-            };
-            sha256::compress(&mut states, &data);
-            let mut states = states.into_iter();
+            }
+            let blocks = sha256::compress(self.backend, &mut group);
+            drop(group);
             for h in self.lanes.iter_mut().filter_map(|l| l.file.as_mut()) {
-                if let Some(s) = states.next() {
-                    h.state = s;
-                }
                 h.start += blocks * sha256::BLOCK;
             }
         }
@@ -1430,11 +1431,15 @@ impl Hashing<'_> {
 
     /// The digest of the file, all read, the rest of it in `buf`; refused if the file changed
     /// meanwhile. A file that grew is refused too: its size is not the walk's any more.
-    fn finish(self, root: &Path, buf: &[u8]) -> Result<Hashed, MeasureError> {
+    fn finish(
+        self,
+        root: &Path,
+        backend: sha256::Backend,
+        buf: &[u8],
+    ) -> Result<Hashed, MeasureError> {
         let path = || full_path(root, self.entry);
-        let sha256 = self
-            .state
-            .finish(buf.get(self.start..self.end).unwrap_or_default());
+        let rest = buf.get(self.start..self.end).unwrap_or_default();
+        let sha256 = self.state.finish(backend, rest);
         // Read before the final stat: capabilities set meanwhile move the ctime, which is refused.
         let fcaps = fd_fcaps(&self.file, &path)?;
         let after = self.file.metadata().map_err(|err| io_error(&path())(err))?;
@@ -1511,8 +1516,46 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every regular file of `r` hashed by one [`Hasher`], compared with `sha2` over the file's
+    /// bytes read back.
+    fn check_hasher(r: &Path, backend: sha256::Backend, lanes: usize) {
+        let mut entries = walk(r, None, &Options::default()).unwrap();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let files: Vec<(usize, &Entry)> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == Kind::File)
+            .collect();
+        let mut queue = files.iter().copied();
+        let mut out = Vec::new();
+        Hasher::new(r, backend, lanes)
+            .run(|| queue.next(), &mut out)
+            .unwrap();
+        let case = format!("{backend:?}, {lanes} lanes");
+        assert_eq!(out.len(), files.len(), "{case}");
+        let mut seen: Vec<usize> = out.iter().map(|(i, _)| *i).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), files.len(), "{case}: a file hashed twice");
+        for (i, h) in out {
+            let e = &entries[i];
+            let data = fs::read(r.join(OsStr::from_bytes(&e.path))).unwrap();
+            let want: [u8; 32] = Sha256::digest(&data).into();
+            assert_eq!(h.sha256, want, "{case}: {} bytes", data.len());
+            assert_eq!(h.class, Class::of(&data[..data.len().min(18)]), "{case}");
+        }
+    }
+
+    fn backends() -> Vec<sha256::Backend> {
+        let mut all = vec![sha256::Backend::Portable];
+        if sha256::Backend::detect() == sha256::Backend::ShaNi {
+            all.push(sha256::Backend::ShaNi);
+        }
+        all
+    }
+
     #[test]
-    fn files_of_every_length_hash_the_same_in_one_lane_or_several() {
+    fn files_of_every_length_hash_the_same_on_every_backend_in_one_lane_or_several() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
         let lengths = [
@@ -1526,40 +1569,50 @@ pub(crate) mod tests {
             64,
             65,
             1000,
+            4095,
+            4096,
+            4097,
+            CHUNK - 65,
+            CHUNK - 64,
             CHUNK - 1,
             CHUNK,
             CHUNK + 1,
+            CHUNK + 63,
+            CHUNK + 64,
             3 * CHUNK + 77,
         ];
         for (i, len) in lengths.iter().enumerate() {
-            let mut data: Vec<u8> = (0..*len).map(|k| (k * 7 + i) as u8).collect();
+            let mut data: Vec<u8> = (0..*len).map(|k| (k * 7 + i + k / 251) as u8).collect();
             if i == 3 {
                 data[..2].copy_from_slice(b"#!");
+            }
+            if i == lengths.len() - 1 {
+                data[..18].copy_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0");
             }
             fs::create_dir_all(r.join(format!("d{}", i % 3))).unwrap();
             fs::write(r.join(format!("d{}/f{i:02}", i % 3)), data).unwrap();
         }
-        let mut entries = walk(r, None, &Options::default()).unwrap();
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let files: Vec<(usize, &Entry)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.kind == Kind::File)
-            .collect();
-        assert_eq!(files.len(), lengths.len());
-        for lanes in [1, 2, 3] {
-            let mut queue = files.iter().copied();
-            let mut out = Vec::new();
-            Hasher::new(r, lanes)
-                .run(|| queue.next(), &mut out)
-                .unwrap();
-            assert_eq!(out.len(), files.len(), "{lanes} lanes");
-            for (i, h) in out {
-                let e = &entries[i];
-                let data = fs::read(r.join(OsStr::from_bytes(&e.path))).unwrap();
-                let want: [u8; 32] = Sha256::digest(&data).into();
-                assert_eq!(h.sha256, want, "{lanes} lanes, {} bytes", data.len());
-                assert_eq!(h.class, Class::of(&data[..data.len().min(18)]));
+        for backend in backends() {
+            for lanes in [1, 2, 3] {
+                check_hasher(r, backend, lanes);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn any_mix_of_lengths_in_lanes_hashes_as_sha2(
+            lengths in proptest::collection::vec(0usize..2 * CHUNK + 200, 1..8),
+            lanes in 1usize..=3,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            for (i, len) in lengths.iter().enumerate() {
+                let data: Vec<u8> = (0..*len).map(|k| (k * 13 + i * 7) as u8).collect();
+                fs::write(dir.path().join(format!("f{i}")), data).unwrap();
+            }
+            for backend in backends() {
+                check_hasher(dir.path(), backend, lanes);
             }
         }
     }

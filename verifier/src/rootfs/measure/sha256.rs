@@ -27,12 +27,31 @@ const INITIAL: [u32; 8] = [
     0x5be0_cd19,
 ];
 
-/// How many messages are best hashed together on this CPU.
-pub(super) fn lanes() -> usize {
-    if shani::available() {
-        MAX_LANES
-    } else {
-        1
+/// Which instructions compress the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backend {
+    /// The x86 SHA extensions, [`MAX_LANES`] messages interleaved.
+    ShaNi,
+    /// The `sha2` crate, one message at a time (its own choice of implementation for this CPU).
+    Portable,
+}
+
+impl Backend {
+    /// The fastest this CPU has.
+    pub(super) fn detect() -> Backend {
+        if shani::available() {
+            Backend::ShaNi
+        } else {
+            Backend::Portable
+        }
+    }
+
+    /// How many messages are best hashed together with it.
+    pub(super) fn lanes(self) -> usize {
+        match self {
+            Backend::ShaNi => MAX_LANES,
+            Backend::Portable => 1,
+        }
     }
 }
 
@@ -51,12 +70,15 @@ impl State {
         }
     }
 
-    /// The digest of the message: what was compressed, then `tail`, which must be shorter than a
-    /// block.
-    pub(super) fn finish(mut self, tail: &[u8]) -> [u8; 32] {
+    /// The digest of the message: what was compressed, then `rest` (of any length).
+    pub(super) fn finish(self, backend: Backend, rest: &[u8]) -> [u8; 32] {
+        let mut state = self;
+        // Whole blocks of the rest first: a longer rest is never cut, whatever the caller left.
+        let taken = compress(backend, &mut [(&mut state, rest)]);
+        let tail = rest.get(taken * BLOCK..).unwrap_or_default();
         debug_assert!(tail.len() < BLOCK);
-        let tail = tail.get(..tail.len().min(BLOCK - 1)).unwrap_or_default();
-        let bits = self
+        // SHA-256 counts the length in bits modulo 2^64 (FIPS 180-4, 5.1.1).
+        let bits = state
             .blocks
             .wrapping_mul(BLOCK as u64)
             .wrapping_add(tail.len() as u64)
@@ -69,54 +91,56 @@ impl State {
         } else {
             2 * BLOCK
         };
-        if let Some(dst) = last.get_mut(..tail.len()) {
-            dst.copy_from_slice(tail);
-        }
-        if let Some(b) = last.get_mut(tail.len()) {
-            *b = 0x80;
-        }
-        if let Some(dst) = last.get_mut(used - 8..used) {
-            dst.copy_from_slice(&bits.to_be_bytes());
-        }
-        compress(
-            std::slice::from_mut(&mut self),
-            &[last.get(..used).unwrap_or_default()],
-        );
+        last[..tail.len()].copy_from_slice(tail);
+        last[tail.len()] = 0x80;
+        last[used - 8..used].copy_from_slice(&bits.to_be_bytes());
+        let padded = compress(backend, &mut [(&mut state, &last[..used])]);
+        debug_assert_eq!(padded * BLOCK, used);
         let mut out = [0u8; 32];
-        for (o, w) in out.chunks_exact_mut(4).zip(self.h) {
+        for (o, w) in out.chunks_exact_mut(4).zip(state.h) {
             o.copy_from_slice(&w.to_be_bytes());
         }
         out
     }
 }
 
-/// Compresses `data[i]` into `states[i]`, every lane at once. Every `data[i]` should hold the
-/// same number of whole blocks; only as many blocks as the shortest holds are taken from each.
-/// At most [`MAX_LANES`] lanes at once are interleaved; more are done in groups.
-pub(super) fn compress(states: &mut [State], data: &[&[u8]]) {
-    let blocks = data.iter().map(|d| d.len() / BLOCK).min().unwrap_or(0);
+/// Compresses the same number of whole blocks of every lane's data into its state: as many as
+/// the shortest lane holds, which it returns. What is left of each lane is the caller's to pass
+/// again. At most [`MAX_LANES`] lanes are interleaved; more are done in groups.
+pub(super) fn compress(backend: Backend, lanes: &mut [(&mut State, &[u8])]) -> usize {
+    let blocks = lanes
+        .iter()
+        .map(|(_, d)| d.len() / BLOCK)
+        .min()
+        .unwrap_or(0);
     if blocks == 0 {
-        return;
+        return 0;
     }
-    let len = blocks * BLOCK;
-    for (states, data) in states.chunks_mut(MAX_LANES).zip(data.chunks(MAX_LANES)) {
-        if !shani::compress(states, data, len) {
-            for (s, d) in states.iter_mut().zip(data) {
-                portable(&mut s.h, d.get(..len).unwrap_or_default());
+    for group in lanes.chunks_mut(MAX_LANES) {
+        // The SHA extensions' path checks the CPU itself: asking for them where they are
+        // missing falls back to the portable path, never to an illegal instruction.
+        if backend != Backend::ShaNi || !shani::compress(group, blocks) {
+            for (s, d) in group.iter_mut() {
+                portable(&mut s.h, d, blocks);
             }
         }
-        for s in states.iter_mut() {
+        for (s, _) in group.iter_mut() {
             s.blocks = s.blocks.wrapping_add(blocks as u64);
         }
     }
+    blocks
 }
 
-/// One lane through the `sha2` crate (its own choice of implementation for this CPU).
-fn portable(h: &mut [u32; 8], data: &[u8]) {
+/// The first `blocks` blocks of `data` (which holds at least that many) through the `sha2` crate.
+fn portable(h: &mut [u32; 8], data: &[u8], blocks: usize) {
     use sha2::digest::generic_array::GenericArray;
-    for block in data.chunks_exact(BLOCK) {
+    let mut taken = 0;
+    for block in data.chunks_exact(BLOCK).take(blocks) {
         sha2::compress256(h, std::slice::from_ref(GenericArray::from_slice(block)));
+        taken += 1;
     }
+    // Fewer would be a digest of another message: stop the measurement instead.
+    assert_eq!(taken, blocks, "fewer blocks than asked to compress");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -200,18 +224,21 @@ mod shani {
             && is_x86_feature_detected!("sse4.1")
     }
 
-    /// The first `len` bytes (whole blocks, at most what each lane holds) of each lane, or false
-    /// when these instructions are not there or the lanes are too many.
-    pub(super) fn compress(states: &mut [State], data: &[&[u8]], len: usize) -> bool {
-        if !available() || !len.is_multiple_of(BLOCK) || data.iter().any(|d| d.len() < len) {
+    /// The first `blocks` blocks of each of one or two lanes, or false when these instructions
+    /// are not there, a lane holds fewer blocks, or the lanes are too many.
+    pub(super) fn compress(group: &mut [(&mut State, &[u8])], blocks: usize) -> bool {
+        let Some(len) = blocks.checked_mul(BLOCK) else {
+            return false;
+        };
+        if !available() || group.iter().any(|(_, d)| d.len() < len) {
             return false;
         }
         // SAFETY: the instructions are available (checked above) and every lane holds at least
-        // `len` bytes, a whole number of blocks.
+        // `blocks` blocks.
         unsafe {
-            match (states, data) {
-                ([a], [x]) => lanes([&mut a.h], [*x], len / BLOCK),
-                ([a, b], [x, y]) => lanes([&mut a.h, &mut b.h], [*x, *y], len / BLOCK),
+            match group {
+                [(a, x)] => lanes([&mut a.h], [*x], blocks),
+                [(a, x), (b, y)] => lanes([&mut a.h, &mut b.h], [*x, *y], blocks),
                 _ => return false,
             }
         }
@@ -307,7 +334,7 @@ mod shani {
         false
     }
 
-    pub(super) fn compress(_: &mut [State], _: &[&[u8]], _: usize) -> bool {
+    pub(super) fn compress(_: &mut [(&mut State, &[u8])], _: usize) -> bool {
         false
     }
 }
@@ -318,84 +345,251 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
-    /// Each message hashed in lanes, its whole blocks `step` blocks at a time.
-    fn in_lanes(messages: &[Vec<u8>], step: usize) -> Vec<[u8; 32]> {
+    /// Every backend this CPU can run: the portable one everywhere, the SHA extensions where
+    /// they are.
+    fn backends() -> Vec<Backend> {
+        let mut all = vec![Backend::Portable];
+        if shani::available() {
+            all.push(Backend::ShaNi);
+        }
+        all
+    }
+
+    /// Each message hashed in lanes, their common whole blocks `step` blocks at a time, then the
+    /// rest of each alone.
+    fn in_lanes(backend: Backend, messages: &[&[u8]], step: usize) -> Vec<[u8; 32]> {
         let mut states = vec![State::new(); messages.len()];
         let whole = messages.iter().map(|m| m.len() / BLOCK).min().unwrap_or(0);
         let mut at = 0;
         while at < whole {
             let n = step.min(whole - at);
-            let chunks: Vec<&[u8]> = messages
-                .iter()
-                .map(|m| &m[at * BLOCK..(at + n) * BLOCK])
+            let mut lanes: Vec<(&mut State, &[u8])> = states
+                .iter_mut()
+                .zip(messages)
+                .map(|(s, m)| (s, &m[at * BLOCK..(at + n) * BLOCK]))
                 .collect();
-            compress(&mut states, &chunks);
+            assert_eq!(compress(backend, &mut lanes), n);
             at += n;
         }
-        // The longer messages' remaining blocks alone, then every tail.
         states
             .into_iter()
             .zip(messages)
-            .map(|(mut s, m)| {
-                let rest = &m[at * BLOCK..];
-                let blocks = rest.len() / BLOCK * BLOCK;
-                compress(std::slice::from_mut(&mut s), &[&rest[..blocks]]);
-                s.finish(&rest[blocks..])
-            })
+            .map(|(s, m)| s.finish(backend, &m[at * BLOCK..]))
+            .collect()
+    }
+
+    fn sha256(m: &[u8]) -> [u8; 32] {
+        Sha256::digest(m).into()
+    }
+
+    /// Bytes that differ from block to block and from message to message.
+    fn message(len: usize, seed: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 7) ^ seed.wrapping_mul(101)) as u8)
             .collect()
     }
 
     #[test]
-    fn known_answers() {
-        let empty = in_lanes(&[Vec::new()], 1);
-        assert_eq!(
-            hex::encode(empty[0]),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        let abc = in_lanes(&[b"abc".to_vec()], 1);
-        assert_eq!(
-            hex::encode(abc[0]),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        // 56 bytes: the length no longer fits in the tail's block.
-        let two = in_lanes(
-            &[b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".to_vec()],
-            1,
-        );
-        assert_eq!(
-            hex::encode(two[0]),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-        );
+    fn known_answers_on_every_backend() {
+        // FIPS 180-4's examples (and the NIST vectors' million a's), independent of `sha2`.
+        let million = vec![b'a'; 1_000_000];
+        let vectors: [(&[u8], &str); 5] = [
+            (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            // 56 bytes: the length no longer fits in the tail's block.
+            (
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+            ),
+            (
+                b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+                "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1",
+            ),
+            (
+                &million,
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+            ),
+        ];
+        for backend in backends() {
+            for (m, want) in vectors {
+                for step in [1, 7] {
+                    assert_eq!(
+                        hex::encode(in_lanes(backend, &[m], step)[0]),
+                        want,
+                        "{backend:?}, {} bytes",
+                        m.len()
+                    );
+                }
+                // And the whole message left to `finish`.
+                assert_eq!(hex::encode(State::new().finish(backend, m)), want);
+            }
+        }
     }
 
     #[test]
-    fn lanes_and_the_portable_path_agree_on_whole_blocks() {
-        let data: Vec<u8> = (0..64 * 40).map(|i| (i * 31 + i / 7) as u8).collect();
+    fn every_length_up_to_five_blocks_is_the_sha256_of_its_message() {
+        for backend in backends() {
+            for len in 0..=5 * BLOCK + 1 {
+                let m = message(len, len);
+                let want = sha256(&m);
+                for step in [1, 2, 5] {
+                    assert_eq!(
+                        in_lanes(backend, &[&m], step)[0],
+                        want,
+                        "{backend:?}, {len} bytes, {step} blocks at a time"
+                    );
+                }
+                assert_eq!(State::new().finish(backend, &m), want, "{backend:?}, {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_lanes_of_every_pair_of_lengths_hash_independently() {
+        for backend in backends() {
+            for a in 0..=2 * BLOCK + 1 {
+                for b in 0..=2 * BLOCK + 1 {
+                    let (x, y) = (message(a, 1), message(b, 2));
+                    assert_eq!(
+                        in_lanes(backend, &[&x, &y], 1),
+                        [sha256(&x), sha256(&y)],
+                        "{backend:?}, {a} and {b} bytes"
+                    );
+                }
+            }
+            // Two lanes holding the same message (one buffer read twice) are two digests of it.
+            let m = message(300, 3);
+            assert_eq!(in_lanes(backend, &[&m, &m], 2), [sha256(&m), sha256(&m)]);
+        }
+    }
+
+    #[test]
+    fn lanes_of_different_lengths_give_the_shortest_ones_blocks_and_keep_the_rest() {
+        for backend in backends() {
+            let (x, y) = (message(3 * BLOCK + 10, 4), message(BLOCK + 63, 5));
+            let (mut a, mut b) = (State::new(), State::new());
+            let taken = compress(backend, &mut [(&mut a, &x[..]), (&mut b, &y[..])]);
+            assert_eq!(taken, 1);
+            assert_eq!((a.blocks, b.blocks), (1, 1));
+            assert_eq!(a.finish(backend, &x[BLOCK..]), sha256(&x), "{backend:?}");
+            assert_eq!(b.finish(backend, &y[BLOCK..]), sha256(&y), "{backend:?}");
+            // A lane without a whole block: nothing is taken from any lane.
+            let mut c = State::new();
+            let mut d = State::new();
+            assert_eq!(
+                compress(backend, &mut [(&mut c, &x[..]), (&mut d, &y[..63])]),
+                0
+            );
+            assert_eq!((c.blocks, c.h), (0, INITIAL));
+            assert_eq!(compress(backend, &mut []), 0);
+        }
+    }
+
+    #[test]
+    fn the_sha_extensions_and_the_portable_path_agree_on_whole_blocks() {
+        let data = message(BLOCK * 40, 6);
         let mut fast = State::new();
-        compress(std::slice::from_mut(&mut fast), &[&data]);
+        compress(Backend::detect(), &mut [(&mut fast, &data[..])]);
         let mut slow = State::new();
-        portable(&mut slow.h, &data);
+        compress(Backend::Portable, &mut [(&mut slow, &data[..])]);
         assert_eq!(fast.h, slow.h);
-        assert_eq!(lanes() > 1, shani::available());
+        assert_eq!(fast.blocks, 40);
+        assert_eq!(Backend::detect() == Backend::ShaNi, shani::available());
+        assert_eq!(Backend::ShaNi.lanes(), MAX_LANES);
+        assert_eq!(Backend::Portable.lanes(), 1);
     }
 
     #[test]
     fn more_lanes_than_interleaved_are_done_in_groups() {
-        let messages: Vec<Vec<u8>> = (0..MAX_LANES * 2 + 1)
-            .map(|i| vec![i as u8; 64 * 5 + i])
-            .collect();
-        let expected: Vec<[u8; 32]> = messages.iter().map(|m| Sha256::digest(m).into()).collect();
-        assert_eq!(in_lanes(&messages, 2), expected);
+        for backend in backends() {
+            let messages: Vec<Vec<u8>> = (0..MAX_LANES * 2 + 1)
+                .map(|i| message(BLOCK * 5 + i * 9, i))
+                .collect();
+            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let want: Vec<[u8; 32]> = messages.iter().map(|m| sha256(m)).collect();
+            assert_eq!(in_lanes(backend, &refs, 2), want, "{backend:?}");
+        }
+    }
+
+    /// The padding of FIPS 180-4, 5.1.1, written out for the test: `tail`, a 1 bit, zeros to 56
+    /// bytes modulo 64, and the length in bits as a 64-bit big-endian number.
+    fn padded(tail: &[u8], bits: u64) -> Vec<u8> {
+        let mut p = tail.to_vec();
+        p.push(0x80);
+        while p.len() % BLOCK != BLOCK - 8 {
+            p.push(0);
+        }
+        p.extend_from_slice(&bits.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn lengths_beyond_32_bits_of_bits_are_encoded_whole() {
+        // Any state will do: only the padding depends on how many blocks came before.
+        let mut h = INITIAL;
+        portable(&mut h, &message(BLOCK, 7), 1);
+        let blocks_before = [
+            (1u64 << 23) - 1, // just under 2^32 bits
+            1 << 23,          // 512 MiB: the high word of the length becomes 1
+            (1 << 26) + 3,    // past 4 GiB
+            (1 << 35) + 12_345,
+            (1 << 55) - 1, // just under 2^64 bits: the last length SHA-256 defines
+        ];
+        for backend in backends() {
+            for &blocks in &blocks_before {
+                for tail_len in [0, 1, 55, 56, 63] {
+                    let tail = message(tail_len, 8);
+                    let bits = (blocks * BLOCK as u64 + tail_len as u64) * 8;
+                    let mut want = h;
+                    let p = padded(&tail, bits);
+                    portable(&mut want, &p, p.len() / BLOCK);
+                    let mut expected = [0u8; 32];
+                    for (o, w) in expected.chunks_exact_mut(4).zip(want) {
+                        o.copy_from_slice(&w.to_be_bytes());
+                    }
+                    let state = State { h, blocks };
+                    assert_eq!(
+                        state.finish(backend, &tail),
+                        expected,
+                        "{backend:?}, {blocks} blocks and {tail_len} bytes"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_over_512_mib_hashes_as_sha2_hashes_it() {
+        // 2^29 + 70 bytes: the length in bits needs 33 bits. The blocks go through `sha2`
+        // (fast in tests), the end of the message through `finish`.
+        let zeros = vec![0u8; 1 << 20];
+        let blocks = (1u64 << 29) / BLOCK as u64;
+        let mut state = State::new();
+        let mut reference = Sha256::new();
+        for _ in 0..(1 << 9) {
+            portable(&mut state.h, &zeros, zeros.len() / BLOCK);
+            reference.update(&zeros);
+        }
+        state.blocks = blocks;
+        let tail = message(70, 9);
+        reference.update(&tail);
+        let want: [u8; 32] = reference.finalize().into();
+        for backend in backends() {
+            assert_eq!(state.finish(backend, &tail), want, "{backend:?}");
+        }
     }
 
     proptest! {
         #[test]
         fn every_lane_is_the_sha256_of_its_message(
-            messages in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..700), 1..=MAX_LANES),
-            step in 1usize..4,
+            messages in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..1200), 1..=MAX_LANES + 1),
+            step in 1usize..6,
         ) {
-            let expected: Vec<[u8; 32]> = messages.iter().map(|m| Sha256::digest(m).into()).collect();
-            prop_assert_eq!(in_lanes(&messages, step), expected);
+            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let want: Vec<[u8; 32]> = messages.iter().map(|m| sha256(m)).collect();
+            for backend in backends() {
+                prop_assert_eq!(in_lanes(backend, &refs, step), want.clone());
+            }
         }
     }
 }
