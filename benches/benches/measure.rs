@@ -2,9 +2,20 @@
 //! every file) against only reading the same files with the same number of threads, in the same
 //! run; and re-validating the unchanged, already measured tree (walk and lstat only).
 //!
-//! Targets (the issue's): measuring within 1.6x of reading; re-validation under 10 ms. SHA-256 is
-//! the floor above reading: on a CPU with the SHA extensions one core hashes about 3.3 GB/s (two
-//! files at once), so hashing 100 MB on 2 cores alone adds about 16 ms to the reading time.
+//! Targets (the issue's): measuring within 1.6x of reading; re-validation under 10 ms.
+//!
+//! The first is out of reach for SHA-256 on 2 cores, by arithmetic rather than tuning (figures
+//! from a 2-core AMD EPYC virtual machine with the SHA extensions). Measuring does all that "read
+//! only" does (open and read every file: 17-20 ms), walks and lstats the tree (what re-validation
+//! does: about 9 ms), and hashes 100 MB. A core hashes about 3.3 GB/s from its cache with two
+//! files interleaved (1.7 GB/s one file at a time, as the `sha2` crate does), so hashing alone
+//! takes about 15 ms on 2 cores, nearly as long as reading. Reading, walking and hashing add up
+//! to about 41 ms, 2.1-2.4x, before the per-file checks (two fstats and a getxattr each);
+//! measuring takes 50-58 ms, 2.6-3x (main's one file at a time: 67-75 ms, 3.5-4x). Not copying
+//! the files does not lower the floor: hashing them from a mapping of the page cache saves the
+//! copy but hashes from memory rather than from the cache, at about 2.1 GB/s per core, and came
+//! out no faster. 1.6x (about 30 ms) would need a hash several times faster than SHA-256; with
+//! a cold page cache both sides wait for the disk and the ratio is smaller.
 
 // The same allocator as the `vouch` binary.
 #[global_allocator]
