@@ -182,6 +182,19 @@ for i in $(seq 1 "$runs"); do
 	t1=$(now_ns)
 	echo $(((t1 - t0) / 1000)) >>"$root/verify.us"
 done
+# vouch verify-blob as a process: a Rekor v2 bundle with an RFC 3161 timestamp (a case of Sigstore's
+# conformance suite, vendored), against its own trusted root.
+case_dir=$repo/verifier/tests/data/sigstore-conformance/bundle-verify/rekor2-happy-path
+: >"$root/blob.us"
+for i in $(seq 1 "$runs"); do
+	t0=$(now_ns)
+	"$root/bin/vouch" verify-blob "$repo/verifier/tests/data/sigstore-conformance/bundle-verify/a.txt" \
+		--bundle "$case_dir/bundle.sigstore.json" --trusted-root "$case_dir/trusted_root.json" \
+		--certificate-identity https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main \
+		--certificate-oidc-issuer https://token.actions.githubusercontent.com >/dev/null
+	t1=$(now_ns)
+	echo $(((t1 - t0) / 1000)) >>"$root/blob.us"
+done
 
 stats() { sort -n "$1" | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f %.1f %.1f", m/1000, a[1]/1000, a[NR]/1000}'; }
 read -r rm_ rmin rmax <<<"$(stats "$root/runc.us")"
@@ -257,6 +270,10 @@ EOT
 read -r vm vmin vmax <<<"$(stats "$root/verify.us")"
 cat <<EOT
 vouch verify of a cached image (pinned digest), $runs runs: median $vm ms (min $vmin, max $vmax)
+EOT
+read -r bm bmin bmax <<<"$(stats "$root/blob.us")"
+cat <<EOT
+vouch verify-blob of a Rekor v2 + RFC 3161 bundle (a process), $runs runs: median $bm ms (min $bmin, max $bmax)
 shim resident memory with one running container (kB):
   vouch  VmRSS $(rss_kb "$vp" VmRSS)  RssAnon $(rss_kb "$vp" RssAnon)  RssFile $(rss_kb "$vp" RssFile)
   runc   VmRSS $(rss_kb "$rp" VmRSS)  RssAnon $(rss_kb "$rp" RssAnon)  RssFile $(rss_kb "$rp" RssFile)
