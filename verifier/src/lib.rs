@@ -31,6 +31,7 @@ pub mod dsse;
 pub mod error;
 pub mod facts;
 pub mod gate;
+mod glob;
 pub mod identity;
 pub mod node;
 pub mod policy;

@@ -91,6 +91,7 @@ use crate::pattern::{ImagePattern, NamespacePattern};
 use crate::sbom_rule::{self, Ignore, MinField, PackageMatcher, SbomRequirement};
 use crate::signature::Matcher;
 use crate::sigstore::Witnesses;
+use crate::spec::host::HostPatterns;
 use crate::spec::pod_security::Level;
 use crate::tomlfile;
 
@@ -927,6 +928,9 @@ impl Locator<'_> {
                     ),
                 ));
             }
+            if let Err(e) = crate::baseline::Exempt::new(&[text]) {
+                return Err(self.error(p.span().start, &format!("exempt_paths entry: {e}")));
+            }
             exempt_paths.push(p.into_inner());
         }
         Ok(Some(RootfsRequirement {
@@ -965,11 +969,20 @@ impl Locator<'_> {
             }
             Ok(t.to_string())
         };
+        let compiles = |p: &Spanned<String>, kind: HostPatterns, what: &str| -> Result<()> {
+            kind.compile(std::slice::from_ref(p.get_ref()))
+                .map(|_| ())
+                .map_err(|e| self.error(p.span().start, &format!("{what} entry: {e}")))
+        };
         let allowed_modules = match raw.allowed_modules {
             None => None,
             Some(list) => Some(
                 list.iter()
-                    .map(|m| word(m, "allowed_modules entry"))
+                    .map(|m| {
+                        let name = word(m, "allowed_modules entry")?;
+                        compiles(m, HostPatterns::Modules, "allowed_modules")?;
+                        Ok(name)
+                    })
                     .collect::<Result<Vec<_>>>()?,
             ),
         };
@@ -1034,6 +1047,7 @@ impl Locator<'_> {
                     "allowed_devices entries are device paths under /dev/ (wildcards * and ?)",
                 ));
             }
+            compiles(d, HostPatterns::Devices, "allowed_devices")?;
             allowed_devices.push(path.clone());
         }
         Ok(Some(HostRequirement {
@@ -1568,6 +1582,28 @@ keyless = { trusted_root = "/etc/vouch/trusted_root.json", issuer = "https://tok
                 baseline
             );
         }
+    }
+
+    #[test]
+    fn path_and_device_patterns_that_cannot_be_compiled_are_errors_on_their_line() {
+        let huge = format!("/{}", "?".repeat(200_000));
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.rootfs]\nbaseline = \"image\"\nexempt_paths = [\n  \"/ok\",\n  \"{huge}\",\n]\n"
+        ));
+        assert!(
+            e.contains("line 10, column 3") && e.contains("exempt_paths entry: cannot be compiled"),
+            "{}",
+            &e[..e.len().min(300)]
+        );
+        assert!(!e.contains('\n'));
+        let e = parse_err(&format!(
+            "{MEASURE_HEAD}[rule.host]\nallowed_devices = [\"/dev{huge}\"]\n"
+        ));
+        assert!(
+            e.contains("line 7") && e.contains("allowed_devices entry: cannot be compiled"),
+            "{}",
+            &e[..e.len().min(300)]
+        );
     }
 
     #[test]

@@ -3,119 +3,124 @@
 //! `*` matches within one path segment, `?` one character of a segment, and a whole-segment `**` zero or
 //! more whole segments (`ghcr.io/acme/debug/**` matches `ghcr.io/acme/debug`, `…/debug/x` and
 //! `…/debug/a/b`). A pattern always matches the whole name: `docker.io/library/busybox` does not match
-//! `docker.io/library/busybox2`.
+//! `docker.io/library/busybox2`. Nothing else is special: `[` and `]` are literal (an IPv6 registry
+//! host is written `[::1]:5000`), and neither grammar allows `{`, `}` or `\`.
 
 use std::fmt;
 
+use globset::{Candidate, GlobSet};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::glob::{self, Options};
 use crate::reference;
 
-/// A validated glob; the shared engine behind [`ImagePattern`] and [`NamespacePattern`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated glob; the shared engine behind [`ImagePattern`] and [`NamespacePattern`], matched by
+/// `globset` with `*` and `?` stopping at `/`.
+#[derive(Debug, Clone)]
 struct Glob {
     text: String,
-    segments: Vec<Segment>,
+    set: GlobSet,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    /// `**`: zero or more whole segments.
-    AnyDepth,
-    /// A segment that may contain `*` and `?`.
-    Chars(Vec<char>),
+impl PartialEq for Glob {
+    fn eq(&self, other: &Glob) -> bool {
+        self.text == other.text
+    }
 }
+
+impl Eq for Glob {}
 
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?'])
 }
 
+/// The pattern's segments, `**` kept whole and never twice in a row.
+fn segments(text: &str) -> std::result::Result<Vec<&str>, String> {
+    if text.is_empty() {
+        return Err("empty pattern".to_string());
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or control characters".to_string());
+    }
+    let mut segments = Vec::new();
+    for segment in text.split('/') {
+        if segment.is_empty() {
+            return Err("empty path segment (leading, doubled or trailing '/')".to_string());
+        }
+        if segment == "**" {
+            // `a/**/**/b` means the same as `a/**/b`; keeping one avoids redundant work.
+            if segments.last() != Some(&"**") {
+                segments.push(segment);
+            }
+        } else if segment.contains("**") {
+            return Err(format!(
+                "'**' must be a whole path segment, as in 'a/**/b' (found {segment:?})"
+            ));
+        } else {
+            segments.push(segment);
+        }
+    }
+    Ok(segments)
+}
+
+/// `segments` in globset's syntax: `*`, `?` and whole-segment `**` are wildcards, the rest literal.
+fn globset_text(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| glob::escape(s, &['*', '?']))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 impl Glob {
+    /// Checks the syntax only (see [`segments`]).
+    fn check(text: &str) -> std::result::Result<(), String> {
+        segments(text).map(|_| ())
+    }
+
     fn new(text: &str) -> std::result::Result<Glob, String> {
-        if text.is_empty() {
-            return Err("empty pattern".to_string());
+        let segments = segments(text)?;
+        // Names are matched with each non-ASCII character standing as one byte (see `matches`),
+        // which is exact only while no pattern names such a character itself. Image and namespace
+        // grammars are ASCII, so their patterns never do.
+        if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+            return Err(format!("non-ASCII character {c:?}"));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("contains whitespace or control characters".to_string());
-        }
-        let mut segments = Vec::new();
-        for segment in text.split('/') {
-            if segment.is_empty() {
-                return Err("empty path segment (leading, doubled or trailing '/')".to_string());
-            }
-            if segment == "**" {
-                // `a/**/**/b` means the same as `a/**/b`; keeping one avoids redundant work.
-                if segments.last() != Some(&Segment::AnyDepth) {
-                    segments.push(Segment::AnyDepth);
-                }
-            } else if segment.contains("**") {
-                return Err(format!(
-                    "'**' must be a whole path segment, as in 'a/**/b' (found {segment:?})"
-                ));
-            } else {
-                segments.push(Segment::Chars(segment.chars().collect()));
+        let mut globs = vec![globset_text(&segments)];
+        // globset's trailing `/**` needs at least one more segment; ours also matches none
+        // (`…/debug/**` names `…/debug`), so the pattern without it joins the set.
+        if let [rest @ .., "**"] = &segments[..] {
+            if !rest.is_empty() {
+                globs.push(globset_text(rest));
             }
         }
+        let set = glob::compile(
+            globs,
+            Options {
+                literal_separator: true,
+                case_insensitive: false,
+            },
+        )?;
         Ok(Glob {
             text: text.to_string(),
-            segments,
+            set,
         })
     }
 
     fn matches(&self, name: &str) -> bool {
-        let names: Vec<Vec<char>> = name.split('/').map(|s| s.chars().collect()).collect();
-        // reach[j]: the pattern segments consumed so far match the first j name segments.
-        let mut reach = vec![false; names.len() + 1];
-        reach[0] = true;
-        for segment in &self.segments {
-            let mut next = vec![false; names.len() + 1];
-            match segment {
-                Segment::AnyDepth => {
-                    let mut any = false;
-                    for (j, slot) in next.iter_mut().enumerate() {
-                        any |= reach[j];
-                        *slot = any;
-                    }
-                }
-                Segment::Chars(pattern) => {
-                    for (j, name) in names.iter().enumerate() {
-                        next[j + 1] = reach[j] && segment_matches(pattern, name);
-                    }
-                }
-            }
-            reach = next;
+        if name.is_ascii() {
+            return self.set.is_match_candidate(&Candidate::from_bytes(name));
         }
-        reach[names.len()]
+        // globset matches bytes, so its `?` is one byte; ours is one character. Patterns are ASCII
+        // (see `new`), so a non-ASCII character can only meet a wildcard: standing it in as one
+        // byte that no literal matches gives `?` and `*` exactly their meaning over characters.
+        let name: Vec<u8> = name
+            .chars()
+            .map(|c| if c.is_ascii() { c as u8 } else { 0xFF })
+            .collect();
+        self.set.is_match_candidate(&Candidate::from_bytes(&name))
     }
-}
-
-/// Matches one segment: `*` any run of characters, `?` exactly one. Linear-time greedy matching with a
-/// single backtrack point, which is exact for patterns without character classes.
-fn segment_matches(pattern: &[char], text: &[char]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
 }
 
 /// A pattern naming image repositories, e.g. `busybox`, `ghcr.io/acme/**`, `*.example.com/app`.
@@ -134,7 +139,7 @@ impl ImagePattern {
             pattern: written.to_string(),
             reason,
         };
-        Glob::new(written).map_err(fail)?;
+        Glob::check(written).map_err(fail)?;
         if written.contains('@') {
             return Err(fail(
                 "a pattern names repositories; remove the '@digest'".to_string(),
@@ -222,7 +227,7 @@ impl NamespacePattern {
             pattern: text.to_string(),
             reason,
         };
-        let glob = Glob::new(text).map_err(fail)?;
+        Glob::check(text).map_err(fail)?;
         if let Some(c) = text.chars().find(|&c| {
             !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '*' | '?'))
         }) {
@@ -233,6 +238,7 @@ impl NamespacePattern {
         if text.len() > 63 {
             return Err(fail("longer than a namespace name can be (63)".to_string()));
         }
+        let glob = Glob::new(text).map_err(fail)?;
         Ok(NamespacePattern { glob })
     }
 
@@ -410,6 +416,79 @@ mod tests {
         assert!(NamespacePattern::new("a/b").is_err());
         assert!(NamespacePattern::new("").is_err());
         assert!(NamespacePattern::new(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn double_star_at_the_start_middle_and_end() {
+        // Start: zero or more leading segments, never part of one.
+        assert!(glob("**/app", "app"));
+        assert!(glob("**/app", "a/b/app"));
+        assert!(!glob("**/app", "myapp"));
+        assert!(!glob("**/app", "a/myapp"));
+        // Middle: zero or more whole segments between two.
+        assert!(glob("a/**/b", "a/b"));
+        assert!(glob("a/**/b", "a/x/y/b"));
+        assert!(!glob("a/**/b", "ab"));
+        assert!(!glob("a/**/b", "a/xb"));
+        assert!(!glob("a/**/b", "ax/b"));
+        // End: the name itself and everything below it.
+        assert!(glob("a/**", "a"));
+        assert!(glob("a/**", "a/x/y"));
+        assert!(!glob("a/**", "ab"));
+        assert!(!glob("a/**", "b/a"));
+        // Several, and a lone one.
+        assert!(glob("**/b/**", "b"));
+        assert!(glob("**/b/**", "a/b/c"));
+        assert!(!glob("**/b/**", "a/bc"));
+        assert!(glob("**", ""));
+        assert!(glob("**", "a"));
+    }
+
+    #[test]
+    fn brackets_and_braces_are_literal() {
+        let v6 = image("[::1]:5000/team/*");
+        assert_eq!(v6.as_str(), "[::1]:5000/team/*");
+        assert!(v6.matches("[::1]:5000/team/app"));
+        assert!(!v6.matches("::1:5000/team/app"));
+        assert!(!v6.matches(":5000/team/app"));
+        assert!(glob("a[bc]", "a[bc]"));
+        assert!(!glob("a[bc]", "ab"));
+        assert!(glob("a{b,c}", "a{b,c}"));
+        assert!(!glob("a{b,c}", "ab"));
+        assert!(glob(r"a\*", r"a\x"));
+        assert!(!glob(r"a\*", "a*"));
+        // Repository paths allow neither, with or without a wildcard.
+        assert!(image_err("ghcr.io/a[b]").contains("invalid repository path component"));
+        assert!(image_err("ghcr.io/a[b]*").contains("invalid character '['"));
+        assert!(image_err("ghcr.io/{a,b}/*").contains("invalid repository path component"));
+        assert!(image_err("ghcr.io/{a,b}*").contains("invalid character '{'"));
+        assert!(NamespacePattern::new("prod-[ab]").is_err());
+    }
+
+    #[test]
+    fn question_mark_and_star_count_characters_not_bytes() {
+        assert!(glob("a/?", "a/é"));
+        assert!(!glob("a/??", "a/é"));
+        assert!(glob("a/*x", "a/éèx"));
+        assert!(!glob("a/?", "a/\u{1F600}\u{1F600}"));
+        assert!(Glob::new("a/é").is_err());
+    }
+
+    #[test]
+    fn a_pattern_that_fails_to_compile_is_a_policy_error_on_its_line() {
+        let long = format!("ghcr.io/acme/{}", "?".repeat(200_000));
+        assert!(image_err(&long).contains("cannot be compiled"));
+        let text = format!(
+            "version = 1\ndefault = \"deny\"\n[[rule]]\nname = \"r\"\nimages = [\n  \"busybox\",\n  \"{long}\",\n]\naction = \"allow\"\n"
+        );
+        let e = crate::policy::parse(std::path::Path::new("policy.toml"), text.as_bytes())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        let shown = &e[..e.len().min(300)];
+        assert!(e.contains("line 7, column"), "{shown}");
+        assert!(e.contains("cannot be compiled"), "{shown}");
+        assert!(!e.contains('\n'), "{shown}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use globset::{Candidate, GlobSet};
 use sha2::{Digest, Sha256};
 
 pub use content::{
@@ -41,6 +42,7 @@ pub use content::{
 pub use layer::{read_layer, MAX_BLOB_BYTES, MAX_TAR_BYTES};
 pub use mounts::{hidden_code, through_volume_links};
 
+use crate::glob;
 use crate::measure::{self, Class, Entry, Kind};
 use crate::rootfs::{self, Merged};
 use crate::sbom::Sbom;
@@ -271,98 +273,80 @@ pub fn reason(mismatches: &[Mismatch]) -> Option<String> {
 }
 
 /// Paths never compared (`exempt_paths`): absolute glob patterns where `*` matches within one
-/// component, `?` one character, and `**` as a whole component any number of components (none
-/// included): `/var/cache/**` exempts `/var/cache` and everything below it, `/tmp/*` the entries of
-/// `/tmp` but not what is below them.
+/// component, `?` one byte of a component, and `**` as a whole component any number of components
+/// (none included): `/var/cache/**` exempts `/var/cache` and everything below it, `/tmp/*` the
+/// entries of `/tmp` but not what is below them. Nothing else is special: file names may hold `[`,
+/// `{` or `\`. Empty components are dropped from patterns and paths, `.` components from patterns.
+/// Matched by `globset` over the path's bytes, so names that are not UTF-8 match too.
 #[derive(Debug, Clone, Default)]
 pub struct Exempt {
-    patterns: Vec<Vec<Vec<u8>>>,
+    set: Option<GlobSet>,
 }
 
 impl Exempt {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Exempt, String> {
-        let mut out = Vec::new();
+        if patterns.is_empty() {
+            return Ok(Exempt { set: None });
+        }
+        let mut globs = Vec::with_capacity(patterns.len());
         for p in patterns {
             let p = p.as_ref();
             if !p.starts_with('/') {
                 return Err(format!("exempt path {p:?} must be absolute"));
             }
-            let parts: Vec<Vec<u8>> = p
-                .split('/')
-                .filter(|s| !s.is_empty() && *s != ".")
-                .map(|s| s.as_bytes().to_vec())
-                .collect();
-            if parts.iter().any(|s| s == b"..") {
-                return Err(format!("exempt path {p:?} has a .. component"));
+            let mut parts: Vec<&str> = Vec::new();
+            for part in p.split('/').filter(|s| !s.is_empty() && *s != ".") {
+                if part == ".." {
+                    return Err(format!("exempt path {p:?} has a .. component"));
+                }
+                // `a/**/**/b` is `a/**/b`.
+                if !(part == "**" && parts.last() == Some(&"**")) {
+                    parts.push(part);
+                }
             }
-            out.push(parts);
+            // A `**` inside a name is two `*` there, for globset as for this syntax.
+            let render = |parts: &[&str]| {
+                parts
+                    .iter()
+                    .map(|s| glob::escape(s, &['*', '?']))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            globs.push(render(&parts));
+            // globset's trailing `/**` needs one more component; ours also matches none.
+            if let [rest @ .., "**"] = &parts[..] {
+                if !rest.is_empty() {
+                    globs.push(render(rest));
+                }
+            }
         }
-        Ok(Exempt { patterns: out })
+        let set = glob::compile(
+            globs,
+            glob::Options {
+                literal_separator: true,
+                case_insensitive: false,
+            },
+        )?;
+        Ok(Exempt { set: Some(set) })
     }
 
     /// `path` relative, as in a manifest.
     pub fn matches(&self, path: &[u8]) -> bool {
-        if self.patterns.is_empty() {
+        let Some(set) = &self.set else {
             return false;
+        };
+        let clean = !path.starts_with(b"/")
+            && !path.ends_with(b"/")
+            && !path.windows(2).any(|w| w == b"//");
+        if clean {
+            return set.is_match_candidate(&Candidate::from_bytes(path));
         }
         let parts: Vec<&[u8]> = path
             .split(|&b| b == b'/')
             .filter(|s| !s.is_empty())
             .collect();
-        self.patterns.iter().any(|p| match_parts(p, &parts))
+        set.is_match_candidate(&Candidate::from_bytes(&parts.join(&b'/')))
     }
-}
-
-/// Component-wise glob match, `**` spanning components: dynamic programming, no backtracking.
-fn match_parts(pattern: &[Vec<u8>], path: &[&[u8]]) -> bool {
-    // ok[j]: pattern[..i] matches path[..j].
-    let mut ok = vec![false; path.len() + 1];
-    ok[0] = true;
-    for p in pattern {
-        let mut next = vec![false; path.len() + 1];
-        if p == b"**" {
-            let mut any = false;
-            for j in 0..=path.len() {
-                any |= ok[j];
-                next[j] = any;
-            }
-        } else {
-            for j in 0..path.len() {
-                if ok[j] && match_glob(p, path[j]) {
-                    next[j + 1] = true;
-                }
-            }
-        }
-        ok = next;
-    }
-    ok[path.len()]
-}
-
-/// `*` and `?` within one component.
-fn match_glob(pattern: &[u8], name: &[u8]) -> bool {
-    let mut ok = vec![false; name.len() + 1];
-    ok[0] = true;
-    for &c in pattern {
-        let mut next = vec![false; name.len() + 1];
-        match c {
-            b'*' => {
-                let mut any = false;
-                for j in 0..=name.len() {
-                    any |= ok[j];
-                    next[j] = any;
-                }
-            }
-            _ => {
-                for j in 0..name.len() {
-                    if ok[j] && (c == b'?' || c == name[j]) {
-                        next[j + 1] = true;
-                    }
-                }
-            }
-        }
-        ok = next;
-    }
-    ok[name.len()]
 }
 
 // ---------------------------------------------------------------------------------------------

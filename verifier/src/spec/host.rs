@@ -12,9 +12,11 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use globset::GlobSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::glob;
 use crate::policy::HostRequirement;
 
 /// The capabilities containerd and Docker grant by default; anything else is "added".
@@ -1047,24 +1049,40 @@ pub(crate) fn shown(text: &str) -> String {
     }
 }
 
-/// `*` matches any run of characters; everything else literally.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
+/// Which patterns of `[rule.host]` name what: `allowed_modules` (`*` wildcards) and
+/// `allowed_devices` (`*` and `?`). Matched whole by `globset`; `*` is any run of characters, `/`
+/// included (`/dev/nvidia*` covers `/dev/nvidia-caps/nvidia-cap1`), so a run of `*` means the same
+/// as one and globset's `**` forms never apply. `?` is one byte, and nothing else is special.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostPatterns {
+    Modules,
+    Devices,
+}
+
+impl HostPatterns {
+    /// One set matching any of `patterns`; the error is one line.
+    pub(crate) fn compile(self, patterns: &[String]) -> Result<GlobSet, String> {
+        let wildcards: &[char] = match self {
+            HostPatterns::Modules => &['*'],
+            HostPatterns::Devices => &['*', '?'],
+        };
+        let globs = patterns.iter().map(|p| {
+            let mut single = String::with_capacity(p.len());
+            for c in p.chars() {
+                if !(c == '*' && single.ends_with('*')) {
+                    single.push(c);
+                }
+            }
+            glob::escape(&single, wildcards)
+        });
+        glob::compile(
+            globs,
+            glob::Options {
+                literal_separator: false,
+                case_insensitive: false,
+            },
+        )
     }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// At most this many names in one reason; then a count.
@@ -1125,8 +1143,15 @@ fn check_spec(req: &HostRequirement, spec: &SpecSecurity, out: &mut Vec<String>)
                 out.push(format!("host: allow_privileged = false: {what}"));
             }
         }
+        let allowed = match spec.devices.is_empty() {
+            true => None,
+            false => HostPatterns::Devices
+                .compile(&req.allowed_devices)
+                .map_err(|e| out.push(format!("host: allowed_devices: {e}")))
+                .ok(),
+        };
         for device in &spec.devices {
-            if !req.allowed_devices.iter().any(|p| glob_match(p, device)) {
+            if !allowed.as_ref().is_some_and(|a| a.is_match(device)) {
                 out.push(format!(
                     "host: allow_privileged = false: devices {} (a host device; \
                      allowed_devices names those that may)",
@@ -1178,9 +1203,13 @@ fn check_host(req: &HostRequirement, host: &HostState, out: &mut Vec<String>) {
     if let Some(allowed) = &req.allowed_modules {
         // A kernel without loadable modules (no /proc/modules) loads none.
         if let Some(loaded) = &host.modules {
+            let set = HostPatterns::Modules
+                .compile(allowed)
+                .map_err(|e| out.push(format!("host: allowed_modules: {e}")))
+                .ok();
             let bad: Vec<String> = loaded
                 .iter()
-                .filter(|m| !allowed.iter().any(|p| glob_match(p, m)))
+                .filter(|m| !set.as_ref().is_some_and(|s| s.is_match(m.as_str())))
                 .cloned()
                 .collect();
             if !bad.is_empty() {
@@ -2007,6 +2036,52 @@ mod tests {
         });
         let s: SpecSecurity = serde_json::from_value(old).unwrap();
         assert!(s.host_root_mounts.is_empty() && s.unreadable.is_empty());
+    }
+
+    fn glob_match(pattern: &str, name: &str) -> bool {
+        HostPatterns::Modules
+            .compile(&[pattern.to_string()])
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+            .is_match(name)
+    }
+
+    fn device_allowed(patterns: &[&str], device: &str) -> bool {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        HostPatterns::Devices
+            .compile(&patterns)
+            .unwrap_or_else(|e| panic!("{patterns:?}: {e}"))
+            .is_match(device)
+    }
+
+    #[test]
+    fn device_patterns_take_star_and_question_mark_and_nothing_else() {
+        assert!(device_allowed(&["/dev/nvidia*"], "/dev/nvidia0"));
+        assert!(device_allowed(
+            &["/dev/nvidia*"],
+            "/dev/nvidia-caps/nvidia-cap1"
+        ));
+        assert!(!device_allowed(&["/dev/nvidia*"], "/dev/sda"));
+        assert!(device_allowed(&["/dev/tty?"], "/dev/tty1"));
+        assert!(!device_allowed(&["/dev/tty?"], "/dev/tty10"));
+        assert!(device_allowed(&["/dev/sda", "/dev/fuse"], "/dev/fuse"));
+        // `**` is `*`: no zero-directory form.
+        assert!(!device_allowed(&["/dev/**/x"], "/dev/x"));
+        assert!(device_allowed(&["/dev/**/x"], "/dev/a/x"));
+        assert!(device_allowed(&["/dev/**"], "/dev/a/b"));
+        // Brackets, braces and backslashes are literal.
+        assert!(!device_allowed(&["/dev/sd[ab]"], "/dev/sda"));
+        assert!(device_allowed(&["/dev/sd[ab]"], "/dev/sd[ab]"));
+        assert!(!device_allowed(&["/dev/{sda,sdb}"], "/dev/sda"));
+        assert!(device_allowed(&[r"/dev/a\*"], r"/dev/a\b"));
+        assert!(!device_allowed(&[], "/dev/fuse"));
+    }
+
+    #[test]
+    fn module_patterns_take_only_star() {
+        assert!(glob_match("nf_*", "nf_"));
+        assert!(glob_match("nf**", "nf_nat"));
+        assert!(!glob_match("nf_na?", "nf_nat"));
+        assert!(glob_match("nf_na?", "nf_na?"));
     }
 
     #[test]

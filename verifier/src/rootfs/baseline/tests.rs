@@ -787,6 +787,59 @@ fn exempt_patterns() {
     assert!(Exempt::new(&["/a/../b"]).is_err());
 }
 
+#[test]
+fn exempt_double_star_at_the_start_middle_and_end() {
+    let e = Exempt::new(&["/**/core"]).unwrap();
+    for yes in ["core", "a/core", "a/b/core"] {
+        assert!(e.matches(yes.as_bytes()), "{yes}");
+    }
+    for no in ["mycore", "a/mycore", "core/x"] {
+        assert!(!e.matches(no.as_bytes()), "{no}");
+    }
+    let e = Exempt::new(&["/a/**/**/z"]).unwrap();
+    assert!(e.matches(b"a/z") && e.matches(b"a/1/2/z"));
+    assert!(!e.matches(b"az") && !e.matches(b"a/xz"));
+    let e = Exempt::new(&["/**"]).unwrap();
+    assert!(e.matches(b"") && e.matches(b"any/thing"));
+    let e = Exempt::new(&["/opt/**"]).unwrap();
+    assert!(e.matches(b"opt") && e.matches(b"opt/") && e.matches(b"/opt//x/"));
+    assert!(!e.matches(b"optx"));
+    // `**` inside a name is two `*`: it stays within the name.
+    let e = Exempt::new(&["/var/log**"]).unwrap();
+    assert!(e.matches(b"var/logs") && !e.matches(b"var/log/x"));
+}
+
+#[test]
+fn exempt_paths_take_brackets_braces_and_backslashes_literally() {
+    let e = Exempt::new(&["/srv/[ab]", "/srv/{c,d}", r"/srv/e\*"]).unwrap();
+    for yes in ["srv/[ab]", "srv/{c,d}", r"srv/e\", r"srv/e\x"] {
+        assert!(e.matches(yes.as_bytes()), "{yes}");
+    }
+    for no in ["srv/a", "srv/c", "srv/e*x", "srv/ex"] {
+        assert!(!e.matches(no.as_bytes()), "{no}");
+    }
+}
+
+#[test]
+fn exempt_paths_match_bytes_that_are_not_utf8() {
+    let e = Exempt::new(&["/var/cache/**", "/tmp/?", "/data/*.bin"]).unwrap();
+    assert!(e.matches(b"var/cache/\xff\xfe/x"));
+    assert!(e.matches(b"tmp/\xff"));
+    // `?` is one byte: a two-byte character is two.
+    assert!(!e.matches("tmp/é".as_bytes()));
+    assert!(e.matches(b"data/\x80\x81.bin"));
+    assert!(!e.matches(b"data/\x80/x.bin"));
+    assert!(e.matches(b"var/cache/a\nb"));
+}
+
+#[test]
+fn an_exempt_path_that_cannot_be_compiled_is_refused_with_one_line() {
+    let huge = format!("/{}", "?".repeat(200_000));
+    let e = Exempt::new(&[huge]).unwrap_err();
+    assert!(e.contains("cannot be compiled"), "{e}");
+    assert!(!e.contains('\n'));
+}
+
 fn sbom(files: Vec<SbomFile>) -> Sbom {
     Sbom {
         format: Format::Spdx,
