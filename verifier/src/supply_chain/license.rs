@@ -11,23 +11,38 @@
 //! - [`LicenseExpr::parse_strict`] follows the grammar: upper-case operators, no commas, `NONE` and
 //!   `NOASSERTION` only as the whole expression, no `+` after a `LicenseRef-`.
 //!
-//! Neither mode checks ids against the SPDX license list: the list changes every release, and policy
+//! Neither mode refuses ids that are not on the SPDX license list: SBOM tools write such ids, and policy
 //! patterns decide what matters. `GPLv3+` is therefore the unknown id `GPLv3` with "or later", exactly as
 //! the grammar reads it; a deny list that should catch it names it (`GPLv3*`).
 //!
-//! Matching ([`LicensePattern`]) is case-insensitive with `*` globs. A license written `X WITH E` matches
-//! patterns for `X` and patterns written `X WITH E`. "Or later" offers the named version's terms, so
-//! `X+` matches patterns for `X` and for `X+`; for the GNU families the deprecated and current spellings
-//! are the same license (`GPL-2.0` = `GPL-2.0-only`, `GPL-2.0+` = `GPL-2.0-or-later`). This fails closed
-//! on deny lists: `GPL-3.0-or-later` is refused by a deny of `GPL-3.0-only`, since no later GPL is known
-//! to be acceptable.
+//! The parser is ours, not the `spdx` crate's (EmbarkStudios, cargo-deny's), whose parser cannot read
+//! what SBOMs carry: it refuses a `+` after an id not on its list (`LGPLv2+`, `GPLv3+`: 5 of the 139
+//! distinct expressions of the fixture SBOMs), `LicenseRef-x+`, comma lists and `Or`; it reads
+//! `gpl-3.0-ONLY` and `NOASSERTION` as unknown licenses, losing case rules and "no information"; it
+//! keeps no id as written for a denial to quote; and its lax mode maps names by prefix (`gnu gpl v2`
+//! to `GPL-3.0-only`). Its `evaluate` answers yes or no, and `evaluate_with_failures` lists every
+//! refused term, even one an `OR` alternative avoided, so neither names what a denial is for:
+//! [`violates_deny`] and [`satisfies_allow`] walk the tree instead. What the crate does serve is the
+//! SPDX license list: which ids are GNU licenses, and how their deprecated spellings read.
+//!
+//! Matching ([`LicensePattern`]) is case-insensitive with `*` globs (compiled by `globset`). A license
+//! written `X WITH E` matches patterns for `X` and patterns written `X WITH E`. "Or later" offers the
+//! named version's terms, so `X+` matches patterns for `X` and for `X+`; for the GNU licenses of the
+//! SPDX list the deprecated and current spellings are the same license (`GPL-2.0` = `GPL-2.0-only`,
+//! `GPL-2.0+` = `GPL-2.0-or-later`, `GPL-2.0-with-classpath-exception` = `GPL-2.0 WITH
+//! Classpath-exception-2.0`). This fails closed on deny lists: `GPL-3.0-or-later` is refused by a deny
+//! of `GPL-3.0-only`, since no later GPL is known to be acceptable.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
+use globset::GlobSet;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::glob;
 
 /// Longest expression accepted, in bytes.
 pub const MAX_LEN: usize = 8 * 1024;
@@ -538,14 +553,33 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// One entry of `deny_licenses` / `allow_licenses`: `GPL-3.0-only`, `AGPL-*`, `GPL-2.0+`,
 /// `GPL-2.0-only WITH Classpath-*`, or `NONE` / `NOASSERTION` to match packages without license
 /// information. Case-insensitive; `*` matches any run of characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LicensePattern {
     written: String,
-    /// Lower-cased glob over the license names (see [`License::names`]).
-    license: String,
-    /// Lower-cased glob over the exception, for patterns written `X WITH E`.
-    exception: Option<String>,
+    /// Over the license names (see [`License::names`]).
+    license: GlobSet,
+    /// Over the exception, for patterns written `X WITH E`.
+    exception: Option<GlobSet>,
     no_info: Option<NoInfo>,
+}
+
+impl PartialEq for LicensePattern {
+    fn eq(&self, other: &LicensePattern) -> bool {
+        self.written == other.written
+    }
+}
+
+impl Eq for LicensePattern {}
+
+/// A license or exception glob: `*` any run of characters, ASCII letters in either case.
+fn license_glob(text: &str) -> std::result::Result<GlobSet, String> {
+    glob::compile(
+        [glob::escape(text, &['*'])],
+        glob::Options {
+            literal_separator: false,
+            case_insensitive: true,
+        },
+    )
 }
 
 impl LicensePattern {
@@ -581,7 +615,7 @@ impl LicensePattern {
             if glob.trim_end_matches('+').contains('+') {
                 return Err(fail(format!("'+' may only end the {what}")));
             }
-            Ok(glob.to_ascii_lowercase())
+            license_glob(glob).map_err(|e| fail(format!("{what} {e}")))
         };
         let no_info = match exception {
             None => no_info(license, Mode::Lenient),
@@ -605,13 +639,22 @@ impl LicensePattern {
         if self.no_info.is_some() {
             return false;
         }
+        let listed = Listed::find(&license.id);
         if let Some(exception) = &self.exception {
-            match &license.exception {
-                Some(e) if glob_match(exception, &e.to_ascii_lowercase()) => {}
-                _ => return false,
+            let written = license.exception.as_deref();
+            let implied = listed.and_then(|l| l.exception);
+            if !written
+                .into_iter()
+                .chain(implied)
+                .any(|e| exception.is_match(e))
+            {
+                return false;
             }
         }
-        license.names().iter().any(|n| glob_match(&self.license, n))
+        license
+            .names(listed)
+            .iter()
+            .any(|n| self.license.is_match(n))
     }
 
     fn matches_no_info(&self, n: NoInfo) -> bool {
@@ -620,68 +663,105 @@ impl LicensePattern {
 }
 
 impl License {
-    /// The lower-cased names this license answers to when matched against patterns (module docs).
-    fn names(&self) -> Vec<String> {
+    /// The lower-cased names this license answers to when matched against patterns (module docs),
+    /// given its entry in the SPDX list.
+    fn names(&self, listed: Option<&Listed>) -> Vec<String> {
         let id = self.id.to_ascii_lowercase();
-        if let Some((core, later)) = gnu_core(&id) {
-            let mut names = vec![core.to_string(), format!("{core}-only")];
-            if later || self.or_later {
-                names.push(format!("{core}+"));
-                names.push(format!("{core}-or-later"));
-            }
-            return names;
+        let Some(Listed {
+            gnu: Some((core, later)),
+            ..
+        }) = listed
+        else {
+            return if self.or_later {
+                vec![format!("{id}+"), id]
+            } else {
+                vec![id]
+            };
+        };
+        let mut names = vec![core.clone(), format!("{core}-only")];
+        if *later || self.or_later {
+            names.push(format!("{core}+"));
+            names.push(format!("{core}-or-later"));
         }
-        if self.or_later {
-            vec![format!("{id}+"), id]
-        } else {
-            vec![id]
+        if !names.contains(&id) {
+            // A deprecated id with its exception in the name still answers to its own name.
+            names.push(id);
         }
+        names
     }
 }
 
-/// For GNU ids (`gpl-2.0`, `lgpl-2.1-only`, `agpl-3.0-or-later`, `gfdl-1.3`, lower-case): the family and
-/// version, and whether the id itself says "or later".
-fn gnu_core(id: &str) -> Option<(&str, bool)> {
-    let family = ["gpl-", "lgpl-", "agpl-", "gfdl-"]
-        .into_iter()
-        .find(|f| id.starts_with(f))?;
-    let rest = &id[family.len()..];
-    let (major, rest) = rest.split_once('.')?;
-    let minor_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if major.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) || minor_len == 0 {
-        return None;
-    }
-    let core_len = family.len() + major.len() + 1 + minor_len;
-    let (core, suffix) = id.split_at(core_len);
-    match suffix {
-        "" | "-only" => Some((core, false)),
-        "-or-later" => Some((core, true)),
-        _ => None,
-    }
+/// What the SPDX license list (the `spdx` crate's copy) says about one id.
+#[derive(Debug)]
+struct Listed {
+    /// For a GNU license: its family and version, lower-case (`gpl-2.0`), and whether the id itself
+    /// says "or later".
+    gnu: Option<(String, bool)>,
+    /// The exception a deprecated `…-with-…-exception` id names, lower-case.
+    exception: Option<&'static str>,
 }
 
-/// `*`-glob over already lower-cased text. Greedy with one backtrack point: linear in practice,
-/// O(len(pattern) × len(text)) at worst.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
+/// The deprecated GNU ids that name a license and an exception at once, with the exception the list
+/// now writes after `WITH`. The `spdx` crate flags them deprecated without saying what replaced them.
+const GNU_WITH_EXCEPTION: &[(&str, &str)] = &[
+    ("gpl-2.0-with-autoconf-exception", "autoconf-exception-2.0"),
+    ("gpl-2.0-with-bison-exception", "bison-exception-2.2"),
+    (
+        "gpl-2.0-with-classpath-exception",
+        "classpath-exception-2.0",
+    ),
+    ("gpl-2.0-with-font-exception", "font-exception-2.0"),
+    ("gpl-2.0-with-gcc-exception", "gcc-exception-2.0"),
+    ("gpl-3.0-with-autoconf-exception", "autoconf-exception-3.0"),
+    ("gpl-3.0-with-gcc-exception", "gcc-exception-3.1"),
+];
+
+impl Listed {
+    /// The list's entry for `id`, found regardless of case as SPDX 2.3 annex D asks (the crate's own
+    /// lookup is case-sensitive). Ids not on the list are `None`: plain ids, compared by name only.
+    fn find(id: &str) -> Option<&'static Listed> {
+        static LIST: OnceLock<HashMap<String, Listed>> = OnceLock::new();
+        let list = LIST.get_or_init(|| {
+            // `GPL-2.0+` and its kind are list entries too; an id here never ends in `+`.
+            spdx::identifiers::LICENSES
+                .iter()
+                .filter(|l| !l.name.ends_with('+'))
+                .filter_map(|l| spdx::license_id(l.name))
+                .map(|l| (l.name.to_ascii_lowercase(), Listed::new(l)))
+                .collect()
+        });
+        if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            list.get(&id.to_ascii_lowercase())
         } else {
-            return false;
+            list.get(id)
         }
     }
-    p[pi..].iter().all(|&b| b == b'*')
+
+    fn new(l: spdx::LicenseId) -> Listed {
+        let name = l.name.to_ascii_lowercase();
+        if !l.is_gnu() {
+            return Listed {
+                gnu: None,
+                exception: None,
+            };
+        }
+        if let Some((id, exception)) = GNU_WITH_EXCEPTION.iter().find(|(id, _)| *id == name) {
+            let core = id.split_once("-with-").map_or(*id, |(core, _)| core);
+            return Listed {
+                gnu: Some((core.to_string(), false)),
+                exception: Some(exception),
+            };
+        }
+        let (core, later) = match (name.strip_suffix("-or-later"), name.strip_suffix("-only")) {
+            (Some(core), _) => (core, true),
+            (None, Some(core)) => (core, false),
+            (None, None) => (name.as_str(), false),
+        };
+        Listed {
+            gnu: Some((core.to_string(), later)),
+            exception: None,
+        }
+    }
 }
 
 impl TryFrom<String> for LicensePattern {
@@ -1116,6 +1196,97 @@ mod tests {
     }
 
     #[test]
+    fn gnu_licenses_are_those_of_the_spdx_list() {
+        // Found regardless of case, as SPDX asks.
+        assert!(deny("gpl-2.0", &["GPL-2.0-only"]).is_some());
+        assert!(deny("Lgpl-2.1+", &["lgpl-2.1-OR-LATER"]).is_some());
+        // GFDL variants are GNU licenses too: "or later" offers the named version.
+        assert!(deny(
+            "GFDL-1.3-invariants-or-later",
+            &["GFDL-1.3-invariants-only"]
+        )
+        .is_some());
+        assert!(deny("GFDL-1.3-invariants", &["GFDL-1.3-invariants-only"]).is_some());
+        assert!(deny("GFDL-1.3-invariants-only", &["GFDL-1.3-only"]).is_none());
+        assert!(allow("AGPL-1.0", &["AGPL-1.0-only"]).is_ok());
+        // An id that only looks like one is a plain id: compared by its name alone.
+        assert!(deny("GPL-4.0", &["GPL-4.0-only"]).is_none());
+        assert!(deny("GPL-4.0", &["GPL-4.0*"]).is_some());
+    }
+
+    #[test]
+    fn deprecated_ids_with_an_exception_keep_the_license_they_modify() {
+        let id = "GPL-2.0-with-classpath-exception";
+        assert_eq!(deny(id, &["GPL-2.0-only"]), Some(id.into()));
+        assert_eq!(deny(id, &["gpl-2.0"]), Some(id.into()));
+        assert_eq!(
+            deny(id, &["GPL-2.0-with-classpath-exception"]),
+            Some(id.into())
+        );
+        assert_eq!(
+            deny(id, &["GPL-2.0-only WITH Classpath-exception-2.0"]),
+            Some(id.into())
+        );
+        assert_eq!(
+            deny(id, &["GPL-2.0-only WITH classpath-*"]),
+            Some(id.into())
+        );
+        assert_eq!(deny(id, &["GPL-2.0-only WITH LLVM-exception"]), None);
+        assert_eq!(deny(id, &["GPL-3.0-only", "GPL-2.0-or-later"]), None);
+        assert_eq!(allow(id, &["GPL-2.0-only"]), Ok(()));
+        assert_eq!(
+            deny(
+                "GPL-3.0-with-GCC-exception",
+                &["GPL-3.0-only WITH GCC-exception-3.1"]
+            ),
+            Some("GPL-3.0-with-GCC-exception".into())
+        );
+        assert_eq!(
+            deny(
+                "GPL-3.0-with-GCC-exception",
+                &["GPL-3.0-only WITH GCC-exception-2.0"]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn every_deprecated_gnu_id_with_an_exception_is_known() {
+        let listed: Vec<String> = spdx::identifiers::LICENSES
+            .iter()
+            .filter(|l| l.name.contains("-with-") && l.flags & spdx::flags::IS_GNU != 0)
+            .map(|l| l.name.to_ascii_lowercase())
+            .collect();
+        assert!(!listed.is_empty());
+        for id in &listed {
+            assert!(
+                GNU_WITH_EXCEPTION.iter().any(|(known, _)| known == id),
+                "{id} is not in GNU_WITH_EXCEPTION"
+            );
+        }
+        for (_, exception) in GNU_WITH_EXCEPTION {
+            assert!(
+                spdx::identifiers::EXCEPTIONS
+                    .iter()
+                    .any(|e| e.name.eq_ignore_ascii_case(exception)),
+                "{exception} is not an SPDX exception"
+            );
+        }
+    }
+
+    #[test]
+    fn license_globs_treat_only_star_as_special() {
+        assert!(LicensePattern::new("GPL-[23].0").is_err());
+        assert!(LicensePattern::new("GPL-{2,3}.0").is_err());
+        assert!(LicensePattern::new("GPL-?.0").is_err());
+        assert!(glob_match("gpl-*.0", "GPL-3.0"));
+        assert!(glob_match("*", "anything-at.all:x"));
+        assert!(!glob_match("a.b", "axb"));
+        assert!(glob_match("gpl-2.0+", "gpl-2.0+"));
+        assert!(!glob_match("gpl-2.0+", "gpl-2.00"));
+    }
+
+    #[test]
     fn allow_list_examples_from_the_issue() {
         let list = &["MIT", "Apache-2.0"];
         assert_eq!(allow("MIT OR GPL-3.0-only", list), Ok(()));
@@ -1180,6 +1351,12 @@ mod tests {
             serde_json::to_string(&parsed[0]).ok().as_deref(),
             Some(r#""AGPL-*""#)
         );
+    }
+
+    fn glob_match(pattern: &str, text: &str) -> bool {
+        license_glob(pattern)
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+            .is_match(text)
     }
 
     #[test]
