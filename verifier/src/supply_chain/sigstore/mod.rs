@@ -32,6 +32,10 @@
 mod checks;
 mod error;
 #[cfg(test)]
+mod gen;
+#[cfg(test)]
+mod gen_tests;
+#[cfg(test)]
 mod tests;
 mod witness;
 
