@@ -1,6 +1,6 @@
 //! Signature verification alone, on real fixtures (`../shared/fixtures/signatures`): a key-based
-//! cosign simple-signing signature, and a keyless Sigstore v0.3 bundle (certificate chain, SET,
-//! inclusion proof) against the public-good trusted root.
+//! cosign simple-signing signature, and a keyless Sigstore v0.3 bundle (certificate chain, SCT,
+//! SET, inclusion proof) against the public-good trusted root, as a container start verifies it.
 
 use std::{path::Path, time::SystemTime};
 
@@ -8,8 +8,9 @@ use base64::Engine;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use vouch_verifier::{
     keys::PublicKey,
-    material::{Origin, SignatureMaterial, SigstoreBundle, SimpleSigning},
-    signature::{self, Authority, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
+    material::{Origin, SigstoreBundle, SimpleSigning},
+    signature::{self, Authority, Image, VerifyOptions},
+    sigstore::{self, BlobPolicy, BundleAuthority, TrustRoot},
 };
 
 const FIXTURES: &str = concat!(
@@ -50,7 +51,7 @@ fn simple() -> SimpleSigning {
 fn bench(c: &mut Criterion) {
     let key_pem = String::from_utf8(read("containers-image/cosign.pub")).unwrap_or_default();
     let key = PublicKey::from_pem(&key_pem).unwrap_or_else(|e| panic!("{e}"));
-    let material = SignatureMaterial::Simple(simple());
+    let material = simple();
     let image = Image {
         digest: "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00",
         repository: "192.168.64.2:5000/cosign-signed-single-sample",
@@ -63,7 +64,7 @@ fn bench(c: &mut Criterion) {
     let options = VerifyOptions::default();
     c.bench_function("cosign simple signing, P-256 key", |b| {
         b.iter(|| {
-            signature::verify(
+            signature::verify_simple_signing(
                 black_box(&material),
                 &image,
                 &authority,
@@ -74,42 +75,40 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let root = TrustedRoot::from_file(&Path::new(FIXTURES).join("sigstore-rs/trusted_root.json"))
+    // As a container start verifies it: the trusted root read once, then each bundle.
+    let root = std::fs::read(Path::new(FIXTURES).join("sigstore-rs/trusted_root.json"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let identity = IdentityPolicy::new(
+    let trust = TrustRoot::from_json(&root).unwrap_or_else(|e| panic!("{e}"));
+    let policy = BlobPolicy::keyless(
         Some("https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0"),
         None,
         Some("https://token.actions.githubusercontent.com"),
         None,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let bundle = SignatureMaterial::Bundle(SigstoreBundle {
+    let keyless = BundleAuthority {
+        name: "ci",
+        trust: &trust,
+        policy: &policy,
+    };
+    let bundle = SigstoreBundle {
         json: read("sigstore-rs/bundle_v03.json"),
         media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
         origin: Origin {
             manifest: "fixture".into(),
             layer: Some(0),
         },
-    });
-    let image = Image {
-        digest: "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172",
-        repository: "ghcr.io/kubewarden/kubewarden-controller",
     };
-    let keyless = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &identity,
-    };
+    let digest = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
     c.bench_function(
         "sigstore bundle v0.3, keyless (chain, SET, inclusion proof)",
         |b| {
             b.iter(|| {
-                signature::verify(
+                sigstore::verify_image_signature(
                     black_box(&bundle),
-                    &image,
+                    digest,
+                    &options.bundle_predicate_types,
                     &keyless,
-                    &options,
-                    SystemTime::now(),
                 )
                 .unwrap_or_else(|e| panic!("{e}"))
             })

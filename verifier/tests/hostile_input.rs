@@ -30,8 +30,9 @@ use vouch_verifier::policy;
 use vouch_verifier::registry::ManifestDocument;
 use vouch_verifier::sbom::{self, Limits, SbomError};
 use vouch_verifier::signature::{
-    self, Authority, IdentityPolicy, Image, TrustedRoot, VerifyOptions,
+    self, Authority, IdentityPolicy, Image, RuleAuthority, TrustedRoot, VerifyOptions,
 };
+use vouch_verifier::sigstore::{self as bundles, BlobKey, BlobPolicy, BundleAuthority, TrustRoot};
 
 // ---------------------------------------------------------------------------------------------
 // Memory accounting: bytes allocated by this thread, so parallel tests do not see each other.
@@ -770,10 +771,22 @@ fn check_attestations(
     key: &PublicKey,
 ) -> Result<AttestationReport, TestCaseError> {
     let size: usize = material.iter().map(AttestationMaterial::len).sum();
-    let authorities = [Authority::Key {
-        name: "test",
-        key,
-        rekor: None,
+    let trust = TrustRoot::key_only().unwrap();
+    let policy = BlobPolicy::Key {
+        key: BlobKey::from_pem(key.to_pem().as_bytes()).unwrap(),
+        require_tlog: false,
+    };
+    let authorities = [RuleAuthority {
+        cosign: Authority::Key {
+            name: "test",
+            key,
+            rekor: None,
+        },
+        bundles: BundleAuthority {
+            name: "test",
+            trust: &trust,
+            policy: &policy,
+        },
     }];
     let (report, peak) = peak_of(|| {
         signature::verify_attestations(
@@ -932,17 +945,29 @@ proptest! {
     }
 }
 
-/// cosign simple signing, the Rekor bundle annotation and Sigstore bundles.
+/// cosign simple signing and its Rekor bundle annotation (with the signature module), or a
+/// Sigstore bundle (with the sigstore module), as a container start verifies them.
 fn check_signature(
     material: &SignatureMaterial,
     authority: &Authority<'_>,
+    bundle_authority: Option<&BundleAuthority<'_>>,
 ) -> Result<(), TestCaseError> {
     let options = VerifyOptions {
         require_identity_match: false,
         ..VerifyOptions::default()
     };
-    let (result, peak) =
-        peak_of(|| signature::verify(material, &image(), authority, &options, SystemTime::now()));
+    let (result, peak) = peak_of(|| match (material, bundle_authority) {
+        (SignatureMaterial::Simple(s), _) => {
+            signature::verify_simple_signing(s, &image(), authority, &options, SystemTime::now())
+        }
+        (SignatureMaterial::Bundle(b), Some(bundle_authority)) => bundles::verify_image_signature(
+            b,
+            IMAGE_DIGEST,
+            &options.bundle_predicate_types,
+            bundle_authority,
+        ),
+        (SignatureMaterial::Bundle(_), None) => panic!("a bundle needs a bundle authority"),
+    });
     let size = match material {
         SignatureMaterial::Simple(s) => {
             s.payload.len() + s.rekor_bundle_json.as_ref().map_or(0, String::len)
@@ -954,6 +979,30 @@ fn check_signature(
         one_line("signature", &e.to_string())?;
     }
     Ok(())
+}
+
+/// The sigstore-rs trusted root as a bundle authority for any identity.
+struct AnyIdentity {
+    trust: TrustRoot,
+    policy: BlobPolicy,
+}
+
+impl AnyIdentity {
+    fn new() -> AnyIdentity {
+        AnyIdentity {
+            trust: TrustRoot::from_json(&fixture("signatures/sigstore-rs/trusted_root.json"))
+                .unwrap(),
+            policy: BlobPolicy::keyless(None, Some(".*"), None, Some(".*")).unwrap(),
+        }
+    }
+
+    fn authority(&self) -> BundleAuthority<'_> {
+        BundleAuthority {
+            name: "ci",
+            trust: &self.trust,
+            policy: &self.policy,
+        }
+    }
 }
 
 fn simple_signing(
@@ -1007,7 +1056,7 @@ proptest! {
         let bytes = serde_json::to_vec(&payload).unwrap();
         let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&bytes));
         let authority = Authority::Key { name: "test", key: &key.public, rekor: None };
-        check_signature(&simple_signing(bytes, sig, None), &authority)?;
+        check_signature(&simple_signing(bytes, sig, None), &authority, None)?;
     }
 
     #[test]
@@ -1019,7 +1068,7 @@ proptest! {
         let key = test_key();
         let root = trusted_root();
         let authority = Authority::Key { name: "test", key: &key.public, rekor: Some(&root) };
-        check_signature(&simple_signing(payload, sig, rekor), &authority)?;
+        check_signature(&simple_signing(payload, sig, rekor), &authority, None)?;
     }
 
     /// The Rekor bundle annotation of a correctly signed payload, mutated.
@@ -1038,7 +1087,7 @@ proptest! {
         let mut bundle: Value = serde_json::from_str(annotation).unwrap();
         mutate(&mut bundle, &path, &m);
         let authority = Authority::Key { name: "test", key: &key.public, rekor: Some(&root) };
-        check_signature(&simple_signing(bytes, sig, Some(bundle.to_string())), &authority)?;
+        check_signature(&simple_signing(bytes, sig, Some(bundle.to_string())), &authority, None)?;
     }
 
     #[test]
@@ -1046,6 +1095,7 @@ proptest! {
         let root = trusted_root();
         let identity = IdentityPolicy::new(None, Some(".*"), None, Some(".*")).unwrap();
         let authority = Authority::Keyless { name: "ci", trusted_root: &root, identity: &identity };
+        let any = AnyIdentity::new();
         let mut bundle = fixture_json("signatures/sigstore-rs/bundle_v03.json");
         mutate(&mut bundle, &path, &m);
         let material = SignatureMaterial::Bundle(SigstoreBundle {
@@ -1053,7 +1103,7 @@ proptest! {
             media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
             origin: origin(),
         });
-        check_signature(&material, &authority)?;
+        check_signature(&material, &authority, Some(&any.authority()))?;
     }
 
     #[test]
@@ -1061,12 +1111,13 @@ proptest! {
         let root = trusted_root();
         let identity = IdentityPolicy::new(None, Some(".*"), None, Some(".*")).unwrap();
         let authority = Authority::Keyless { name: "ci", trusted_root: &root, identity: &identity };
+        let any = AnyIdentity::new();
         let material = SignatureMaterial::Bundle(SigstoreBundle {
             json,
             media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
             origin: origin(),
         });
-        check_signature(&material, &authority)?;
+        check_signature(&material, &authority, Some(&any.authority()))?;
     }
 }
 
@@ -1086,8 +1137,11 @@ fn signature_seeds_verify() {
         digest: "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00",
         repository: "192.168.64.2:5000/cosign-signed-single-sample",
     };
-    let material = simple_signing(payload.clone(), sig.clone(), None);
-    signature::verify(
+    let SignatureMaterial::Simple(material) = simple_signing(payload.clone(), sig.clone(), None)
+    else {
+        unreachable!()
+    };
+    signature::verify_simple_signing(
         &material,
         &fixture_image,
         &authority,
@@ -1098,8 +1152,10 @@ fn signature_seeds_verify() {
     // One byte of the payload changed: refused for its signature, before the payload is read.
     let mut changed = payload;
     changed[0] = b'[';
-    let material = simple_signing(changed, sig, None);
-    let err = signature::verify(
+    let SignatureMaterial::Simple(material) = simple_signing(changed, sig, None) else {
+        unreachable!()
+    };
+    let err = signature::verify_simple_signing(
         &material,
         &fixture_image,
         &authority,
@@ -1108,12 +1164,14 @@ fn signature_seeds_verify() {
     )
     .unwrap_err();
     assert_eq!(err.kind, signature::ErrorKind::BadSignature, "{err}");
-    let too_big = simple_signing(
+    let SignatureMaterial::Simple(too_big) = simple_signing(
         vec![b' '; signature::MAX_PAYLOAD_LEN + 1],
         "AA==".into(),
         None,
-    );
-    let err = signature::verify(
+    ) else {
+        unreachable!()
+    };
+    let err = signature::verify_simple_signing(
         &too_big,
         &image(),
         &authority,
@@ -1122,27 +1180,26 @@ fn signature_seeds_verify() {
     )
     .unwrap_err();
     assert_eq!(err.kind, signature::ErrorKind::Malformed, "{err}");
-    let root = trusted_root();
-    let identity = IdentityPolicy::new(None, Some(".*"), None, Some(".*")).unwrap();
-    let keyless = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &identity,
-    };
-    let too_big = SignatureMaterial::Bundle(SigstoreBundle {
+    let any = AnyIdentity::new();
+    let too_big = SigstoreBundle {
         json: vec![b' '; signature::MAX_BUNDLE_LEN + 1],
         media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
         origin: origin(),
-    });
-    let err = signature::verify(
-        &too_big,
-        &image(),
-        &keyless,
-        &VerifyOptions::default(),
-        SystemTime::now(),
-    )
-    .unwrap_err();
+    };
+    let err =
+        bundles::verify_image_signature(&too_big, IMAGE_DIGEST, &[], &any.authority()).unwrap_err();
     assert_eq!(err.kind, signature::ErrorKind::Malformed, "{err}");
+    // The real cosign v3 image signature verifies, for its image only.
+    let bundle = SigstoreBundle {
+        json: fixture("signatures/sigstore-rs/bundle_v03.json"),
+        media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
+        origin: origin(),
+    };
+    let v03 = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+    bundles::verify_image_signature(&bundle, v03, &[], &any.authority()).unwrap();
+    let err =
+        bundles::verify_image_signature(&bundle, IMAGE_DIGEST, &[], &any.authority()).unwrap_err();
+    assert_eq!(err.kind, signature::ErrorKind::WrongImage, "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1850,7 +1907,7 @@ fn sweep_simple_signing_payload() {
     sweep(&serde_json::from_slice(&payload).unwrap(), |doc| {
         let bytes = serde_json::to_vec(doc).unwrap();
         let sig = base64::engine::general_purpose::STANDARD.encode(key.sign(&bytes));
-        check_signature(&simple_signing(bytes, sig, None), &authority)
+        check_signature(&simple_signing(bytes, sig, None), &authority, None)
     });
 }
 

@@ -715,8 +715,10 @@ mod tests {
         };
         let mut last = "no material".to_string();
         for m in &found.material {
-            assert!(matches!(m, SignatureMaterial::Simple(_)));
-            match signature::verify(
+            let SignatureMaterial::Simple(m) = m else {
+                panic!("not a simple-signing signature: {m:?}");
+            };
+            match signature::verify_simple_signing(
                 m,
                 &image,
                 &authority,

@@ -24,7 +24,8 @@ use crate::{
     rego::{RegoInput, RegoPolicy},
     sbom::Limits as SbomLimits,
     sbom_rule::{self, SbomContext, SbomRequirement},
-    signature::{self, IdentityPolicy, Image, TrustedRoot, VerifyOptions},
+    signature::{self, IdentityPolicy, Image, RuleAuthority, TrustedRoot, VerifyOptions},
+    sigstore::{self, BlobKey, BlobPolicy, BundleAuthority, TrustRoot},
 };
 
 /// Key files and trusted roots are small; anything larger is not one.
@@ -220,24 +221,41 @@ pub struct StartContext<'a> {
     pub image_name: Option<&'a str>,
 }
 
-enum Loaded {
+/// One authority of a rule, read once per decision: its key or trusted root as cosign's `.sig` and
+/// `.att` formats need it, and as Sigstore bundles need it.
+struct Loaded {
+    cosign: Cosign,
+    bundles: TrustRoot,
+    policy: BlobPolicy,
+}
+
+/// What cosign's own formats (simple signing, `.att` envelopes) are verified with.
+enum Cosign {
     Key(PublicKey),
     Keyless(TrustedRoot, IdentityPolicy),
 }
 
 impl Loaded {
-    /// The signature module's view of this authority, named `name`.
-    fn authority<'a>(&'a self, name: &'a str) -> signature::Authority<'a> {
-        match self {
-            Loaded::Key(key) => signature::Authority::Key {
+    /// The authority for cosign's formats and for Sigstore bundles, named `name`.
+    fn authority<'a>(&'a self, name: &'a str) -> RuleAuthority<'a> {
+        let cosign = match &self.cosign {
+            Cosign::Key(key) => signature::Authority::Key {
                 name,
                 key,
                 rekor: None,
             },
-            Loaded::Keyless(root, identity) => signature::Authority::Keyless {
+            Cosign::Keyless(root, identity) => signature::Authority::Keyless {
                 name,
                 trusted_root: root,
                 identity,
+            },
+        };
+        RuleAuthority {
+            cosign,
+            bundles: BundleAuthority {
+                name,
+                trust: &self.bundles,
+                policy: &self.policy,
             },
         }
     }
@@ -248,20 +266,51 @@ fn load(authority: &Authority) -> std::result::Result<Loaded, String> {
     match &authority.trust {
         Trust::Key(path) => {
             let bytes = read_trust_file(path).map_err(fail)?;
-            let pem = String::from_utf8(bytes)
+            let pem = std::str::from_utf8(&bytes)
                 .map_err(|_| fail(format!("{}: not a PEM file", path.display())))?;
-            PublicKey::from_pem(&pem)
-                .map(Loaded::Key)
-                .map_err(|e| fail(format!("{}: {e}", path.display())))
+            let key =
+                PublicKey::from_pem(pem).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            let blob_key = BlobKey::from_pem(pem.as_bytes())
+                .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            // A key authority names no trusted root: a bundle's log entries and timestamps
+            // cannot be verified, as cosign's `.sig` Rekor bundles are not for it either.
+            let bundles = TrustRoot::key_only().map_err(|e| fail(e.reason))?;
+            Ok(Loaded {
+                cosign: Cosign::Key(key),
+                bundles,
+                policy: BlobPolicy::Key {
+                    key: blob_key,
+                    require_tlog: false,
+                },
+            })
         }
         Trust::Keyless(k) => {
-            let root = TrustedRoot::from_file(&k.trusted_root)
-                .map_err(|e| fail(format!("{}: {e}", k.trusted_root.display())))?;
+            let shown = k.trusted_root.display();
+            let json = read_trust_file(&k.trusted_root).map_err(fail)?;
+            let root = TrustedRoot::from_json(&json).map_err(|e| fail(format!("{shown}: {e}")))?;
+            let witnesses = k.witnesses().map_err(fail)?;
+            let bundles = TrustRoot::from_json(&json)
+                .map_err(|e| fail(format!("{shown}: {}", e.reason)))?
+                .with_witnesses(witnesses);
             let (s, sr) = split(&k.subject);
             let (i, ir) = split(&k.issuer);
             let identity = IdentityPolicy::new(s, sr, i, ir).map_err(|e| fail(e.to_string()))?;
-            Ok(Loaded::Keyless(root, identity))
+            Ok(Loaded {
+                cosign: Cosign::Keyless(root, identity.clone()),
+                bundles,
+                policy: BlobPolicy::Keyless(identity),
+            })
         }
+    }
+}
+
+/// The authorities of a verify rule, in its order, each read once per decision (or why it cannot
+/// be read).
+struct Authorities<'r>(Vec<(&'r Authority, std::result::Result<Loaded, String>)>);
+
+impl<'r> Authorities<'r> {
+    fn load(v: &'r Verification) -> Authorities<'r> {
+        Authorities(v.authorities.iter().map(|a| (a, load(a))).collect())
     }
 }
 
@@ -304,6 +353,55 @@ pub fn check(
     skipped: &[String],
     now: SystemTime,
 ) -> Outcome {
+    check_with(
+        verification,
+        &Authorities::load(verification),
+        image,
+        material,
+        skipped,
+        now,
+    )
+}
+
+/// One signature with one authority: cosign's `.sig` simple signing with the signature module
+/// (it is not a Sigstore bundle, which is all sigstore-verify reads), a Sigstore bundle with
+/// [`sigstore`].
+fn verify_signature(
+    material: &SignatureMaterial,
+    target: &Image<'_>,
+    authority: &RuleAuthority<'_>,
+    options: &VerifyOptions,
+    now: SystemTime,
+) -> signature::Result<signature::VerifiedSignature> {
+    match material {
+        SignatureMaterial::Simple(s) => {
+            signature::verify_simple_signing(s, target, &authority.cosign, options, now)
+        }
+        SignatureMaterial::Bundle(b) => sigstore::verify_image_signature(
+            b,
+            target.digest,
+            &options.bundle_predicate_types,
+            &authority.bundles,
+        ),
+    }
+}
+
+/// The time an authority's validity window is checked at: the verified signing time when there is
+/// one, else the time of the decision.
+fn signed_at(sig: &signature::VerifiedSignature, now: SystemTime) -> OffsetDateTime {
+    sig.signed_at
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or_else(|| OffsetDateTime::from(now))
+}
+
+fn check_with(
+    verification: &Verification,
+    authorities: &Authorities<'_>,
+    image: &ImageIdentity,
+    material: &[SignatureMaterial],
+    skipped: &[String],
+    now: SystemTime,
+) -> Outcome {
     if material.is_empty() {
         // Material that was unusable (wrong media type, too large, bad encoding) is named, so a
         // malformed signature never reads like an unsigned image.
@@ -329,55 +427,46 @@ pub fn check(
     // Who signed, once per key or keyless identity: two authority names for one key count once.
     let mut signers: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut reasons = Vec::new();
-    for authority in &verification.authorities {
-        let loaded = match load(authority) {
+    for (authority, loaded) in &authorities.0 {
+        let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {
-                reasons.push(e);
+                reasons.push(e.clone());
                 continue;
             }
         };
         let auth = loaded.authority(&authority.name);
         let mut last_error = None;
         for m in material {
-            match signature::verify(m, &target, &auth, &options, now) {
-                Ok(sig) => {
-                    // The validity window is checked at the transparency log's time when there is
-                    // one, else at the time of the decision.
-                    let at = sig
-                        .rekor
-                        .as_ref()
-                        .and_then(|r| OffsetDateTime::from_unix_timestamp(r.integrated_time).ok())
-                        .unwrap_or_else(|| OffsetDateTime::from(now));
-                    match within(authority, at) {
-                        Ok(()) => {
-                            let (who, signer) = match &sig.certificate {
-                                Some(c) => (
-                                    format!("{} ({} via {})", authority.name, c.subject, c.issuer),
-                                    format!("keyless {} {}", c.issuer, c.subject),
+            match verify_signature(m, &target, &auth, &options, now) {
+                Ok(sig) => match within(authority, signed_at(&sig, now)) {
+                    Ok(()) => {
+                        let (who, signer) = match &sig.certificate {
+                            Some(c) => (
+                                format!("{} ({} via {})", authority.name, c.subject, c.issuer),
+                                format!("keyless {} {}", c.issuer, c.subject),
+                            ),
+                            None => (
+                                format!(
+                                    "{} (key sha256:{})",
+                                    authority.name,
+                                    short(&sig.key_fingerprint)
                                 ),
-                                None => (
-                                    format!(
-                                        "{} (key sha256:{})",
-                                        authority.name,
-                                        short(&sig.key_fingerprint)
-                                    ),
-                                    match &loaded {
-                                        Loaded::Key(key) => format!("key {}", key.signer_id()),
-                                        Loaded::Keyless(..) => {
-                                            format!("key {}", sig.key_fingerprint)
-                                        }
-                                    },
-                                ),
-                            };
-                            signers.insert(signer);
-                            verified.push(who);
-                            last_error = None;
-                            break;
-                        }
-                        Err(e) => last_error = Some(e),
+                                match &loaded.cosign {
+                                    Cosign::Key(key) => format!("key {}", key.signer_id()),
+                                    Cosign::Keyless(..) => {
+                                        format!("key {}", sig.key_fingerprint)
+                                    }
+                                },
+                            ),
+                        };
+                        signers.insert(signer);
+                        verified.push(who);
+                        last_error = None;
+                        break;
                     }
-                }
+                    Err(e) => last_error = Some(e),
+                },
                 Err(e) => {
                     if last_error.is_none() {
                         last_error = Some(e.to_string());
@@ -449,6 +538,26 @@ pub fn attestations_with(
     now: SystemTime,
     include_unsigned: bool,
 ) -> std::result::Result<AttestationReport, RegistryError> {
+    attestations_loaded(
+        v,
+        &Authorities::load(v),
+        image,
+        accepted_subjects,
+        source,
+        now,
+        include_unsigned,
+    )
+}
+
+fn attestations_loaded(
+    v: &Verification,
+    authorities: &Authorities<'_>,
+    image: &ImageIdentity,
+    accepted_subjects: &[String],
+    source: &dyn SignatureSource,
+    now: SystemTime,
+    include_unsigned: bool,
+) -> std::result::Result<AttestationReport, RegistryError> {
     let subjects: Vec<&str> = std::iter::once(image.digest.as_str())
         .chain(accepted_subjects.iter().map(String::as_str))
         .collect();
@@ -472,26 +581,19 @@ pub fn attestations_with(
     }
     let mut load_errors = Vec::new();
     let mut loaded = Vec::new();
-    for authority in &v.authorities {
-        match load(authority) {
-            Ok(l) => loaded.push((authority, l)),
-            Err(e) => load_errors.push(e),
+    for (authority, l) in &authorities.0 {
+        match l {
+            Ok(l) => loaded.push((*authority, l)),
+            Err(e) => load_errors.push(e.clone()),
         }
     }
-    let authorities: Vec<signature::Authority<'_>> = loaded
+    let rule_authorities: Vec<RuleAuthority<'_>> = loaded
         .iter()
         .map(|(authority, l)| l.authority(&authority.name))
         .collect();
-    let window = |i: usize, sig: &signature::VerifiedSignature| {
-        let at = sig
-            .rekor
-            .as_ref()
-            .and_then(|r| OffsetDateTime::from_unix_timestamp(r.integrated_time).ok())
-            .unwrap_or_else(|| OffsetDateTime::from(now));
-        match loaded.get(i) {
-            Some((authority, _)) => within(authority, at),
-            None => Err("unknown authority".to_string()),
-        }
+    let window = |i: usize, sig: &signature::VerifiedSignature| match loaded.get(i) {
+        Some((authority, _)) => within(authority, signed_at(sig, now)),
+        None => Err("unknown authority".to_string()),
     };
     let target = Image {
         digest: &image.digest,
@@ -501,7 +603,7 @@ pub fn attestations_with(
         &found.material,
         &target,
         accepted_subjects,
-        &authorities,
+        &rule_authorities,
         &VerifyOptions::default(),
         now,
         &window,
@@ -602,7 +704,9 @@ pub fn check_rules(
     let mut expiry = policy_deadline(rules, OffsetDateTime::from(now));
     for rule in rules {
         let Some(v) = &rule.verify else { continue };
-        let outcome = match check_multi_arch(v, image, source.as_ref(), now) {
+        // Keys and trusted roots are read once for the signatures and the attestations.
+        let authorities = Authorities::load(v);
+        let outcome = match check_multi_arch(v, &authorities, image, source.as_ref(), now) {
             Ok(o) => o,
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Failed(format!("cannot read signatures: {e}")),
@@ -611,7 +715,17 @@ pub fn check_rules(
         let outcome = match (outcome, &rule.sbom) {
             (Outcome::Verified(mut who), Some(req)) => {
                 let seen = |digest: &str, sbom: &crate::sbom::Sbom| on_sbom(rule, digest, sbom);
-                match check_sbom(v, req, image, start, source.as_ref(), &seen, now) {
+                let checked = check_sbom(
+                    v,
+                    &authorities,
+                    req,
+                    image,
+                    start,
+                    source.as_ref(),
+                    &seen,
+                    now,
+                );
+                match checked {
                     Ok((Ok((summary, digest)), too_old_at)) => {
                         expiry = earliest(expiry, too_old_at);
                         if let Some(d) = digest {
@@ -691,8 +805,10 @@ fn policy_deadline(rules: &[&Rule], now: OffsetDateTime) -> Option<OffsetDateTim
 /// The rule's `[rule.sbom]`: the image's attestations, verified with the rule's authorities, judged
 /// by the built-in checks and then the rule's Rego. `Ok(Ok(summary))` passes; `Ok(Err(reason))`
 /// fails with every reason on one line. With it, when the SBOM will be older than `max_age_days`.
+#[allow(clippy::too_many_arguments)]
 fn check_sbom(
     v: &Verification,
+    authorities: &Authorities<'_>,
     req: &SbomRequirement,
     image: &ImageIdentity,
     start: &StartContext<'_>,
@@ -709,7 +825,15 @@ fn check_sbom(
             .into_iter()
             .collect(),
     };
-    let report = attestations_with(v, image, &accepted, source, now, req.allow_unsigned)?;
+    let report = attestations_loaded(
+        v,
+        authorities,
+        image,
+        &accepted,
+        source,
+        now,
+        req.allow_unsigned,
+    )?;
     let ctx = SbomContext {
         image_digest: &image.digest,
         repository: &image.repository,
@@ -788,6 +912,7 @@ type SbomJudgement = (
 /// as the rule's `multi_arch` allows.
 fn check_multi_arch(
     v: &Verification,
+    authorities: &Authorities<'_>,
     image: &ImageIdentity,
     source: &dyn SignatureSource,
     now: SystemTime,
@@ -798,7 +923,14 @@ fn check_multi_arch(
             ..image.clone()
         };
         let d = source.discover(&image.repository, digest, v.signature_repository.as_deref())?;
-        Ok(check(v, &target, &d.material, &d.skipped, now))
+        Ok(check_with(
+            v,
+            authorities,
+            &target,
+            &d.material,
+            &d.skipped,
+            now,
+        ))
     };
     let platform = || source.platform_manifest(&image.repository, &image.digest);
     match v.multi_arch {

@@ -1,6 +1,7 @@
-//! Verification of attestations: DSSE envelopes from cosign `.att` layers and Sigstore bundles
-//! with each of a rule's authorities, then the in-toto statement they carry; unsigned statements
-//! (BuildKit) and attached SBOMs are read as what they are, unsigned.
+//! Verification of attestations: DSSE envelopes from cosign `.att` layers (here) and Sigstore
+//! bundles (by [`crate::sigstore`], which reads bundles only) with each of a rule's authorities,
+//! then the in-toto statement they carry; unsigned statements (BuildKit) and attached SBOMs are
+//! read as what they are, unsigned.
 //!
 //! The order is the one every signature follows: bounded decoding, the signature over the DSSE
 //! pre-authentication encoding (PAE) of the exact payload, the Rekor entry bound to this envelope,
@@ -16,16 +17,17 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::bundle::{pae, verify_attestation_bundle, MAX_ATTESTATION_PAYLOAD};
 use super::cert;
 use super::rekor::{self, Signer as RekorSigner};
 use super::{
     bad_signature, json, keyless_checks, malformed, unix_seconds, untrusted, Authority, Image,
-    Result, SignatureFormat, VerifiedSignature, VerifyOptions,
+    Result, SignatureFormat, VerifiedSignature, VerifyOptions, MAX_ATTESTATION_PAYLOAD,
 };
 use crate::attestation::{Attestation, AttestationReport, PredicateKind, Signer};
+use crate::dsse::pae;
 use crate::material::{AttestationMaterial, DsseEnvelope};
 use crate::registry::sha256_digest;
+use crate::sigstore::{verify_image_attestation, BundleAuthority};
 
 /// The DSSE payload type of in-toto statements.
 pub use crate::dsse::IN_TOTO_PAYLOAD_TYPE;
@@ -75,6 +77,14 @@ struct Subject {
     digest: std::collections::BTreeMap<String, String>,
 }
 
+/// A rule authority as each kind of signed attestation is verified with it: cosign's `.att`
+/// envelopes here, Sigstore bundles by [`crate::sigstore`].
+#[derive(Clone, Copy)]
+pub struct RuleAuthority<'a> {
+    pub cosign: Authority<'a>,
+    pub bundles: BundleAuthority<'a>,
+}
+
 /// Accepts or refuses an authority's verified signature for reasons outside the signature (the
 /// authority's validity window): `Err` says why it does not count. Called with the index of the
 /// authority in the slice given to [`verify_attestations_with`].
@@ -86,7 +96,7 @@ pub fn verify_attestations(
     material: &[AttestationMaterial],
     image: &Image<'_>,
     accepted_subjects: &[String],
-    authorities: &[Authority<'_>],
+    authorities: &[RuleAuthority<'_>],
     options: &VerifyOptions,
     now: SystemTime,
 ) -> AttestationReport {
@@ -111,25 +121,30 @@ pub fn verify_attestations_with(
     material: &[AttestationMaterial],
     image: &Image<'_>,
     accepted_subjects: &[String],
-    authorities: &[Authority<'_>],
+    authorities: &[RuleAuthority<'_>],
     options: &VerifyOptions,
     now: SystemTime,
     admit: Admit<'_>,
 ) -> AttestationReport {
     let mut report = AttestationReport::default();
+    // A bundle's statement must name the image or an accepted alternative; which one is read
+    // from the statement afterwards, as for every other attestation.
+    let subjects: Vec<&str> = std::iter::once(image.digest)
+        .chain(accepted_subjects.iter().map(String::as_str))
+        .collect();
     for m in material {
         let origin = m.origin().to_string();
         let result: std::result::Result<(Cow<'_, [u8]>, Signer), String> = match m {
             // Decoded once, verified with each authority.
             AttestationMaterial::Dsse(d) => match decode_envelope(d) {
                 Ok(decoded) => signed(authorities, admit, |a| {
-                    verify_decoded(d, &decoded, a, options, now).map(|sig| (sig, ()))
+                    verify_decoded(d, &decoded, &a.cosign, options, now).map(|sig| (sig, ()))
                 })
                 .map(|((), signer)| (Cow::Owned(decoded.payload), signer)),
                 Err(e) => Err(e.reason),
             },
             AttestationMaterial::Bundle(b) => signed(authorities, admit, |a| {
-                verify_attestation_bundle(b, image, a, options, now)
+                verify_image_attestation(b, &subjects, &a.bundles)
             })
             .map(|(payload, signer)| (Cow::Owned(payload), signer)),
             AttestationMaterial::Statement(s) => Ok((Cow::Borrowed(&s.json), Signer::Unsigned)),
@@ -182,9 +197,9 @@ pub fn verify_attestations_with(
 /// Tries each authority on one piece of signed material: the verified payload and who signed it,
 /// or why none did.
 fn signed<T>(
-    authorities: &[Authority<'_>],
+    authorities: &[RuleAuthority<'_>],
     admit: Admit<'_>,
-    verify: impl Fn(&Authority<'_>) -> Result<(VerifiedSignature, T)>,
+    verify: impl Fn(&RuleAuthority<'_>) -> Result<(VerifiedSignature, T)>,
 ) -> std::result::Result<(T, Signer), String> {
     if authorities.is_empty() {
         return Err("signed, but there is no authority to verify its signature with".into());
@@ -322,6 +337,7 @@ fn verify_decoded(
                 docker_reference: None,
                 predicate_type: None,
                 certificate: None,
+                signed_at: entry.as_ref().map(|e| e.integrated_time),
                 rekor: entry,
                 origin: d.origin.clone(),
             }

@@ -7,7 +7,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::testca::{
-    cert_pem, public_key_pem, random_key, sign, trusted_root_json, LeafSpec, TestCa, TestRekor,
+    cert_pem, public_key_pem, random_key, sign, trusted_root_json, LeafSpec, TestAuthority, TestCa,
+    TestRekor,
 };
 use super::*;
 use crate::attestation::{PredicateKind, Signer};
@@ -65,12 +66,8 @@ fn at(t: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(t as u64)
 }
 
-fn key_authority<'a>(name: &'a str, key: &'a PublicKey) -> Authority<'a> {
-    Authority::Key {
-        name,
-        key,
-        rekor: None,
-    }
+fn key_authority(name: &str, key: &PublicKey) -> TestAuthority {
+    TestAuthority::key(name, key)
 }
 
 #[test]
@@ -81,7 +78,7 @@ fn grype_cyclonedx_attestation_verifies_with_its_key() {
         &[dsse(envelope.clone())],
         &image(GRYPE_DIGEST),
         &[],
-        &[key_authority("release", &key)],
+        &[key_authority("release", &key).rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -124,7 +121,7 @@ fn tampered_attestation_is_a_bad_signature_before_its_payload_is_parsed() {
     // Its payload is not even JSON: a parse would say "not valid JSON". The signature fails first.
     let e = verify_envelope(
         &material,
-        &key_authority("release", &key),
+        &key_authority("release", &key).rule().cosign,
         &VerifyOptions::default(),
         at(1_790_000_000),
     )
@@ -134,7 +131,7 @@ fn tampered_attestation_is_a_bad_signature_before_its_payload_is_parsed() {
         &[dsse(tampered)],
         &image(GRYPE_DIGEST),
         &[],
-        &[key_authority("release", &key)],
+        &[key_authority("release", &key).rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -162,7 +159,10 @@ fn an_envelope_no_authority_verifies_is_rejected_never_unsigned() {
         &material,
         &image(GRYPE_DIGEST),
         &[TRIVY_DIGEST.to_string()],
-        &[key_authority("a", &other), key_authority("b", &grype)],
+        &[
+            key_authority("a", &other).rule(),
+            key_authority("b", &grype).rule(),
+        ],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -198,7 +198,8 @@ fn an_envelope_no_authority_verifies_is_rejected_never_unsigned() {
 fn a_subject_that_is_another_image_is_rejected_unless_accepted() {
     let key = grype_key();
     let material = [dsse(read("attestations/grype-alpine/alpine.cdx.att.json"))];
-    let authorities = [key_authority("release", &key)];
+    let release = key_authority("release", &key);
+    let authorities = [release.rule()];
     let r = verify_attestations(
         &material,
         &image(OTHER),
@@ -267,49 +268,36 @@ fn oci_attestation_bundle() -> AttestationMaterial {
 
 #[test]
 fn keyless_attestation_bundle_verifies_and_its_non_sbom_predicate_is_reported() {
-    let root = TrustedRoot::from_json(&read(
-        "attestations/cosign-oci-attestation/trusted_root_pgi.json",
-    ))
-    .unwrap();
-    let cody = IdentityPolicy::new(
-        Some("cody@soyland.com"),
-        None,
-        Some("https://github.com/login/oauth"),
-        None,
-    )
-    .unwrap();
-    let someone = IdentityPolicy::new(
-        Some("someone@example.com"),
-        None,
-        Some("https://github.com/login/oauth"),
-        None,
-    )
-    .unwrap();
-    let ci = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &cody,
+    let root = read("attestations/cosign-oci-attestation/trusted_root_pgi.json");
+    let identity = |san: &str| {
+        IdentityPolicy::new(
+            Some(san),
+            None,
+            Some("https://github.com/login/oauth"),
+            None,
+        )
+        .unwrap()
     };
+    let ci = TestAuthority::keyless("ci", &root, identity("cody@soyland.com"));
     // The signature, Rekor entry and certificate verify (the payload is then read) ...
-    let (sig, payload) = bundle::verify_attestation_bundle(
+    let (sig, payload) = crate::sigstore::verify_image_attestation(
         match &oci_attestation_bundle() {
             AttestationMaterial::Bundle(b) => b,
             _ => unreachable!(),
         },
-        &image(ATT_DIGEST),
-        &ci,
-        &VerifyOptions::default(),
-        at(1_790_000_000),
+        &[ATT_DIGEST],
+        &ci.bundles(),
     )
     .unwrap();
     assert_eq!(sig.certificate.unwrap().subject, "cody@soyland.com");
+    assert_eq!(sig.signed_at, Some(1740770291));
     assert!(!payload.is_empty());
     // ... and its predicate, cosign's custom one, is not one policy reads.
     let r = verify_attestations(
         &[oci_attestation_bundle()],
         &image(ATT_DIGEST),
         &[],
-        &[ci],
+        &[ci.rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -322,27 +310,143 @@ fn keyless_attestation_bundle_verifies_and_its_non_sbom_predicate_is_reported() 
         "{:?}",
         r.rejected
     );
+    // As an attestation about the platform manifest of another image (an accepted subject).
+    let r = verify_attestations(
+        &[oci_attestation_bundle()],
+        &image(OTHER),
+        &[ATT_DIGEST.to_string()],
+        &[ci.rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert!(
+        r.rejected[0].contains("is not one policy reads"),
+        "{:?}",
+        r.rejected
+    );
+    // About another image only: refused by the verifier for its subject.
+    let r = verify_attestations(
+        &[oci_attestation_bundle()],
+        &image(OTHER),
+        &[],
+        &[ci.rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert!(
+        r.rejected[0].contains("the bundle is about another artifact"),
+        "{:?}",
+        r.rejected
+    );
     // Another identity: rejected for that, not for the predicate.
+    let someone = TestAuthority::keyless("ci", &root, identity("someone@example.com"));
     let r = verify_attestations(
         &[oci_attestation_bundle()],
         &image(ATT_DIGEST),
         &[],
-        &[Authority::Keyless {
-            name: "ci",
-            trusted_root: &root,
-            identity: &someone,
-        }],
+        &[someone.rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
     assert!(r.attestations.is_empty());
     assert!(
-        r.rejected[0].contains("someone@example.com") || r.rejected[0].contains("cody@soyland.com"),
+        r.rejected[0].contains(
+            "certificate identity \"cody@soyland.com\" does not match \"someone@example.com\""
+        ),
         "{:?}",
         r.rejected
     );
+    // A key authority: the bundle is signed with a certificate, not with a key.
+    let key = grype_key();
+    let r = verify_attestations(
+        &[oci_attestation_bundle()],
+        &image(ATT_DIGEST),
+        &[],
+        &[key_authority("release", &key).rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
     assert!(
-        !r.rejected[0].contains("predicate type"),
+        r.rejected[0].contains("signed with a certificate, not with a key"),
+        "{:?}",
+        r.rejected
+    );
+}
+
+#[test]
+fn a_key_signed_attestation_bundle_verifies_with_its_key_alone() {
+    let signer = random_key();
+    let key = PublicKey::from_pem(&public_key_pem(&signer)).unwrap();
+    let statement = super::testca::statement(
+        "reg.test/app",
+        GRYPE_DIGEST,
+        "https://cyclonedx.org/bom",
+        serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.5"}),
+    );
+    let rekor = TestRekor::new();
+    // Logged in a log no key authority can know of: the entry is not verified, only its binding.
+    let bundle = super::testca::statement_bundle(
+        super::testca::BundleSigner::Key(&signer),
+        Some(&rekor),
+        &statement,
+        1_700_000_000,
+    );
+    let material = |json: &serde_json::Value| {
+        [AttestationMaterial::Bundle(SigstoreBundle {
+            json: json.to_string().into_bytes(),
+            media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
+            origin: origin(4),
+        })]
+    };
+    let r = verify_attestations(
+        &material(&bundle),
+        &image(GRYPE_DIGEST),
+        &[],
+        &[key_authority("k", &key).rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert_eq!(r.attestations.len(), 1, "{:?}", r.rejected);
+    assert_eq!(r.attestations[0].predicate["specVersion"], "1.5");
+    assert_eq!(
+        r.attestations[0].signer,
+        Signer::Authority(format!("k (key sha256:{})", &key.fingerprint()[..12]))
+    );
+    // Another key does not verify it; nor does an entry about another signature.
+    let other = PublicKey::from_pem(&public_key_pem(&random_key())).unwrap();
+    let r = verify_attestations(
+        &material(&bundle),
+        &image(GRYPE_DIGEST),
+        &[],
+        &[key_authority("k", &other).rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert!(r.attestations.is_empty());
+    assert!(
+        r.rejected[0].contains("does not verify"),
+        "{:?}",
+        r.rejected
+    );
+    let mut swapped = bundle.clone();
+    swapped["verificationMaterial"]["tlogEntries"] = super::testca::statement_bundle(
+        super::testca::BundleSigner::Key(&signer),
+        Some(&rekor),
+        b"{}",
+        1_700_000_000,
+    )["verificationMaterial"]["tlogEntries"]
+        .clone();
+    let r = verify_attestations(
+        &material(&swapped),
+        &image(GRYPE_DIGEST),
+        &[],
+        &[key_authority("k", &key).rule()],
+        &VerifyOptions::default(),
+        at(1_790_000_000),
+    );
+    assert!(r.attestations.is_empty());
+    assert!(
+        r.rejected[0].contains("the log entry is not about this bundle"),
         "{:?}",
         r.rejected
     );
@@ -384,7 +488,7 @@ fn unsigned_statements_and_attached_sboms_are_unsigned() {
         &material,
         &image(TRIVY_DIGEST),
         &[],
-        &[key_authority("release", &key)],
+        &[key_authority("release", &key).rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -427,7 +531,7 @@ fn unsigned_statements_and_attached_sboms_are_unsigned() {
 
 /// An envelope over `statement` signed by `key`.
 fn envelope_for(statement: &[u8], key: &p256::ecdsa::SigningKey) -> (Vec<u8>, Vec<u8>) {
-    let sig = sign(key, &bundle::pae(IN_TOTO_PAYLOAD_TYPE, statement));
+    let sig = sign(key, &crate::dsse::pae(IN_TOTO_PAYLOAD_TYPE, statement));
     let env = serde_json::json!({
         "payloadType": IN_TOTO_PAYLOAD_TYPE,
         "payload": b64(statement),
@@ -471,7 +575,7 @@ fn string_predicates_are_decoded_and_other_shapes_refused() {
         &material,
         &image(GRYPE_DIGEST),
         &[],
-        &[key_authority("k", &key)],
+        &[key_authority("k", &key).rule()],
         &VerifyOptions::default(),
         at(1_790_000_000),
     );
@@ -513,7 +617,7 @@ fn hostile_envelopes_are_rejected_with_reasons() {
             &[dsse(envelope.to_vec())],
             &image(GRYPE_DIGEST),
             &[],
-            &[key_authority("k", &key)],
+            &[key_authority("k", &key).rule()],
             &VerifyOptions::default(),
             at(1_790_000_000),
         );
@@ -531,7 +635,7 @@ const ISSUER: &str = "https://token.actions.githubusercontent.com";
 struct Keyless {
     ca: TestCa,
     rekor: TestRekor,
-    root: TrustedRoot,
+    root_json: String,
     leaf_key: p256::ecdsa::SigningKey,
     leaf_der: Vec<u8>,
 }
@@ -540,10 +644,7 @@ impl Keyless {
     fn new() -> Keyless {
         let ca = TestCa::new("test ca");
         let rekor = TestRekor::new();
-        let root = TrustedRoot::from_json(
-            trusted_root_json(&ca, &rekor, "2020-01-01T00:00:00Z").as_bytes(),
-        )
-        .unwrap();
+        let root_json = trusted_root_json(&ca, &rekor, "2020-01-01T00:00:00Z");
         let leaf_key = random_key();
         let leaf_der = ca.issue(
             &leaf_key,
@@ -557,7 +658,7 @@ impl Keyless {
         Keyless {
             ca,
             rekor,
-            root,
+            root_json,
             leaf_key,
             leaf_der,
         }
@@ -598,11 +699,7 @@ impl Keyless {
             &[m],
             &image(GRYPE_DIGEST),
             &[],
-            &[Authority::Keyless {
-                name: "ci",
-                trusted_root: &self.root,
-                identity: &identity,
-            }],
+            &[TestAuthority::keyless("ci", self.root_json.as_bytes(), identity).rule()],
             &VerifyOptions::default(),
             at(T0 + 3600),
         )

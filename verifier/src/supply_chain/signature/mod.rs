@@ -1,5 +1,9 @@
-//! Verification of cosign signatures: simple signing payloads, Rekor bundles, keyless certificates,
-//! Sigstore bundles. Offline: keys, the trusted root and the time come from the caller.
+//! Verification of cosign's own signature formats, which are not Sigstore bundles: simple signing
+//! payloads (`.sig`) and DSSE envelopes (`.att`) with their Rekor bundle annotation (SET) and keyless
+//! certificate. Offline: keys, the trusted root and the time come from the caller.
+//!
+//! Sigstore bundles (cosign v2 `--new-bundle-format`, cosign v3) are verified by
+//! [`crate::sigstore`], on sigstore-verify, which reads bundles only: these older formats stay here.
 //!
 //! Order matters and is the same everywhere: bounded decoding, then the signature over the exact
 //! bytes that were signed, and only then is the signed content parsed and compared with the image.
@@ -7,14 +11,11 @@
 //!
 //! - [`verify_simple_signing`]: a cosign `.sig` layer (key-based, or keyless with a Fulcio
 //!   certificate and a Rekor bundle);
-//! - [`verify_bundle`]: a Sigstore bundle (v0.1 to v0.3; DSSE in-toto statement or message
-//!   signature), key-based or keyless;
 //! - [`verify_attestations`]: in-toto attestations (cosign `.att` DSSE envelopes, Sigstore
-//!   bundles, BuildKit statements, attached SBOMs) about an image;
+//!   bundles through [`crate::sigstore`], BuildKit statements, attached SBOMs) about an image;
 //! - [`TrustedRoot`]: a Sigstore `trusted_root.json`.
 
 mod attestation;
-mod bundle;
 mod cert;
 mod json;
 mod rekor;
@@ -32,13 +33,10 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::dsse::pae as dsse_pae;
 pub use attestation::{
-    verify_attestations, verify_attestations_with, verify_envelope, Admit, IN_TOTO_PAYLOAD_TYPE,
-    MAX_DOCUMENT_LEN, MAX_ENVELOPE_LEN, STATEMENT_V01, STATEMENT_V1,
-};
-pub use bundle::{
-    pae as dsse_pae, verify_bundle, COSIGN_SIGN_PREDICATE, MAX_ATTESTATION_BUNDLE_LEN,
-    MAX_ATTESTATION_PAYLOAD, MAX_BUNDLE_LEN,
+    verify_attestations, verify_attestations_with, verify_envelope, Admit, RuleAuthority,
+    IN_TOTO_PAYLOAD_TYPE, MAX_DOCUMENT_LEN, MAX_ENVELOPE_LEN, STATEMENT_V01, STATEMENT_V1,
 };
 pub use cert::{CertificateIdentity, IdentityPolicy, Matcher};
 pub use json::{format_unix, parse_rfc3339};
@@ -46,8 +44,18 @@ pub use rekor::RekorEntry;
 pub use trust_root::{CertificateAuthority, TransparencyLog, TrustedRoot, Validity};
 
 use crate::keys::PublicKey;
-use crate::material::{Origin, SignatureMaterial, SimpleSigning};
+use crate::material::{Origin, SimpleSigning};
 use crate::reference::Reference;
+
+/// Largest Sigstore bundle accepted as an image signature (certificate, inclusion proof and
+/// envelope: a few KiB to tens of KiB).
+pub const MAX_BUNDLE_LEN: usize = 1024 * 1024;
+/// The predicate type cosign v3 uses for image signatures.
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+/// Largest attestation bundle accepted: its DSSE payload may be a large SBOM (base64 in the bundle).
+pub const MAX_ATTESTATION_BUNDLE_LEN: usize = 48 * 1024 * 1024;
+/// Largest attestation DSSE payload (statement) accepted.
+pub const MAX_ATTESTATION_PAYLOAD: usize = 32 * 1024 * 1024;
 
 /// The `critical.type` of a cosign simple-signing payload.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
@@ -68,11 +76,11 @@ pub enum ErrorKind {
     BadSignature,
     /// The signature verifies but is about another image (digest, repository, type).
     WrongImage,
-    /// Rekor or the certificate chain cannot be trusted with the trusted root.
+    /// Rekor, a timestamp or the certificate chain cannot be trusted with the trusted root.
     Untrusted,
     /// The certificate does not name the identity or issuer the policy expects.
     Identity,
-    /// The certificate was not valid at the time Rekor vouches for.
+    /// The certificate was not valid at the signing time Rekor (or a timestamp) vouches for.
     Expired,
 }
 
@@ -157,7 +165,7 @@ pub struct VerifyOptions {
     /// The payload's `docker-reference` must name the image's repository (a signature copied from
     /// another repository fails). Simple signing only: bundles name a digest, not a repository.
     pub require_identity_match: bool,
-    /// Key-based: require a verified Rekor entry (keyless always requires one).
+    /// Key-based cosign formats: require a verified Rekor entry (keyless always requires one).
     pub require_tlog: bool,
     /// DSSE bundles: accepted in-toto predicate types; empty accepts any.
     pub bundle_predicate_types: Vec<String>,
@@ -191,8 +199,6 @@ pub struct VerifiedCertificate {
     pub issuer: String,
     /// SHA-256 of the certificate DER, hex.
     pub fingerprint: String,
-    pub not_before: i64,
-    pub not_after: i64,
 }
 
 /// A signature that verified, for the verdict and the attestation record.
@@ -200,7 +206,8 @@ pub struct VerifiedCertificate {
 pub struct VerifiedSignature {
     pub authority: String,
     pub format: SignatureFormat,
-    /// SHA-256 of the SPKI DER of the key that verified the signature (the leaf's key when keyless).
+    /// SHA-256 of the SPKI DER of the key that verified the signature: the leaf's key for cosign's
+    /// keyless formats, empty for a keyless Sigstore bundle (its certificate names the signer).
     pub key_fingerprint: String,
     /// The image digest the signature names (equal to the image's).
     pub digest: String,
@@ -209,7 +216,12 @@ pub struct VerifiedSignature {
     /// The in-toto predicate type (DSSE bundles).
     pub predicate_type: Option<String>,
     pub certificate: Option<VerifiedCertificate>,
+    /// The Rekor entry of cosign's formats (a Sigstore bundle's entries are in its verification).
     pub rekor: Option<RekorEntry>,
+    /// The verified signing time (Unix seconds): a Rekor integrated time its SET vouches for, or a
+    /// bundle's earliest verified time (RFC 3161 timestamp or SET). An authority's validity window
+    /// is checked at it.
+    pub signed_at: Option<i64>,
     pub origin: Origin,
 }
 
@@ -218,20 +230,6 @@ pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-/// Verifies any signature material with `authority`.
-pub fn verify(
-    material: &SignatureMaterial,
-    image: &Image<'_>,
-    authority: &Authority<'_>,
-    options: &VerifyOptions,
-    now: SystemTime,
-) -> Result<VerifiedSignature> {
-    match material {
-        SignatureMaterial::Simple(s) => verify_simple_signing(s, image, authority, options, now),
-        SignatureMaterial::Bundle(b) => verify_bundle(b, image, authority, options, now),
     }
 }
 
@@ -311,6 +309,7 @@ pub fn verify_simple_signing(
                 docker_reference: None,
                 predicate_type: None,
                 certificate: None,
+                signed_at: entry.as_ref().map(|e| e.integrated_time),
                 rekor: entry,
                 origin: sig.origin.clone(),
             }
@@ -439,7 +438,6 @@ pub(crate) fn keyless_checks(
 ) -> Result<VerifiedSignature> {
     cert::verify_chain(leaf, chain, root, entry.integrated_time)?;
     let (subject, issuer) = policy.check(&cert::identity(leaf)?)?;
-    let tbs = &leaf.cert.tbs_certificate;
     Ok(VerifiedSignature {
         authority: name.to_string(),
         format: SignatureFormat::SimpleSigning,
@@ -451,12 +449,9 @@ pub(crate) fn keyless_checks(
             subject,
             issuer,
             fingerprint: leaf.fingerprint(),
-            not_before: i64::try_from(tbs.validity.not_before.to_unix_duration().as_secs())
-                .unwrap_or(0),
-            not_after: i64::try_from(tbs.validity.not_after.to_unix_duration().as_secs())
-                .unwrap_or(0),
         }),
         rekor: Some(entry.clone()),
+        signed_at: Some(entry.integrated_time),
         origin,
     })
 }

@@ -1,5 +1,7 @@
-//! Rekor: the signed entry timestamp (SET), the entry body's binding to the signature it vouches for,
-//! and (for Sigstore bundles) the inclusion proof and its signed checkpoint. All offline.
+//! Rekor as cosign's own formats carry it (the `dev.sigstore.cosign/bundle` annotation): the signed
+//! entry timestamp (SET) and the entry body's binding to the signature it vouches for. All offline.
+//! A Sigstore bundle's entries, with their inclusion proofs and checkpoints, are
+//! [`crate::sigstore`]'s.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -23,8 +25,6 @@ pub struct RekorEntry {
     pub log_index: i64,
     /// Seconds since the epoch at which the log integrated the entry (signed by the SET).
     pub integrated_time: i64,
-    /// Whether an inclusion proof and its checkpoint were verified too.
-    pub inclusion_proof_verified: bool,
 }
 
 /// An entry as carried by a signature, before anything about it is trusted.
@@ -120,7 +120,6 @@ pub(crate) fn verify_set(e: &UntrustedEntry, root: &TrustedRoot, now: i64) -> Re
         log_id,
         log_index: e.log_index,
         integrated_time: e.integrated_time,
-        inclusion_proof_verified: false,
     })
 }
 
@@ -302,152 +301,5 @@ fn check_verifier(b64_pem: &str, signer: Signer<'_>) -> Result<()> {
         Err(untrusted(
             "Rekor entry names another signer (key or certificate)",
         ))
-    }
-}
-
-/// An inclusion proof as a Sigstore bundle carries it.
-pub(crate) struct InclusionProof {
-    pub log_index: u64,
-    pub tree_size: u64,
-    pub root_hash: Vec<u8>,
-    pub hashes: Vec<Vec<u8>>,
-    pub checkpoint: String,
-}
-
-fn node_hash(left: &[u8], right: &[u8]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().to_vec()
-}
-
-/// RFC 9162 §2.1.3.2: the root the audit path leads to from leaf `index` of a tree of `size`.
-fn root_from_path(index: u64, size: u64, leaf: Vec<u8>, path: &[Vec<u8>]) -> Option<Vec<u8>> {
-    if index >= size {
-        return None;
-    }
-    let (mut fnode, mut snode, mut r) = (index, size - 1, leaf);
-    for p in path {
-        if snode == 0 {
-            return None;
-        }
-        if fnode & 1 == 1 || fnode == snode {
-            r = node_hash(p, &r);
-            while fnode & 1 == 0 && fnode != 0 {
-                fnode >>= 1;
-                snode >>= 1;
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    (snode == 0).then_some(r)
-}
-
-/// Verifies that `body` is in the log: the audit path leads to the root hash, and the checkpoint
-/// (a signed note) naming that root and tree size is signed by the log's key.
-pub(crate) fn verify_inclusion(
-    body: &[u8],
-    proof: &InclusionProof,
-    log_id: &[u8],
-    root: &TrustedRoot,
-) -> Result<()> {
-    let log = root
-        .tlog(log_id)
-        .ok_or_else(|| untrusted("Rekor log of the inclusion proof is not in the trusted root"))?;
-    if proof.hashes.len() > 64 || proof.hashes.iter().any(|h| h.len() != 32) {
-        return Err(malformed("Rekor inclusion proof has malformed hashes"));
-    }
-    let mut leaf = Sha256::new();
-    leaf.update([0u8]);
-    leaf.update(body);
-    let computed = root_from_path(
-        proof.log_index,
-        proof.tree_size,
-        leaf.finalize().to_vec(),
-        &proof.hashes,
-    );
-    if computed.as_deref() != Some(proof.root_hash.as_slice()) {
-        return Err(untrusted(
-            "Rekor inclusion proof does not lead to its root hash",
-        ));
-    }
-    // Signed note: text lines, a blank line, then `— <name> <base64(keyhash[4] || signature)>`.
-    let note = &proof.checkpoint;
-    if note.len() > 16 * 1024 {
-        return Err(malformed("Rekor checkpoint too large"));
-    }
-    let (text, sigs) = note
-        .split_once("\n\n")
-        .ok_or_else(|| malformed("Rekor checkpoint is not a signed note"))?;
-    let text = format!("{text}\n");
-    let mut lines = text.lines();
-    let (_origin, size, root_hash) = (lines.next(), lines.next(), lines.next());
-    if size.and_then(|s| s.parse::<u64>().ok()) != Some(proof.tree_size)
-        || root_hash
-            .and_then(|h| json::b64(h, 64, "checkpoint root").ok())
-            .as_deref()
-            != Some(proof.root_hash.as_slice())
-    {
-        return Err(untrusted(
-            "Rekor checkpoint is for another tree than the inclusion proof",
-        ));
-    }
-    let hint = log_id.get(..4).unwrap_or_default();
-    for line in sigs.lines().take(16) {
-        let Some(rest) = line.strip_prefix("\u{2014} ") else {
-            continue;
-        };
-        let Some((_name, sig)) = rest.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(sig) = json::b64(sig, 1024, "checkpoint signature") else {
-            continue;
-        };
-        if sig.len() > 4 && &sig[..4] == hint && log.key.verify(text.as_bytes(), &sig[4..]).is_ok()
-        {
-            return Ok(());
-        }
-    }
-    Err(untrusted(
-        "Rekor checkpoint is not signed by the trusted log key",
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn leaf(i: u8) -> Vec<u8> {
-        let mut h = Sha256::new();
-        h.update([0u8, i]);
-        h.finalize().to_vec()
-    }
-
-    #[test]
-    fn audit_paths_lead_to_the_root() {
-        // A tree of 5 leaves: root = H(H(H(0,1),H(2,3)), 4).
-        let (l0, l1, l2, l3, l4) = (leaf(0), leaf(1), leaf(2), leaf(3), leaf(4));
-        let n01 = node_hash(&l0, &l1);
-        let n23 = node_hash(&l2, &l3);
-        let n0123 = node_hash(&n01, &n23);
-        let root = node_hash(&n0123, &l4);
-        assert_eq!(
-            root_from_path(4, 5, l4.clone(), std::slice::from_ref(&n0123)),
-            Some(root.clone())
-        );
-        assert_eq!(
-            root_from_path(2, 5, l2.clone(), &[l3.clone(), n01.clone(), l4.clone()]),
-            Some(root.clone())
-        );
-        assert_ne!(
-            root_from_path(3, 5, l2, &[l3, n01, l4.clone()]),
-            Some(root.clone())
-        );
-        assert_eq!(root_from_path(5, 5, l4.clone(), &[]), None);
-        assert_eq!(root_from_path(4, 5, l4, &[n0123.clone(), n0123]), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Tests with the real cosign and Sigstore fixtures (`../shared/fixtures`, see its SOURCES.md) and
-//! with a test CA and Rekor key for the keyless cases no public fixture covers.
+//! Tests of cosign's own formats with the real cosign fixtures (`../shared/fixtures`, see its
+//! SOURCES.md) and with a test CA and Rekor key for the keyless cases no public fixture covers.
+//! Sigstore bundles at container start are tested in `sigstore/image_tests.rs`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use spki::EncodePublicKey;
 
 use super::testca::{cert_pem, hashedrekord_body, trusted_root_json, LeafSpec, TestCa, TestRekor};
 use super::*;
-use crate::material::{Origin, SigstoreBundle, SimpleSigning};
+use crate::material::{Origin, SimpleSigning};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const VALID_DIGEST: &str =
@@ -21,11 +22,7 @@ const VALID_REPO: &str = "192.168.64.2:5000/cosign-signed-single-sample";
 const REKOR_DIGEST: &str =
     "sha256:0489474da8ea22426ece86ace6c1c0026ab2fd3cdfbbd62b7e94650266c37d9a";
 const REKOR_REPO: &str = "192.168.64.2:5000/cosign-signed/key-1";
-const V03_DIGEST: &str = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
-const V03_SAN: &str =
-    "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
-const ATT_DIGEST: &str = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
 
 fn b64d(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
@@ -518,401 +515,17 @@ fn tampered_grype_attestation_payload_is_not_a_signature() {
         serde_json::from_slice(&read("malformed/grype_alpine-tampered.cdx.att.json")).unwrap();
     let payload = b64d(env["payload"].as_str().unwrap());
     let sig = b64d(env["signatures"][0]["sig"].as_str().unwrap());
-    let pae = bundle::pae(env["payloadType"].as_str().unwrap(), &payload);
+    let pae = crate::dsse::pae(env["payloadType"].as_str().unwrap(), &payload);
     assert!(k.verify(&pae, &sig).is_err());
     let env: serde_json::Value =
         serde_json::from_slice(&read("attestations/grype-alpine/alpine.cdx.att.json")).unwrap();
     let payload = b64d(env["payload"].as_str().unwrap());
     let sig = b64d(env["signatures"][0]["sig"].as_str().unwrap());
     k.verify(
-        &bundle::pae(env["payloadType"].as_str().unwrap(), &payload),
+        &crate::dsse::pae(env["payloadType"].as_str().unwrap(), &payload),
         &sig,
     )
     .unwrap();
-}
-
-// ---------------------------------------------------------------- Sigstore bundles
-
-fn bundle(path: &str) -> SigstoreBundle {
-    SigstoreBundle {
-        json: read(path),
-        media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".into(),
-        origin: origin(),
-    }
-}
-
-fn github_policy() -> IdentityPolicy {
-    IdentityPolicy::new(Some(V03_SAN), None, Some(GITHUB_ISSUER), None).unwrap()
-}
-
-#[test]
-fn bundle_v03_verifies_keyless_with_the_public_good_root() {
-    let b = bundle("signatures/sigstore-rs/bundle_v03.json");
-    let root = public_good_root();
-    let policy = github_policy();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &policy,
-    };
-    let image = Image {
-        digest: V03_DIGEST,
-        repository: "ghcr.io/kubewarden/kubewarden-controller",
-    };
-    let v = verify_bundle(&b, &image, &a, &opts(), now()).expect("bundle verifies");
-    assert_eq!(v.format, SignatureFormat::BundleDsse);
-    assert_eq!(v.digest, V03_DIGEST);
-    assert_eq!(v.predicate_type.as_deref(), Some(COSIGN_SIGN_PREDICATE));
-    let c = v.certificate.expect("certificate");
-    assert_eq!(c.subject, V03_SAN);
-    assert_eq!(c.issuer, GITHUB_ISSUER);
-    let r = v.rekor.expect("rekor");
-    assert_eq!(r.integrated_time, 1775719409);
-    assert_eq!(r.log_index, 1261105807);
-    assert!(r.inclusion_proof_verified);
-
-    // Regex identities, anchored.
-    let re = IdentityPolicy::new(
-        None,
-        Some("https://github.com/kubewarden/.*"),
-        None,
-        Some(r"https://token\.actions\..*"),
-    )
-    .unwrap();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &re,
-    };
-    verify_bundle(&b, &image, &a, &opts(), now()).unwrap();
-    let partial = IdentityPolicy::new(None, Some("kubewarden"), Some(GITHUB_ISSUER), None).unwrap();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &partial,
-    };
-    assert_eq!(
-        err(verify_bundle(&b, &image, &a, &opts(), now())).kind,
-        ErrorKind::Identity
-    );
-}
-
-#[test]
-fn bundle_v03_refuses_wrong_identity_issuer_digest_and_predicate() {
-    let b = bundle("signatures/sigstore-rs/bundle_v03.json");
-    let root = public_good_root();
-    let image = Image {
-        digest: V03_DIGEST,
-        repository: "ghcr.io/x/y",
-    };
-    let wrong_subject = IdentityPolicy::new(
-        Some("https://github.com/acme/x"),
-        None,
-        Some(GITHUB_ISSUER),
-        None,
-    )
-    .unwrap();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &wrong_subject,
-    };
-    let e = err(verify_bundle(&b, &image, &a, &opts(), now()));
-    assert_eq!(e.kind, ErrorKind::Identity);
-    assert!(e.reason.contains("certificate subject"), "{e}");
-    let wrong_issuer = IdentityPolicy::new(
-        Some(V03_SAN),
-        None,
-        Some("https://accounts.google.com"),
-        None,
-    )
-    .unwrap();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &wrong_issuer,
-    };
-    let e = err(verify_bundle(&b, &image, &a, &opts(), now()));
-    assert!(
-        e.reason.contains(
-            "certificate issuer \"https://token.actions.githubusercontent.com\" does not match"
-        ),
-        "{e}"
-    );
-
-    let policy = github_policy();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &policy,
-    };
-    let other = Image {
-        digest: ATT_DIGEST,
-        repository: "ghcr.io/x/y",
-    };
-    let e = err(verify_bundle(&b, &other, &a, &opts(), now()));
-    assert_eq!(
-        e.reason,
-        format!("signed digest {V03_DIGEST} is not the image digest {ATT_DIGEST}")
-    );
-    let only_sbom = VerifyOptions {
-        bundle_predicate_types: vec!["https://spdx.dev/Document".into()],
-        ..opts()
-    };
-    assert!(err(verify_bundle(&b, &image, &a, &only_sbom, now()))
-        .reason
-        .contains("predicate type"));
-    // A key authority does not accept a certificate with another key.
-    let k1 = key("signatures/containers-image/cosign.pub");
-    assert!(err(verify_bundle(
-        &b,
-        &image,
-        &with_key("k1", &k1, Some(&root)),
-        &opts(),
-        now()
-    ))
-    .reason
-    .contains("not with key k1"));
-    // An empty trusted root trusts nothing.
-    let empty = TrustedRoot::default();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &empty,
-        identity: &policy,
-    };
-    assert_eq!(
-        err(verify_bundle(&b, &image, &a, &opts(), now())).kind,
-        ErrorKind::Untrusted
-    );
-}
-
-/// Applies `f` to the bundle JSON and verifies.
-fn tampered(
-    path: &str,
-    digest: &str,
-    policy: &IdentityPolicy,
-    o: &VerifyOptions,
-    f: impl Fn(&mut serde_json::Value),
-) -> Result<VerifiedSignature> {
-    let mut v: serde_json::Value = serde_json::from_slice(&read(path)).unwrap();
-    f(&mut v);
-    let b = SigstoreBundle {
-        json: v.to_string().into_bytes(),
-        media_type: String::new(),
-        origin: origin(),
-    };
-    let root = public_good_root();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: policy,
-    };
-    verify_bundle(
-        &b,
-        &Image {
-            digest,
-            repository: "ghcr.io/x/y",
-        },
-        &a,
-        o,
-        now(),
-    )
-}
-
-#[test]
-fn one_changed_byte_fails_the_bundles() {
-    let cases: [(&str, &str, IdentityPolicy, VerifyOptions); 2] = [
-        (
-            "signatures/sigstore-rs/bundle_v03.json",
-            V03_DIGEST,
-            github_policy(),
-            opts(),
-        ),
-        (
-            "attestations/cosign-oci-attestation/oci-attestation.sigstore.json",
-            ATT_DIGEST,
-            IdentityPolicy::new(
-                Some("cody@soyland.com"),
-                None,
-                Some("https://github.com/login/oauth"),
-                None,
-            )
-            .unwrap(),
-            VerifyOptions {
-                bundle_predicate_types: vec![],
-                ..opts()
-            },
-        ),
-    ];
-    for (path, digest, policy, o) in &cases {
-        // Untouched: verifies.
-        let v = tampered(path, digest, policy, o, |_| {}).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert!(v.rekor.unwrap().inclusion_proof_verified);
-        let ptrs = [
-            "/dsseEnvelope/payload",
-            "/dsseEnvelope/signatures/0/sig",
-            "/verificationMaterial/certificate/rawBytes",
-            "/verificationMaterial/tlogEntries/0/inclusionPromise/signedEntryTimestamp",
-            "/verificationMaterial/tlogEntries/0/canonicalizedBody",
-            "/verificationMaterial/tlogEntries/0/inclusionProof/rootHash",
-            "/verificationMaterial/tlogEntries/0/inclusionProof/hashes/3",
-        ];
-        for ptr in ptrs {
-            let len = {
-                let v: serde_json::Value = serde_json::from_slice(&read(path)).unwrap();
-                b64d(v.pointer(ptr).unwrap().as_str().unwrap()).len()
-            };
-            // About 24 positions per field, first and last byte included (debug builds are slow).
-            let step = (len / 24).max(1);
-            for i in (0..len).step_by(step).chain([len - 1]) {
-                let r = tampered(path, digest, policy, o, |v| {
-                    let s = v.pointer(ptr).unwrap().as_str().unwrap().to_string();
-                    *v.pointer_mut(ptr).unwrap() = flip_b64(&s, i).into();
-                });
-                assert!(r.is_err(), "{path} {ptr} byte {i} still verifies");
-            }
-        }
-        for (ptr, value) in [
-            (
-                "/verificationMaterial/tlogEntries/0/integratedTime",
-                "1700000000",
-            ),
-            ("/verificationMaterial/tlogEntries/0/logIndex", "1"),
-            (
-                "/verificationMaterial/tlogEntries/0/inclusionProof/treeSize",
-                "1",
-            ),
-        ] {
-            let r = tampered(path, digest, policy, o, |v| {
-                *v.pointer_mut(ptr).unwrap() = value.into()
-            });
-            assert!(r.is_err(), "{path} {ptr}");
-        }
-        let r = tampered(path, digest, policy, o, |v| {
-            v["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
-        });
-        assert!(err(r).reason.contains("no transparency log entry"));
-    }
-}
-
-#[test]
-fn oci_attestation_bundle_verifies_keyless() {
-    let policy = IdentityPolicy::new(
-        Some("cody@soyland.com"),
-        None,
-        Some("https://github.com/login/oauth"),
-        None,
-    )
-    .unwrap();
-    let any = VerifyOptions {
-        bundle_predicate_types: vec![],
-        ..opts()
-    };
-    let v = tampered(
-        "attestations/cosign-oci-attestation/oci-attestation.sigstore.json",
-        ATT_DIGEST,
-        &policy,
-        &any,
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(
-        v.predicate_type.as_deref(),
-        Some("https://cosign.sigstore.dev/attestation/v1")
-    );
-    assert_eq!(v.rekor.unwrap().integrated_time, 1740770291);
-    // By default only cosign's signature predicate counts as a signature.
-    let e = err(tampered(
-        "attestations/cosign-oci-attestation/oci-attestation.sigstore.json",
-        ATT_DIGEST,
-        &policy,
-        &opts(),
-        |_| {},
-    ));
-    assert!(e.reason.contains("predicate type"));
-}
-
-#[test]
-fn hostile_bundles_give_clear_errors() {
-    let root = public_good_root();
-    let policy = github_policy();
-    let a = Authority::Keyless {
-        name: "ci",
-        trusted_root: &root,
-        identity: &policy,
-    };
-    let image = Image {
-        digest: V03_DIGEST,
-        repository: "ghcr.io/x/y",
-    };
-    let check = |json: &[u8], want: &str| {
-        let b = SigstoreBundle {
-            json: json.to_vec(),
-            media_type: String::new(),
-            origin: origin(),
-        };
-        let e = err(verify_bundle(&b, &image, &a, &opts(), now()));
-        assert!(e.reason.contains(want), "{want:?} not in {e}");
-    };
-    check(b"garbage", "not valid JSON");
-    check(&vec![b' '; MAX_BUNDLE_LEN + 1], "more than");
-    check(
-        format!("{}{}", "[".repeat(1000), "]".repeat(1000)).as_bytes(),
-        "nested",
-    );
-    check(
-        br#"{"mediaType":"application/x","verificationMaterial":{}}"#,
-        "media type",
-    );
-    check(
-        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{}}"#,
-        "no certificate",
-    );
-    let r = tampered(
-        "signatures/sigstore-rs/bundle_v03.json",
-        V03_DIGEST,
-        &policy,
-        &opts(),
-        |v| {
-            v.as_object_mut().unwrap().remove("dsseEnvelope");
-        },
-    );
-    assert!(err(r).reason.contains("exactly one"));
-    let r = tampered(
-        "signatures/sigstore-rs/bundle_v03.json",
-        V03_DIGEST,
-        &policy,
-        &opts(),
-        |v| {
-            v["messageSignature"] = serde_json::json!({"signature": "AAAA"});
-        },
-    );
-    assert!(err(r).reason.contains("exactly one"));
-    check(
-        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"!!"}}}"#,
-        "not valid base64",
-    );
-    let r = tampered(
-        "signatures/sigstore-rs/bundle_v03.json",
-        V03_DIGEST,
-        &policy,
-        &opts(),
-        |v| {
-            v["dsseEnvelope"]["payloadType"] = "text/plain".into();
-        },
-    );
-    assert!(err(r).reason.contains("payload type"));
-    let r = tampered(
-        "signatures/sigstore-rs/bundle_v03.json",
-        V03_DIGEST,
-        &policy,
-        &opts(),
-        |v| {
-            v["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"] =
-                "hashedrekord".into();
-        },
-    );
-    assert!(err(r).reason.contains("does not fit"));
 }
 
 // ---------------------------------------------------------------- keyless with a test CA and Rekor
@@ -1182,6 +795,7 @@ fn keyless_untrusted_ca_or_ca_outside_its_window_is_refused() {
         key: k.leaf_key.clone(),
         name: k.ca.name.clone(),
         cert_der: vec![],
+        ct_log: SigningKey::random(&mut OsRng),
     }
     .issue(
         &k.leaf_key,

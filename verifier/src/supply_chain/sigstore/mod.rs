@@ -1,6 +1,7 @@
-//! Sigstore bundles verified to sigstore's own standard: `vouch verify-blob` now, container starts
-//! later, through one entry point, [`verify_blob`] (or [`TrustRoot::verify`] for many bundles
-//! against one trusted root).
+//! Sigstore bundles verified to sigstore's own standard, through one entry point, [`verify_blob`]
+//! (or [`TrustRoot::verify`] for many bundles against one trusted root): `vouch verify-blob`, and
+//! container starts and `vouch verify`, whose image signatures and attestations in bundles
+//! [`image`] verifies with it (the image's manifest digest is the artifact).
 //!
 //! sigstore-verify (sigstore-rust, the verifier that passes the whole sigstore-conformance
 //! bundle-verify suite) does the verification: bundle versions v0.1 to v0.3, message signatures
@@ -31,6 +32,7 @@
 
 mod checks;
 mod error;
+pub mod image;
 #[cfg(test)]
 mod gen;
 #[cfg(test)]
@@ -53,6 +55,7 @@ use sigstore_verify::{
 };
 
 pub use error::{BlobError, FailureKind, MAX_REASON_CHARS};
+pub use image::{verify_image_attestation, verify_image_signature, BundleAuthority};
 pub use witness::{WitnessKey, Witnesses};
 
 use crate::signature::{format_unix, IdentityPolicy, Matcher};
@@ -269,7 +272,13 @@ pub struct TrustRoot {
     root: TrustedRoot,
     verifier: Verifier,
     witnesses: Witnesses,
+    /// False for [`TrustRoot::key_only`]: no log, CA or timestamp authority is trusted.
+    trusts_anything: bool,
 }
+
+/// A trusted root that lists nothing.
+const EMPTY_TRUSTED_ROOT: &str = r#"{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+"tlogs": [], "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []}"#;
 
 impl TrustRoot {
     /// A Sigstore `trusted_root.json`. Every failure is [`FailureKind::TrustedRoot`].
@@ -304,6 +313,20 @@ impl TrustRoot {
             root,
             verifier,
             witnesses: Witnesses::default(),
+            trusts_anything: true,
+        })
+    }
+
+    /// No trust material at all, for a policy's `key` authority, which names no trusted root: only
+    /// a managed-key bundle verifies, on its signature and its binding to the artifact. Its log
+    /// entries must still be about this bundle (sigstore-verify checks that without any key), but
+    /// neither they nor its RFC 3161 timestamps are verified or count as a signing time: nothing
+    /// says which logs and timestamp authorities to trust.
+    pub fn key_only() -> Result<TrustRoot, BlobError> {
+        let root = TrustRoot::from_json(EMPTY_TRUSTED_ROOT.as_bytes())?;
+        Ok(TrustRoot {
+            trusts_anything: false,
+            ..root
         })
     }
 
@@ -321,9 +344,22 @@ impl TrustRoot {
         bundle_json: &[u8],
         policy: &BlobPolicy,
     ) -> Result<BlobVerified, BlobError> {
-        let bundle = parse_bundle(bundle_json)?;
-        checks::material(&bundle, &self.root, policy)?;
-        let cosigners = checks::log_entries(&bundle, &self.root, &self.witnesses)?;
+        self.verify_parsed(artifact, &parse_bundle(bundle_json)?, policy)
+    }
+
+    /// [`TrustRoot::verify`] on a bundle already parsed, for a bundle verified against several
+    /// artifacts in turn.
+    fn verify_parsed(
+        &self,
+        artifact: Artifact<'_>,
+        bundle: &Bundle,
+        policy: &BlobPolicy,
+    ) -> Result<BlobVerified, BlobError> {
+        if !self.trusts_anything {
+            return self.verify_key_only(artifact, bundle, policy);
+        }
+        checks::material(bundle, &self.root, policy)?;
+        let cosigners = checks::log_entries(bundle, &self.root, &self.witnesses)?;
         let (result, signer) = match policy {
             BlobPolicy::Key { key, require_tlog } => {
                 let no_entries = bundle.verification_material.tlog_entries.is_empty();
@@ -339,7 +375,7 @@ impl TrustRoot {
                     // that is present is verified, and an RFC 3161 timestamp is then required.
                     p = p.skip_tlog_unsafe();
                 }
-                let result = self.run(artifact, &bundle, &p)?;
+                let result = self.run(artifact, bundle, &p)?;
                 // sigstore-verify accepts a key bundle with no verified time at all (a Rekor v2
                 // entry, or a Rekor v1 entry without SET, and no RFC 3161 timestamp).
                 if result.verified_timestamps().is_empty() {
@@ -370,15 +406,15 @@ impl TrustRoot {
                 if let Matcher::Exact(i) = &identity.issuer {
                     p = p.require_issuer(i.as_str());
                 }
-                let result = self.run(artifact, &bundle, &p)?;
-                let signer = certificate_signer(&bundle, &result, identity)?;
+                let result = self.run(artifact, bundle, &p)?;
+                let signer = certificate_signer(bundle, &result, identity)?;
                 (result, signer)
             }
         };
-        checks::log_windows(&bundle, &self.root, &result)?;
+        checks::log_windows(bundle, &self.root, &result)?;
         Ok(BlobVerified {
             media_type: bundle.media_type.as_str().to_string(),
-            content: signed_content(&bundle),
+            content: signed_content(bundle),
             signer,
             log_entries: bundle
                 .verification_material
@@ -408,6 +444,52 @@ impl TrustRoot {
                 .iter()
                 .map(|t| t.as_second())
                 .collect(),
+        })
+    }
+
+    /// A managed-key bundle with nothing trusted but the key ([`TrustRoot::key_only`]).
+    fn verify_key_only(
+        &self,
+        artifact: Artifact<'_>,
+        bundle: &Bundle,
+        policy: &BlobPolicy,
+    ) -> Result<BlobVerified, BlobError> {
+        let key = match policy {
+            BlobPolicy::Key {
+                require_tlog: true, ..
+            } => {
+                return Err(BlobError::new(
+                    FailureKind::TrustedRoot,
+                    "a transparency-log entry is required, and there is no trusted root to verify it with",
+                ))
+            }
+            BlobPolicy::Key { key, .. } => key,
+            BlobPolicy::Keyless(_) => {
+                return Err(BlobError::new(
+                    FailureKind::TrustedRoot,
+                    "a certificate needs a trusted root to chain to, and there is none",
+                ))
+            }
+        };
+        checks::material(bundle, &self.root, policy)?;
+        // Timestamps no authority vouches for are dropped rather than refused: they were never
+        // going to count, as the log entries do not.
+        let mut bundle = bundle.clone();
+        bundle
+            .verification_material
+            .timestamp_verification_data
+            .rfc3161_timestamps
+            .clear();
+        let p = PublicKeyVerificationPolicy::new(key.der.clone()).skip_tlog_unsafe();
+        self.run(artifact, &bundle, &p)?;
+        Ok(BlobVerified {
+            media_type: bundle.media_type.as_str().to_string(),
+            content: signed_content(&bundle),
+            signer: Signer::Key {
+                fingerprint: key.fingerprint(),
+            },
+            log_entries: Vec::new(),
+            signing_times: Vec::new(),
         })
     }
 
