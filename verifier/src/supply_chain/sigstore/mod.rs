@@ -38,6 +38,8 @@ mod gen;
 #[cfg(test)]
 mod gen_tests;
 #[cfg(test)]
+mod image_tests;
+#[cfg(test)]
 mod tests;
 mod witness;
 
@@ -472,8 +474,19 @@ impl TrustRoot {
             }
         };
         checks::material(bundle, &self.root, policy)?;
-        // Timestamps no authority vouches for are dropped rather than refused: they were never
-        // going to count, as the log entries do not.
+        let timestamps = &bundle
+            .verification_material
+            .timestamp_verification_data
+            .rfc3161_timestamps;
+        if bundle.verification_material.tlog_entries.is_empty() && !timestamps.is_empty() {
+            return Err(BlobError::new(
+                FailureKind::UntrustedTimestamp,
+                "the bundle has RFC 3161 timestamps and no transparency-log entry, and there is \
+                 no trusted root to verify a timestamp with",
+            ));
+        }
+        // Beside a log entry, timestamps no authority vouches for are dropped rather than
+        // refused: they were never going to count, as the log entries do not.
         let mut bundle = bundle.clone();
         bundle
             .verification_material
@@ -574,12 +587,31 @@ fn parse_bundle(json: &[u8]) -> Result<Bundle, BlobError> {
     }
     let text = std::str::from_utf8(json)
         .map_err(|_| malformed("the bundle is not UTF-8 JSON".to_string()))?;
-    Bundle::from_json(text).map_err(|e| {
+    let bundle = Bundle::from_json(text).map_err(|e| {
         malformed(format!(
             "not a Sigstore bundle: {}",
             error::one_line(&e.to_string(), 200)
         ))
-    })
+    })?;
+    // The content is a protobuf oneof: sigstore-types reads one of the two fields and ignores
+    // the other, so a bundle carrying both would be verified as the one it happened to read.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Content {
+        message_signature: Option<serde::de::IgnoredAny>,
+        dsse_envelope: Option<serde::de::IgnoredAny>,
+    }
+    if let Ok(Content {
+        message_signature: Some(_),
+        dsse_envelope: Some(_),
+    }) = serde_json::from_str::<Content>(text)
+    {
+        return Err(malformed(
+            "the bundle holds both a message signature and a DSSE envelope; it must hold one"
+                .to_string(),
+        ));
+    }
+    Ok(bundle)
 }
 
 fn signed_content(bundle: &Bundle) -> SignedContent {
