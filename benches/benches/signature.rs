@@ -75,9 +75,13 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // As a container start verifies it: the trusted root read once, then each bundle.
-    let root = std::fs::read(Path::new(FIXTURES).join("sigstore-rs/trusted_root.json"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    // As a container start verifies it: the trusted root read once, then each bundle. The
+    // bundle's RFC 3161 timestamp needs the public-good root's timestamp authority.
+    let root = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../verifier/tests/data/sigstore-public-good/trusted_root.json"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
     let trust = TrustRoot::from_json(&root).unwrap_or_else(|e| panic!("{e}"));
     let policy = BlobPolicy::keyless(
         Some("https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0"),

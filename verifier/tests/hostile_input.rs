@@ -981,7 +981,8 @@ fn check_signature(
     Ok(())
 }
 
-/// The sigstore-rs trusted root as a bundle authority for any identity.
+/// The public-good trusted root (with the timestamp authority the fixture bundle's timestamp is
+/// from) as a bundle authority for any identity.
 struct AnyIdentity {
     trust: TrustRoot,
     policy: BlobPolicy,
@@ -989,9 +990,13 @@ struct AnyIdentity {
 
 impl AnyIdentity {
     fn new() -> AnyIdentity {
+        let root = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/sigstore-public-good/trusted_root.json"),
+        )
+        .unwrap();
         AnyIdentity {
-            trust: TrustRoot::from_json(&fixture("signatures/sigstore-rs/trusted_root.json"))
-                .unwrap(),
+            trust: TrustRoot::from_json(&root).unwrap(),
             policy: BlobPolicy::keyless(None, Some(".*"), None, Some(".*")).unwrap(),
         }
     }
