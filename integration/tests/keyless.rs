@@ -187,6 +187,56 @@ impl Case {
             .unwrap();
     }
 
+    /// Pushes `bundle` as cosign v3 does, an OCI 1.1 referrer of the image, and lists it in the
+    /// tag-schema index (docker-registry has no referrers API).
+    fn push_bundle_referrer(&self, image: &Image, bundle: &[u8]) {
+        // What cosign v3 pushes: an OCI 1.1 artifact with `subject`, `artifactType` and the bundle.
+        let subject_bytes = self
+            .registry
+            .get_manifest(&image.repository, &image.digest)
+            .unwrap();
+        let mut subject = descriptor(&subject_bytes.media_type, &subject_bytes.bytes);
+        assert_eq!(subject.digest, image.digest);
+        subject.media_type = subject_bytes.media_type.clone();
+        self.registry.push_blob(&image.repository, bundle).unwrap();
+        self.registry.push_blob(&image.repository, b"{}").unwrap();
+        let referrer = ManifestDocument {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.into()),
+            artifact_type: Some(SIGSTORE_BUNDLE_V03.into()),
+            config: Some(descriptor(OCI_EMPTY, b"{}")),
+            layers: vec![descriptor(SIGSTORE_BUNDLE_V03, bundle)],
+            subject: Some(subject),
+            ..Default::default()
+        }
+        .to_bytes();
+        self.registry
+            .push_manifest(
+                &image.repository,
+                &sha256_digest(&referrer),
+                OCI_MANIFEST,
+                &referrer,
+            )
+            .unwrap();
+        // docker-registry has no referrers API: the OCI 1.1 tag schema index lists the referrer.
+        let mut entry = descriptor(OCI_MANIFEST, &referrer);
+        entry.artifact_type = Some(SIGSTORE_BUNDLE_V03.into());
+        let index = ManifestDocument {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.into()),
+            manifests: vec![entry],
+            ..Default::default()
+        };
+        self.registry
+            .push_manifest(
+                &image.repository,
+                &tag_schema_tag(&image.digest, "").unwrap(),
+                OCI_INDEX,
+                &index.to_bytes(),
+            )
+            .unwrap();
+    }
+
     /// Signs the image's simple-signing payload keylessly (leaf valid `[nb, na]`, logged at `t`)
     /// and pushes it as the image's `.sig`.
     fn sign_keyless(&self, image: &Image, issuer: &str, nb: i64, na: i64, t: i64) {
@@ -419,52 +469,7 @@ fn cosign_v3_bundle_found_through_the_tag_fallback_runs() {
     let key = random_key();
     let leaf = c.leaf(&key, ISSUER, t - 60, t + 540);
     let bundle = dsse_bundle(&key, &leaf, &c.rekor, &image.repository, &image.digest, t);
-    let bundle = bundle.as_bytes();
-    // What cosign v3 pushes: an OCI 1.1 artifact with `subject`, `artifactType` and the bundle.
-    let subject_bytes = c
-        .registry
-        .get_manifest(&image.repository, &image.digest)
-        .unwrap();
-    let mut subject = descriptor(&subject_bytes.media_type, &subject_bytes.bytes);
-    assert_eq!(subject.digest, image.digest);
-    subject.media_type = subject_bytes.media_type.clone();
-    c.registry.push_blob(&image.repository, bundle).unwrap();
-    c.registry.push_blob(&image.repository, b"{}").unwrap();
-    let referrer = ManifestDocument {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.into()),
-        artifact_type: Some(SIGSTORE_BUNDLE_V03.into()),
-        config: Some(descriptor(OCI_EMPTY, b"{}")),
-        layers: vec![descriptor(SIGSTORE_BUNDLE_V03, bundle)],
-        subject: Some(subject),
-        ..Default::default()
-    }
-    .to_bytes();
-    c.registry
-        .push_manifest(
-            &image.repository,
-            &sha256_digest(&referrer),
-            OCI_MANIFEST,
-            &referrer,
-        )
-        .unwrap();
-    // docker-registry has no referrers API: the OCI 1.1 tag schema index lists the referrer.
-    let mut entry = descriptor(OCI_MANIFEST, &referrer);
-    entry.artifact_type = Some(SIGSTORE_BUNDLE_V03.into());
-    let index = ManifestDocument {
-        schema_version: 2,
-        media_type: Some(OCI_INDEX.into()),
-        manifests: vec![entry],
-        ..Default::default()
-    };
-    c.registry
-        .push_manifest(
-            &image.repository,
-            &tag_schema_tag(&image.digest, "").unwrap(),
-            OCI_INDEX,
-            &index.to_bytes(),
-        )
-        .unwrap();
+    c.push_bundle_referrer(&image, bundle.as_bytes());
     // No `.sig`: the bundle is the only signature.
     let sig = c
         .registry
@@ -495,7 +500,51 @@ fn cosign_v3_bundle_found_through_the_tag_fallback_runs() {
     assert_refused(
         &c.run(&config, &image, "bundle-other"),
         &image,
-        "certificate subject",
+        &format!(
+            "certificate identity \"{SUBJECT}\" does not match \"https://github.com/evil/app\""
+        ),
+    );
+    assert_nothing_left(&c.rig, &c.ns);
+}
+
+#[test]
+fn cosign_v3_bundle_refused_for_a_sigstore_reason_names_the_reason() {
+    let c = Case::new();
+    let image = c.image("app", "keyless/bundle-expired");
+    let t = now() - 120;
+    let key = random_key();
+    // Valid ten minutes, logged an hour after it was issued.
+    let leaf = c.leaf(&key, ISSUER, t - 3600, t - 3000);
+    let bundle = dsse_bundle(&key, &leaf, &c.rekor, &image.repository, &image.digest, t);
+    c.push_bundle_referrer(&image, bundle.as_bytes());
+    let config = c.config("vouch", &c.policy(&c.right_identity()));
+    assert_refused(
+        &c.run(&config, &image, "bundle-expired"),
+        &image,
+        "no signature by a trusted authority (1 checked: the certificate chain was not valid at \
+         the signing time: a certificate had expired at ",
+    );
+    // A valid certificate, and the SET of the log entry broken.
+    let leaf = c.leaf(&key, ISSUER, t - 60, t + 540);
+    let bundle = dsse_bundle(&key, &leaf, &c.rekor, &image.repository, &image.digest, t);
+    let mut bundle: serde_json::Value = serde_json::from_str(&bundle).unwrap();
+    let set = &mut bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+        ["signedEntryTimestamp"];
+    let mut bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(set.as_str().unwrap())
+            .unwrap()
+    };
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    *set = b64(&bytes).into();
+    c.push_bundle_referrer(&image, bundle.to_string().as_bytes());
+    let config = c.config("bad-set", &c.policy(&c.right_identity()));
+    assert_refused(
+        &c.run(&config, &image, "bundle-bad-set"),
+        &image,
+        "the signed entry timestamp (SET) does not verify",
     );
     assert_nothing_left(&c.rig, &c.ns);
 }
