@@ -4,9 +4,9 @@
 //! - [`verify`]: the stage's entry point over the matching `verify` rules, with the verdict cache
 //!   ([`cache`]) in front;
 //! - [`registry`], [`material`]: where signatures and attestations come from;
-//! - [`signature`], [`keys`], [`cosign_key`]: cosign signatures, Sigstore bundles, keys;
-//! - [`sigstore`]: Sigstore bundles verified by sigstore's own verifier with our checks around it
-//!   (`vouch verify-blob`);
+//! - [`signature`], [`keys`], [`cosign_key`]: cosign's own signature formats (`.sig`, `.att`), keys;
+//! - [`sigstore`]: Sigstore bundles verified by sigstore's own verifier with our checks around it,
+//!   for container starts, `vouch verify` and `vouch verify-blob` alike;
 //! - [`attestation`], [`sbom`], [`license`], [`sbom_rule`], [`rego`]: in-toto attestations of the
 //!   image (SBOMs, vulnerability reports, OpenVEX), SBOM documents, SPDX license expressions, and
 //!   the `[rule.sbom]` checks and Rego rules over them.
