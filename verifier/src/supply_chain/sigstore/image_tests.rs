@@ -607,7 +607,33 @@ fn hostile_bundles_refuse_a_start_on_one_line() {
     );
     let mut payload_type = s.signed();
     payload_type["dsseEnvelope"]["payloadType"] = "text/plain".into();
-    assert!(matches!(s.start(&v, &payload_type), Outcome::Failed(_)));
+    assert_eq!(
+        refused(s.start(&v, &payload_type)),
+        "unsupported bundle: unsupported DSSE payload type \"text/plain\": cannot bind artifact to \
+         attestation"
+    );
+    let mut kind = s.signed();
+    kind["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"] = "hashedrekord".into();
+    assert_eq!(
+        refused(s.start(&v, &kind)),
+        "unsupported bundle: Rekor entry hashedrekord/0.0.1 is incompatible with a DSSE envelope"
+    );
+    // A trusted root that lists nothing trusts nothing.
+    let empty = s.dir.path().join("empty.json");
+    std::fs::write(
+        &empty,
+        r#"{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+    )
+    .unwrap();
+    let nothing = keyless_rule(
+        &empty,
+        &format!("issuer = \"{ISSUER}\", subject = \"{SUBJECT}\""),
+    );
+    let why = refused(s.start(&nothing, &s.signed()));
+    assert!(
+        why.contains("which the trusted root does not list"),
+        "{why}"
+    );
     // The refusal kind for the signature module's callers.
     let e =
         super::image::signature_error(super::BlobError::new(FailureKind::CertificateExpired, "x"));
