@@ -32,11 +32,11 @@
 
 mod checks;
 mod error;
-pub mod image;
 #[cfg(test)]
 mod gen;
 #[cfg(test)]
 mod gen_tests;
+pub mod image;
 #[cfg(test)]
 mod image_tests;
 #[cfg(test)]
