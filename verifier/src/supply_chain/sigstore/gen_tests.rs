@@ -329,3 +329,55 @@ fn a_timestamp_not_over_this_signature_is_refused() {
         FailureKind::InvalidTimestamp,
     );
 }
+
+// --- the certificate's SCT ---
+
+#[test]
+fn an_sct_from_a_ct_log_the_root_does_not_trust_is_refused() {
+    use base64::Engine;
+    let world = World::new();
+    let spec = Spec::default();
+    let other = LogKey::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for generated in [
+        rekor_v1_bundle(&world, &spec),
+        rekor_v2_bundle(&world, &spec),
+    ] {
+        // Control: the root of the world that made it.
+        verify(&world, &spec, &generated).unwrap();
+        // The same root, but its CT log is another.
+        let mut root = world.trusted_root();
+        root["ctlogs"][0]["publicKey"]["rawBytes"] =
+            b64.encode(super::gen::spki_der(&other.key)).into();
+        root["ctlogs"][0]["logId"]["keyId"] = b64.encode(&other.log_id).into();
+        let root = TrustRoot::from_json(root.to_string().as_bytes()).unwrap();
+        refused(
+            root.verify(
+                Artifact::Bytes(&spec.artifact),
+                generated.bundle.to_string().as_bytes(),
+                &policy(),
+            ),
+            FailureKind::Sct,
+        );
+    }
+}
+
+#[test]
+fn an_sct_made_before_its_ct_log_was_trusted_is_refused() {
+    let world = World::new();
+    let spec = Spec::default();
+    let generated = rekor_v1_bundle(&world, &spec);
+    let mut root = world.trusted_root();
+    // The CT log's window starts after the SCT's time (the certificate's notBefore).
+    root["ctlogs"][0]["publicKey"]["validFor"]["start"] =
+        super::gen::iso(spec.cert_validity.0 + 1).into();
+    let root = TrustRoot::from_json(root.to_string().as_bytes()).unwrap();
+    refused(
+        root.verify(
+            Artifact::Bytes(&spec.artifact),
+            generated.bundle.to_string().as_bytes(),
+            &policy(),
+        ),
+        FailureKind::Sct,
+    );
+}
