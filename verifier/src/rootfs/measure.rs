@@ -1369,12 +1369,21 @@ fn open_file<'a>(
         | nix::fcntl::OFlag::O_NOCTTY
         | nix::fcntl::OFlag::O_NONBLOCK
         | nix::fcntl::OFlag::O_CLOEXEC;
-    let fd = match nix::fcntl::openat(
-        Some(cached.as_raw_fd()),
-        OsStr::from_bytes(name),
-        flags,
-        nix::sys::stat::Mode::empty(),
-    ) {
+    let open = |flags| {
+        nix::fcntl::openat(
+            Some(cached.as_raw_fd()),
+            OsStr::from_bytes(name),
+            flags,
+            nix::sys::stat::Mode::empty(),
+        )
+    };
+    // Measuring reads every file of a fresh layer: without O_NOATIME each read would write the
+    // file's access time. It needs the file's owner or CAP_FOWNER; without them, open as usual.
+    let opened = match open(flags | nix::fcntl::OFlag::O_NOATIME) {
+        Err(nix::errno::Errno::EPERM) => open(flags),
+        other => other,
+    };
+    let fd = match opened {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP) => return Err(changed()),
         Err(err) => return Err(io_error(&full_path(root, e))(err.into())),
@@ -1466,6 +1475,28 @@ impl Hashing<'_> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn measuring_leaves_access_times_as_they_were() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data.bin");
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        // An access time older than the modification time: reading updates it under `relatime`.
+        let old = nix::sys::time::TimeSpec::new(1_000, 0);
+        let now = nix::sys::time::TimeSpec::new(2_000_000_000, 0);
+        nix::sys::stat::utimensat(
+            None,
+            &file,
+            &old,
+            &now,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        measure(dir.path(), &Options::default()).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().atime(), 1_000);
+    }
+
     use super::*;
     use std::os::unix::fs::symlink;
 
