@@ -41,8 +41,6 @@ pub const MAX_DOCUMENT_LEN: usize = MAX_ATTESTATION_PAYLOAD;
 /// SBOMs nest deeper than signatures (CycloneDX nested components).
 const MAX_DOCUMENT_DEPTH: usize = 100;
 const MAX_DSSE_SIGNATURES: usize = 8;
-const MAX_CERT_PEM_LEN: usize = 64 * 1024;
-const MAX_CHAIN_PEM_LEN: usize = 256 * 1024;
 
 /// A DSSE envelope (`{payloadType, payload, signatures: [{keyid, sig}]}`).
 #[derive(Deserialize)]
@@ -347,22 +345,11 @@ fn verify_decoded(
             identity,
             ..
         } => {
-            let pem = d
-                .certificate_pem
-                .as_deref()
-                .ok_or_else(|| untrusted("keyless attestation has no certificate"))?;
-            if pem.len() > MAX_CERT_PEM_LEN {
-                return Err(malformed("certificate annotation too large"));
-            }
-            let mut certs = cert::parse_pem_certs(pem, 1, "certificate annotation")?;
-            let leaf = certs.remove(0);
-            let chain = match &d.chain_pem {
-                Some(c) if c.len() > MAX_CHAIN_PEM_LEN => {
-                    return Err(malformed("certificate chain annotation too large"))
-                }
-                Some(c) => cert::parse_pem_certs(c, 8, "certificate chain annotation")?,
-                None => Vec::new(),
-            };
+            let (leaf, chain) = cert::annotated(
+                d.certificate_pem.as_deref(),
+                d.chain_pem.as_deref(),
+                "attestation",
+            )?;
             let key = leaf.key()?;
             let signature = signatures
                 .iter()

@@ -72,6 +72,30 @@ fn unix(t: x509_cert::time::Time) -> i64 {
 }
 
 /// Parses PEM certificates (a leaf, or a chain), at most `max`.
+/// The signing certificate and its chain from cosign's `.sig`/`.att` annotations, each bounded:
+/// what a keyless signature or attestation (`what`) of the legacy formats carries.
+pub(crate) fn annotated(
+    certificate_pem: Option<&str>,
+    chain_pem: Option<&str>,
+    what: &str,
+) -> Result<(Cert, Vec<Cert>)> {
+    let pem = certificate_pem
+        .ok_or_else(|| super::untrusted(format!("keyless {what} has no certificate")))?;
+    if pem.len() > super::MAX_CERT_PEM_LEN {
+        return Err(malformed("certificate annotation too large"));
+    }
+    let mut certs = parse_pem_certs(pem, 1, "certificate annotation")?;
+    let leaf = certs.remove(0);
+    let chain = match chain_pem {
+        Some(c) if c.len() > super::MAX_CHAIN_PEM_LEN => {
+            return Err(malformed("certificate chain annotation too large"))
+        }
+        Some(c) => parse_pem_certs(c, 8, "certificate chain annotation")?,
+        None => Vec::new(),
+    };
+    Ok((leaf, chain))
+}
+
 pub(crate) fn parse_pem_certs(pem: &str, max: usize, what: &str) -> Result<Vec<Cert>> {
     let blocks = pem_decode_all(pem, max).map_err(|e| malformed(format!("{what}: {e}")))?;
     blocks

@@ -319,22 +319,11 @@ pub fn verify_simple_signing(
             trusted_root,
             identity,
         } => {
-            let pem = sig
-                .certificate_pem
-                .as_deref()
-                .ok_or_else(|| untrusted("keyless signature has no certificate"))?;
-            if pem.len() > MAX_CERT_PEM_LEN {
-                return Err(malformed("certificate annotation too large"));
-            }
-            let mut certs = cert::parse_pem_certs(pem, 1, "certificate annotation")?;
-            let leaf = certs.remove(0);
-            let chain = match &sig.chain_pem {
-                Some(c) if c.len() > MAX_CHAIN_PEM_LEN => {
-                    return Err(malformed("certificate chain annotation too large"))
-                }
-                Some(c) => cert::parse_pem_certs(c, 8, "certificate chain annotation")?,
-                None => Vec::new(),
-            };
+            let (leaf, chain) = cert::annotated(
+                sig.certificate_pem.as_deref(),
+                sig.chain_pem.as_deref(),
+                "signature",
+            )?;
             let key = leaf.key()?;
             let id = cert::identity(&leaf)?;
             key.verify(&sig.payload, &signature).map_err(|_| {
